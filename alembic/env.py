@@ -1,0 +1,33 @@
+"""Alembic environment: the URL comes from mailflow (settings or the caller), never alembic.ini."""
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import mailflow.models  # noqa: F401  (registers the tables)
+
+target_metadata = SQLModel.metadata
+
+
+def run() -> None:
+    conn = context.config.attributes.get("connection")
+    if conn is None:
+        from mailflow import db, settings
+
+        url = context.config.attributes.get("connection_url") or settings.load().database_url
+        with db.engine(url).begin() as c:
+            _migrate(c)
+    else:
+        _migrate(conn)
+
+
+def _migrate(conn) -> None:  # type: ignore[no-untyped-def]
+    context.configure(
+        connection=conn,
+        target_metadata=target_metadata,
+        render_as_batch=conn.dialect.name == "sqlite",  # SQLite needs table copies to alter
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run()

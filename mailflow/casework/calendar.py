@@ -1,0 +1,62 @@
+"""Working days: weekdays that are not bank holidays in the council's nation, nor closure days."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+import holidays
+
+from mailflow.settings import Council
+
+
+class Calendar:
+    def __init__(self, council: Council):
+        self.tz = ZoneInfo(council.timezone)
+        self.nation = council.nation
+        self.closures = {date.fromisoformat(d) for d in council.closure_days}
+        self.cutoff = time.fromisoformat(council.cutoff)
+
+    @cached_property
+    def _holidays(self) -> holidays.HolidayBase:
+        return holidays.country_holidays("GB", subdiv=self.nation)
+
+    def is_working_day(self, d: date) -> bool:
+        return d.weekday() < 5 and d not in self._holidays and d not in self.closures
+
+    def local(self, utc: datetime) -> datetime:
+        """A moment in the council's own time zone."""
+        return utc.astimezone(self.tz)
+
+    def received_day(self, utc: datetime) -> date:
+        """The working day a message counts as received: after the cut-off it is the next one."""
+        local = self.local(utc)
+        d = local.date()
+        if not self.is_working_day(d) or local.time() >= self.cutoff:
+            d = self.next_working_day(d)
+        return d
+
+    def next_working_day(self, d: date) -> date:
+        d += timedelta(days=1)
+        while not self.is_working_day(d):
+            d += timedelta(days=1)
+        return d
+
+    def add_working_days(self, d: date, n: int) -> date:
+        for _ in range(n):
+            d = self.next_working_day(d)
+        return d
+
+    def due(self, received_utc: datetime, days: int) -> date:
+        """Day 1 is the first working day after receipt; the answer is due by the end of day N."""
+        return self.add_working_days(self.received_day(received_utc), days)
+
+    def working_days_between(self, start: date, end: date) -> int:
+        """Working days after `start` up to and including `end` (negative when end < start)."""
+        sign, lo, hi = (1, start, end) if end >= start else (-1, end, start)
+        n, d = 0, lo
+        while d < hi:
+            d += timedelta(days=1)
+            n += self.is_working_day(d)
+        return sign * n

@@ -1,0 +1,113 @@
+"""Cases, the holding pen and the outbox as plain dicts: the stable JSON the CLI prints
+(documented in the README) and the source of its text tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from mailflow import models
+
+
+def _iso(v: datetime | date | None) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return v.isoformat()
+
+
+def request_dict(session: Session, r: models.Request, today: date | None = None) -> dict[str, Any]:
+    service = session.get(models.Service, r.service_id)
+    state = r.state
+    if today and state == "sent" and r.due < today:
+        state = "overdue"
+    return {
+        "id": r.id,
+        "service": service.name if service else None,
+        "contact": r.contact,
+        "state": state,
+        "sent_at": _iso(r.sent_at),
+        "due": _iso(r.due),
+        "due_rule": r.due_rule,
+        "answered_at": _iso(r.answered_at),
+        "answered_by": r.answered_by,
+    }
+
+
+def case_summary(session: Session, case: models.Case) -> dict[str, Any]:
+    member = session.get(models.Member, case.member_id)
+    ward = session.get(models.Ward, case.ward_id) if case.ward_id else None
+    constituent = session.get(models.Constituent, case.constituent_id) if case.constituent_id \
+        else None
+    return {
+        "reference": case.reference,
+        "status": case.status,
+        "subject": case.subject,
+        "member": {"name": member.name, "email": member.email} if member else None,
+        "ward": ward.name if ward else None,
+        "constituent": {
+            "name": constituent.name if constituent else None,
+            "email": constituent.email if constituent else None,
+        },
+        "category": case.category,
+        "enquiry_type": case.enquiry_type,
+        "received_at": _iso(case.received_at),
+        "opened_at": _iso(case.opened_at),
+        "closed_at": _iso(case.closed_at),
+    }
+
+
+def case_dict(session: Session, case: models.Case, today: date | None = None) -> dict[str, Any]:
+    out = case_summary(session, case)
+    constituent = session.get(models.Constituent, case.constituent_id) if case.constituent_id \
+        else None
+    if constituent:
+        out["constituent"].update(phone=constituent.phone, address=constituent.address)
+    out["issue"] = case.issue
+    out["member_note"] = case.member_note
+    requests = session.exec(select(models.Request).where(models.Request.case_id == case.id)
+                            .order_by(col(models.Request.id))).all()
+    out["requests"] = [request_dict(session, r, today) for r in requests]
+    events = session.exec(select(models.Event).where(models.Event.case_id == case.id)
+                          .order_by(col(models.Event.at), col(models.Event.id))).all()
+    out["timeline"] = [
+        {"at": _iso(e.at), "kind": e.kind, "from": e.sender, "text": e.text,
+         "request": e.request_id, "message": e.raw_message_id, "data": e.data or {}}
+        for e in events
+    ]
+    return out
+
+
+def holding_dict(session: Session, h: models.Holding) -> dict[str, Any]:
+    case = session.get(models.Case, h.case_id) if h.case_id else None
+    raw = session.get(models.RawMessage, h.raw_message_id) if h.raw_message_id else None
+    return {
+        "id": h.id,
+        "kind": h.kind,
+        "reason": h.reason,
+        "from": h.sender,
+        "subject": h.subject,
+        "case": case.reference if case else None,
+        "message_id": raw.message_id if raw else None,
+        "message": h.raw_message_id,
+        "created_at": _iso(h.created_at),
+    }
+
+
+def outbox_dict(o: models.Outbox) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "kind": o.kind,
+        "to": o.recipients,
+        "subject": o.subject,
+        "message_id": o.message_id,
+        "state": o.state,
+        "attempts": o.attempts,
+        "created_at": _iso(o.created_at),
+        "next_attempt_at": _iso(o.next_attempt_at) if o.state != "sent" else None,
+        "sent_at": _iso(o.sent_at),
+        "last_error": o.last_error,
+    }

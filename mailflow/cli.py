@@ -1,0 +1,281 @@
+"""The command line. Thin: parses arguments, calls the layers below, prints the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import col, select
+
+from mailflow import clock, db, models, settings
+from mailflow.app import App
+from mailflow.casework import views
+
+EX_USAGE, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 64, 66, 75, 78
+
+
+class Fail(Exception):
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def _load(args: argparse.Namespace) -> App:
+    return App(settings.load(getattr(args, "config", None)))
+
+
+def _pin(args: argparse.Namespace) -> None:
+    if getattr(args, "now", None):
+        try:
+            clock.pin(clock.parse(args.now))
+        except ValueError as e:
+            raise Fail(f"--now: {e}", EX_USAGE) from None
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col_) for col_ in zip(headers, *rows, strict=False)]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=False))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    app = _load(args)
+    print(app.settings.summary())
+    print("config OK")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    app = _load(args)
+    db.upgrade(app.url)
+    with app.session():
+        pass  # synchronises the directory from the config
+    app.settings.maildir.mkdir(parents=True, exist_ok=True)
+    print(f"database ready: {settings._redact(app.url)}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from mailflow.inbound import pipeline
+
+    _pin(args)
+    app = _load(args)
+    sources: list[tuple[str, bytes]] = []
+    if not args.files:
+        sources.append(("-", sys.stdin.buffer.read()))
+    for name in args.files:
+        try:
+            sources.append((name, Path(name).read_bytes()))
+        except OSError as e:
+            raise Fail(f"{name}: {e.strerror}", EX_NOINPUT) from None
+    code = 0
+    for name, raw in sources:
+        now = clock.now()
+        try:
+            raw_id, duplicate = pipeline.receive(app, raw, source="ingest", now=now)
+        except Exception as e:  # noqa: BLE001 - the MTA keeps the message and retries
+            print(f"mailflow ingest: {name}: could not store the message, try again later: "
+                  f"{type(e).__name__}: {e}", file=sys.stderr)
+            code = EX_TEMPFAIL
+            continue
+        if duplicate:
+            first = pipeline.describe(app, raw_id)
+            outcome = pipeline.Outcome("duplicate_delivery", first.case,
+                                       f"already received as message {raw_id}")
+        else:
+            outcome = pipeline.process(app, raw_id, now) or pipeline.describe(app, raw_id)
+        from mailflow.inbound.spool import identify
+
+        result = {"file": name, "message_id": identify(raw)[0], "disposition": outcome.disposition,
+                  "case": outcome.case, "reason": outcome.reason}
+        if args.json:
+            _print_json(result)
+        else:
+            print(f"{name}: {outcome.disposition}"
+                  + (f" {outcome.case}" if outcome.case else "") + f" ({outcome.reason})")
+    return code
+
+
+def cmd_tick(args: argparse.Namespace) -> int:
+    from mailflow.jobs import tick
+
+    _pin(args)
+    app = _load(args)
+    result = tick.tick(app, clock.now())
+    if args.json:
+        _print_json(result)
+    else:
+        for name, counts in result.items():
+            print(f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mailflow.serve import serve
+
+    app = _load(args)
+    serve(app, args.host, args.port)
+    return 0
+
+
+def cmd_cases(args: argparse.Namespace) -> int:
+    app = _load(args)
+    with app.session() as s:
+        q = select(models.Case).order_by(col(models.Case.id))
+        if args.member:
+            member = s.exec(select(models.Member)
+                            .where(models.Member.email == args.member.lower())).first()
+            if member is None:
+                m = app.settings.member_for(args.member)
+                if m is None:
+                    raise Fail(f"--member: no member with address {args.member}", EX_USAGE)
+                member = s.exec(select(models.Member).where(models.Member.email == m.email)).one()
+            q = q.where(models.Case.member_id == member.id)
+        if args.status:
+            q = q.where(models.Case.status == args.status)
+        rows = [views.case_summary(s, c) for c in s.exec(q)]
+    if args.json:
+        _print_json(rows)
+    else:
+        print(_table([[r["reference"], r["status"], r["member"]["name"],
+                       r["constituent"]["name"] or r["constituent"]["email"] or "",
+                       r["category"] or "-", r["subject"][:50]] for r in rows],
+                     ["REFERENCE", "STATUS", "MEMBER", "CONSTITUENT", "CATEGORY", "SUBJECT"])
+              if rows else "no cases")
+    return 0
+
+
+def cmd_case(args: argparse.Namespace) -> int:
+    from mailflow.casework.tokens import normalise_reference
+
+    app = _load(args)
+    ref = normalise_reference(args.reference, app.settings.council.reference_prefix)
+    with app.session() as s:
+        case = s.exec(select(models.Case).where(models.Case.reference == ref)).first()
+        if case is None:
+            raise Fail(f"no case {args.reference}", 1)
+        data = views.case_dict(s, case, app.calendar.local(clock.now()).date())
+    if args.json:
+        _print_json(data)
+        return 0
+    c = data["constituent"]
+    print(f"{data['reference']}  {data['status']}  {data['subject']}")
+    print(f"  member:      {data['member']['name']} <{data['member']['email']}> ({data['ward']})")
+    print(f"  constituent: {c['name'] or ''} <{c['email'] or ''}>")
+    print(f"  category:    {data['category'] or '-'}")
+    for r in data["requests"]:
+        print(f"  request:     {r['service']} <{r['contact']}> {r['state']}, due {r['due']}")
+    print("  timeline:")
+    for e in data["timeline"]:
+        print(f"    {e['at']}  {e['kind']:<16} {e['from'] or ''}")
+        for line in (e["text"] or "").strip().splitlines()[:12]:
+            print(f"        {line}")
+    return 0
+
+
+def cmd_holding(args: argparse.Namespace) -> int:
+    app = _load(args)
+    with app.session() as s:
+        q = select(models.Holding).order_by(col(models.Holding.id))
+        if not args.all:
+            q = q.where(col(models.Holding.resolved_at).is_(None))
+        rows = [views.holding_dict(s, h) for h in s.exec(q)]
+    if args.json:
+        _print_json(rows)
+    else:
+        print(_table([[r["id"], r["kind"], r["from"] or "", r["case"] or "", r["reason"][:70]]
+                      for r in rows], ["ID", "KIND", "FROM", "CASE", "REASON"])
+              if rows else "the holding pen is empty")
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    app = _load(args)
+    with app.session() as s:
+        q = select(models.Outbox).order_by(col(models.Outbox.id))
+        if args.state:
+            q = q.where(models.Outbox.state == args.state)
+        rows = [views.outbox_dict(o) for o in s.exec(q)]
+    if args.json:
+        _print_json(rows)
+    else:
+        print(_table([[r["id"], r["state"], r["kind"], ",".join(r["to"]), r["subject"][:50],
+                       r["last_error"] or ""] for r in rows],
+                     ["ID", "STATE", "KIND", "TO", "SUBJECT", "LAST ERROR"])
+              if rows else "the outbox is empty")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS,
+                        help="config file (default: $MAILFLOW_CONFIG or config/mailflow.toml)")
+    p = argparse.ArgumentParser(prog="mailflow", parents=[common],
+                                description="Email-driven casework for councils.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str
+            ) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    add("check", cmd_check, "validate the config file and summarise the council directory")
+    add("init", cmd_init, "create or upgrade the database (safe to run twice)")
+    sp = add("ingest", cmd_ingest, "take messages from files or standard input (MTA pipe)")
+    sp.add_argument("files", nargs="*", metavar="FILE")
+    sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    sp.add_argument("--json", action="store_true", help="one JSON object per message")
+    sp = add("tick", cmd_tick, "run every due job once and exit")
+    sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    sp.add_argument("--json", action="store_true")
+    sp = add("serve", cmd_serve, "run the SMTP receiver and the scheduled jobs")
+    sp.add_argument("--host", help="override [smtp] host")
+    sp.add_argument("--port", type=int, help="override [smtp] port")
+    sp = add("cases", cmd_cases, "list cases")
+    sp.add_argument("--member", help="only this member's cases (address or alias)")
+    sp.add_argument("--status", choices=["triage", "open", "answered", "closed"])
+    sp.add_argument("--json", action="store_true")
+    sp = add("case", cmd_case, "show one case, its requests and its timeline")
+    sp.add_argument("reference")
+    sp.add_argument("--json", action="store_true")
+    sp = add("holding", cmd_holding, "list the holding pen")
+    sp.add_argument("--all", action="store_true", help="include resolved items")
+    sp.add_argument("--json", action="store_true")
+    sp = add("outbox", cmd_outbox, "list outbound mail")
+    sp.add_argument("--state", choices=["queued", "sending", "sent"])
+    sp.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "serve"
+                        else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.fn(args)
+    except settings.ConfigError as e:
+        for problem in e.problems:
+            print(f"{e.path}: {problem}", file=sys.stderr)
+        return EX_CONFIG
+    except Fail as e:
+        print(f"mailflow {args.command}: {e}", file=sys.stderr)
+        return e.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Engine, sessions and schema upgrades. SQLite by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
+
+
+def normalise_url(url: str) -> str:
+    """Plain postgresql:// URLs use psycopg 3, the driver we install."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+@cache
+def engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _sqlite_pragmas(eng)
+        return eng
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(eng: Engine) -> None:
+    @event.listens_for(eng, "connect")
+    def _connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=FULL")  # 250 means on disk, even after a power cut
+        cur.close()
+
+    @event.listens_for(eng, "begin")
+    def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+        # IMMEDIATE takes the write lock up front: a deferred transaction that later writes
+        # can fail with SQLITE_BUSY at once instead of waiting for busy_timeout.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_postgres(eng: Engine) -> bool:
+    return eng.dialect.name == "postgresql"
+
+
+@contextmanager
+def session(url: str) -> Iterator[Session]:
+    with Session(engine(url), expire_on_commit=False) as s:
+        yield s
+
+
+def upgrade(url: str) -> None:
+    """Create or upgrade the schema to the newest migration; safe to run twice."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ALEMBIC_DIR))
+    cfg.attributes["connection_url"] = normalise_url(url)
+    with engine(url).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")

@@ -1,0 +1,550 @@
+"""Forward detection: find the original message inside a forwarded email.
+
+Mail clients forward in two ways: inline, with a small header block ("From: … Sent: …")
+above the original text, or as an attached message/rfc822 part. Header labels, separator
+lines and date formats differ per client and language; the tables below cover Outlook,
+Outlook web, Gmail, Apple Mail, Thunderbird, Yahoo, Android mail and Mutt in English,
+Welsh, French, German, Spanish and Polish (plus a few Dutch and Italian labels).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage, Message
+from email.utils import parsedate_to_datetime
+
+from mailflow.inbound.text import body_text
+
+
+@dataclass
+class Party:
+    name: str | None
+    address: str  # lower-cased, stripped of <>, mailto:
+
+
+@dataclass
+class Original:
+    sender: Party | None
+    to: list[Party] = field(default_factory=list)
+    cc: list[Party] = field(default_factory=list)
+    subject: str | None = None
+    date: datetime | None = None  # timezone-aware when the header gave an offset, else naive
+    body: str = ""
+
+
+@dataclass
+class Forward:
+    note: str  # the forwarder's own text above the forward ("" when none), stripped
+    original: Original
+    attached: bool  # True when the original came as a message/rfc822 part
+
+
+# -- header labels -----------------------------------------------------------------------
+
+# Label (lower-case, as clients print it) -> canonical field.
+_LABELS: dict[str, str] = {}
+for _field, _names in {
+    "from": [
+        "from", "von", "de", "od", "oddi wrth", "oddi wrth", "gan", "nadawca", "expéditeur",
+        "van", "da", "remitente",
+    ],
+    "date": [
+        "sent", "date", "gesendet", "datum", "envoyé", "envoye", "envoyé le", "enviado",
+        "enviado el", "fecha", "wysłano", "wyslano", "data", "anfonwyd", "dyddiad",
+        "verzonden", "inviato", "sent on",
+    ],
+    "to": ["to", "an", "à", "a", "para", "do", "at", "pour", "adresat", "aan", "destinataire"],
+    "cc": ["cc", "kopie", "dw", "copie à", "copie", "kopia"],
+    "subject": ["subject", "betreff", "objet", "sujet", "asunto", "temat", "pwnc", "onderwerp",
+                "oggetto"],
+    "other": ["bcc", "reply-to", "reply to", "importance", "priority", "wichtigkeit",
+              "attachments", "anlagen", "pièces jointes"],
+}.items():
+    for _name in _names:
+        _LABELS[_name] = _field
+
+_LABEL_ALT = "|".join(sorted((re.escape(n) for n in _LABELS), key=len, reverse=True))
+# Optional "*" or "**" around labels: Gmail and Outlook render bold labels that way in plain text.
+_HEADER_LINE = re.compile(
+    rf"^\s*\*{{0,2}}(?P<label>{_LABEL_ALT})\*{{0,2}}[ \t\u00a0]*:\*{{0,2}}"
+    r"(?:[ \t\u00a0]+|$)(?P<value>.*)$",
+    re.IGNORECASE,
+)
+
+# Lines that introduce an inline forward (or an Outlook-style quoted original).
+_SEPARATOR = re.compile(
+    r"""^\s*(?:
+        [-_=*]{2,}\s*(?P<words>[^-_=*\s].*?)\s*[-_=*]{2,}  # ---- Forwarded message ----
+        | _{10,}                                          # Outlook's 32 underscores
+        | begin\ forwarded\ message\s*:                   # Apple Mail
+        | (?:start\ of\ )?forwarded\ message\s*:?         # misc. mobile clients
+        | anfang\ der\ weitergeleiteten\ nachricht\s*:    # Apple Mail, German
+        | début\ du\ message\ réexpédié\s*:               # Apple Mail, French
+        | inicio\ del\ mensaje\ reenviado\s*:             # Apple Mail, Spanish
+        | początek\ przekazywanej\ wiadomości\s*:         # Apple Mail, Polish
+        | dechrau'r\ neges\ a\ anfonwyd\ ymlaen\s*:       # Welsh
+    )\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_SEPARATOR_WORDS = re.compile(
+    r"forward|original|weitergeleitet|ursprüngliche|transféré|d'origine|reenviado|original"
+    r"|przekazan|oryginaln|ymlaen|wreiddiol|doorgestuurd|inoltrato|end forwarded",
+    re.IGNORECASE,
+)
+_MUTT_START = re.compile(r"^\s*-{3,}\s*forwarded message from (?P<who>.+?)\s*-{3,}\s*$", re.I)
+_FORWARD_WORDS = re.compile(
+    r"forward|weitergeleitet|transf|reenviad|przekaza|ymlaen|doorgest|inoltrat", re.I
+)
+_MUTT_END = re.compile(r"^\s*-{3,}\s*end (?:of )?forwarded message\s*-{3,}\s*$", re.I)
+
+_FORWARD_PREFIX = re.compile(r"^\s*\[?(?:fwd?|fw|tr|wg|rv|pd|ymlaen|enc|doorst|i)\s*:", re.I)
+_REPLY_PREFIX = re.compile(r"^\s*\[?(?:re|aw|sv|odp|ateb|res|antw|r)\s*:", re.I)
+_REPLY_INTRO = re.compile(
+    r"(wrote|schrieb|a écrit|escribió|napisał|ysgrifennodd|pisze|schreef|ha scritto)"
+    r"[^:]{0,80}:\s*$",
+    re.IGNORECASE,
+)
+_DEVICE_LINE = re.compile(
+    r"^\s*(sent from my \S.*|sent from (?:outlook|mail|yahoo|samsung).*|get outlook for \S.*"
+    r"|von meinem \S+ gesendet|envoyé de mon \S.*|enviado desde mi \S.*|wysłane z \S.*"
+    r"|anfonwyd o fy \S.*)$",
+    re.IGNORECASE,
+)
+_QUOTE_PREFIX = re.compile(r"^((?:[ \t]?>)+)[ \t]?")
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+
+
+def header_field(line: str) -> tuple[str, str] | None:
+    """(canonical field, value) when line looks like a forwarded-header line."""
+    match = _HEADER_LINE.match(line)
+    if not match:
+        return None
+    label = re.sub(r"\s+", " ", match.group("label").lower())
+    return _LABELS[label], match.group("value").strip().strip("*").strip()
+
+
+def is_separator(line: str) -> bool:
+    """True for lines like "-----Original Message-----" or "Begin forwarded message:"."""
+    if _MUTT_START.match(line) or _MUTT_END.match(line):
+        return True
+    match = _SEPARATOR.match(line)
+    if not match:
+        return False
+    words = match.group("words")
+    return words is None or bool(_SEPARATOR_WORDS.search(words))
+
+
+# -- addresses -----------------------------------------------------------------------------
+
+
+def _clean_name(raw: str) -> str | None:
+    name = re.sub(r"\s+", " ", raw).strip(" \t,;:<>[]()\"'*")
+    name = re.sub(r"\s*(?:\[|<|\()?mailto:?\s*$", "", name, flags=re.I).strip(" \"'<[(")
+    return name or None
+
+
+def parse_parties(value: str) -> list[Party]:
+    """Parties from a header value in any client's style.
+
+    Handles "Name <a@b>", "Name [mailto:a@b]", bare addresses, Outlook's "Smith, Jane"
+    names (commas inside names, ";" between people) and names with no address at all.
+    """
+    matches = list(_ADDRESS.finditer(value))
+    if not matches:
+        names = [_clean_name(n) for n in value.split(";")]
+        return [Party(name=n, address="") for n in names if n]
+    parties: list[Party] = []
+    cursor = 0
+    for match in matches:
+        gap = value[cursor : match.start()]
+        address = match.group(0).lower()
+        cursor = match.end()
+        if parties and parties[-1].address == address and not re.search(r"[^\s<>\[\]:mailto]", gap):
+            continue  # "a@b<mailto:a@b>": Outlook repeats the address as a link
+        name = _clean_name(gap.split(";")[-1] if ";" in gap else gap)
+        if name and name.lower() == address:
+            name = None
+        parties.append(Party(name=name, address=address))
+    return parties
+
+
+def _party(value: str) -> Party | None:
+    parties = parse_parties(value)
+    return parties[0] if parties else None
+
+
+# -- dates ---------------------------------------------------------------------------------
+
+_MONTHS: dict[str, int] = {}
+for _number, _words in enumerate(
+    [
+        # English, French, German, Spanish, Polish (nominative, genitive), Welsh (+ mutations)
+        "january jan janvier janv januar jänner enero ene styczeń stycznia sty ionawr ion",
+        "february feb février fevrier févr fevr februar febrero lut luty lutego chwefror chwef",
+        "march mar mars märz maerz mär mrz marzo marzec marca mawrth fawrth maw",
+        "april apr avril avr abril abr kwiecień kwietnia kwi ebrill ebr",
+        "may mai mayo maj maja fai",
+        "june jun juin juni junio czerwiec czerwca cze mehefin fehefin meh",
+        "july jul juillet juil juli julio lipiec lipca lip gorffennaf orffennaf gorff",
+        "august aug août aout agosto ago sierpień sierpnia sie awst",
+        "september sep sept septembre septiembre setiembre wrzesień września wrz medi fedi",
+        "october oct octobre oktober okt octubre październik października paź hydref hyd",
+        "november nov novembre noviembre listopad listopada lis tachwedd dachwedd tach",
+        "december dec décembre déc dezember dez diciembre dic grudzień grudnia gru rhagfyr rhag",
+    ],
+    start=1,
+):
+    for _word in _words.split():
+        _MONTHS[_word] = _number
+
+_NAMED_ZONES = {"gmt": 0, "utc": 0, "ut": 0, "z": 0, "bst": 60, "cet": 60, "cest": 120,
+                "wet": 0, "west": 60, "est": -300, "edt": -240, "pst": -480, "pdt": -420}
+_RFC2822 = re.compile(
+    r"^(?:[a-z]{3},\s*)?\d{1,2}\s+[a-z]{3}\s+\d{4}\s+\d{1,2}:\d{2}(?::\d{2})?"
+    r"(?:\s+(?:[+-]\d{4}|[a-z]{1,5}))?(?:\s*\(.*\))?$",
+    re.IGNORECASE,
+)
+_GMT_OFFSET = re.compile(r"\b(?:gmt|utc)\s*([+-])(\d{1,2})(?::?(\d{2}))?", re.I)
+_NUMERIC_DATE = re.compile(r"\b(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{2,4})\b")
+_TIME = re.compile(
+    r"\b(\d{1,2})[:h](\d{2})(?::(\d{2}))?(?:\s*([ap])\.?\s?m\b\.?)?", re.I
+)
+_NUMERIC_OFFSET = re.compile(r"(?<![\w:])([+-])(\d{2}):?(\d{2})\b")
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def parse_date(value: str) -> datetime | None:
+    """A datetime from any client's date line; None when it cannot be read. Never raises."""
+    value = value.strip()
+    if not value:
+        return None
+    if _RFC2822.match(value):
+        try:
+            return parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            pass
+    try:
+        return _parse_loose(value)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _parse_loose(value: str) -> datetime | None:
+    text = value.lower()
+    offset: int | None = None
+    if m := _GMT_OFFSET.search(text):
+        offset = _offset_minutes(m.group(1), m.group(2), m.group(3))
+        text = text[: m.start()] + " " + text[m.end() :]
+    day = month = year = None
+    if m := _NUMERIC_DATE.search(text):
+        a, b, c = (int(g) for g in m.groups())
+        year, month, day = (a, b, c) if len(m.group(1)) == 4 else (c, b, a)
+        if month > 12 >= day:  # a US-style 11/23/2026
+            day, month = month, day
+        text = text[: m.start()] + " " + text[m.end() :]
+    hour = minute = second = 0
+    if m := _TIME.search(text):
+        hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+        if m.group(4):
+            hour = hour % 12 + (12 if m.group(4).lower() == "p" else 0)
+        text = text[: m.start()] + " " + text[m.end() :]
+    if offset is None and (m := _NUMERIC_OFFSET.search(text)):
+        offset = _offset_minutes(m.group(1), m.group(2), m.group(3))
+        text = text[: m.start()] + " " + text[m.end() :]
+    if month is None:
+        day, month, year = _named_date(text)
+    if offset is None:
+        for word in _WORD.findall(text):
+            if word in _NAMED_ZONES:
+                offset = _NAMED_ZONES[word]
+                break
+    if day is None or month is None or year is None:
+        return None
+    if year < 100:
+        year += 2000
+    tz = timezone(timedelta(minutes=offset)) if offset is not None else None
+    return datetime(year, month, day, hour, minute, second, tzinfo=tz)
+
+
+_DAY_MONTH_YEAR = re.compile(r"(\d{1,2})\.?\s*(?:de\s+)?([^\W\d_]+)\.?,?\s*(?:de\s+)?(\d{4})")
+_MONTH_DAY_YEAR = re.compile(r"([^\W\d_]+)\.?\s+(\d{1,2}),?\s+(\d{4})")
+
+
+def _named_date(text: str) -> tuple[int | None, int | None, int | None]:
+    # A month name next to the day number wins: Welsh "Dydd Mawrth" (Tuesday) is also March.
+    for m in _DAY_MONTH_YEAR.finditer(text):
+        if m.group(2) in _MONTHS:
+            return int(m.group(1)), _MONTHS[m.group(2)], int(m.group(3))
+    for m in _MONTH_DAY_YEAR.finditer(text):
+        if m.group(1) in _MONTHS:
+            return int(m.group(2)), _MONTHS[m.group(1)], int(m.group(3))
+    month = None
+    for word in _WORD.findall(text):
+        if word.rstrip(".") in _MONTHS:
+            month = _MONTHS[word.rstrip(".")]
+            break
+    day = year = None
+    for number in re.findall(r"\d+", text):
+        if len(number) == 4 and year is None:
+            year = int(number)
+        elif len(number) <= 2 and day is None:
+            day = int(number)
+    return day, month, year
+
+
+def _offset_minutes(sign: str, hours: str, minutes: str | None) -> int:
+    total = int(hours) * 60 + int(minutes or 0)
+    return -total if sign == "-" else total
+
+
+# -- inline header blocks ------------------------------------------------------------------
+
+
+@dataclass
+class _Line:
+    depth: int  # number of ">" quote levels
+    text: str  # the line without its quote prefix
+
+
+@dataclass
+class _Block:
+    start: int  # index of the first line belonging to the forward (separator or header)
+    end: int  # index just past the header block
+    depth: int
+    fields: dict[str, str]
+    marked: bool  # a separator line ("-----Original Message-----" etc.) introduced the block
+    forward_marker: bool = False  # ... and that separator says "forwarded"
+
+
+def _split_lines(text: str) -> list[_Line]:
+    lines = []
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        match = _QUOTE_PREFIX.match(raw)
+        if match:
+            lines.append(_Line(match.group(1).count(">"), raw[match.end() :].rstrip()))
+        else:
+            lines.append(_Line(0, raw.rstrip()))
+    return lines
+
+
+def _read_block(lines: list[_Line], i: int, depth: int) -> tuple[dict[str, str], int]:
+    """Header fields starting at line i; returns the fields and the index past the block."""
+    fields: dict[str, str] = {}
+    last = None
+    j = i
+    blank_run = 0
+    while j < len(lines) and lines[j].depth == depth:
+        text = lines[j].text
+        parsed = header_field(text)
+        if parsed and parsed[0] not in fields:
+            last = parsed[0]
+            fields[last] = parsed[1]
+            blank_run = 0
+        elif parsed and parsed[0] == "other":
+            blank_run = 0
+        elif not text.strip():
+            blank_run += 1
+            if blank_run > 1 or not _next_is_header(lines, j + 1, depth):
+                break  # one blank between header lines is tolerated (HTML conversions)
+        elif last in ("to", "cc") and "@" in text and not blank_run:
+            fields[last] += " " + text.strip()  # a wrapped recipient list
+        else:
+            break
+        j += 1
+    return fields, j
+
+
+def _next_is_header(lines: list[_Line], j: int, depth: int) -> bool:
+    return j < len(lines) and lines[j].depth == depth and header_field(lines[j].text) is not None
+
+
+def _valid_block(fields: dict[str, str], lenient: bool) -> bool:
+    if "from" not in fields:
+        return False
+    others = sum(1 for key in ("date", "to", "cc", "subject") if key in fields)
+    return others >= (1 if lenient else 2)
+
+
+def _find_blocks(lines: list[_Line], lenient: bool) -> list[_Block]:
+    """Every forwarded/quoted header block, outermost first."""
+    blocks: list[_Block] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        marked = False
+        start = i
+        if is_separator(line.text):
+            marked = True
+            mutt = _MUTT_START.match(line.text)
+            i += 1
+            while i < len(lines) and not lines[i].text.strip():
+                i += 1  # Apple Mail and Mutt leave a blank line after the separator
+            if i >= len(lines):
+                break
+            if mutt and header_field(lines[i].text) is None:
+                blocks.append(_Block(start, i, line.depth, {"from": mutt.group("who")}, True))
+                continue
+        fields, end = _read_block(lines, i, lines[i].depth)
+        if _valid_block(fields, lenient or marked):
+            blocks.append(_Block(start, end, lines[i].depth, fields, marked))
+            i = end
+        else:
+            i = max(i + 1, start + 1)
+    return blocks
+
+
+def _body_after(lines: list[_Line], block: _Block) -> str:
+    """The original's text: lines after its header block, at its quote depth or deeper."""
+    out: list[str] = []
+    for line in lines[block.end :]:
+        if _MUTT_END.match(line.text):
+            break
+        if line.depth < block.depth and line.text.strip():
+            break  # the forwarder's quote ended
+        extra = max(0, line.depth - block.depth)
+        out.append(("> " * extra + line.text).rstrip())
+    return "\n".join(out).strip("\n")
+
+
+def _note_before(lines: list[_Line], index: int) -> str:
+    kept = [
+        ("> " * line.depth + line.text).rstrip()
+        for line in lines[:index]
+        if not _DEVICE_LINE.match(line.text)
+    ]
+    return "\n".join(kept).strip()
+
+
+def _original_from_block(block: _Block, body: str) -> Original:
+    fields = block.fields
+    subject = fields.get("subject")
+    return Original(
+        sender=_party(fields.get("from", "")),
+        to=parse_parties(fields.get("to", "")),
+        cc=parse_parties(fields.get("cc", "")),
+        subject=subject if subject else None,
+        date=parse_date(fields["date"]) if fields.get("date") else None,
+        body=body,
+    )
+
+
+def _is_reply(msg: Message, lines: list[_Line], first: _Block) -> bool:
+    """A reply quoting earlier mail has the same header blocks as a forward."""
+    subject = str(msg.get("Subject", "") or "")
+    if _REPLY_PREFIX.match(subject) and not first.forward_marker:
+        return True
+    # "On … wrote:" above the first block: this is a reply to (possibly) a forward.
+    return any(
+        line.depth <= first.depth
+        and _REPLY_INTRO.search(line.text)
+        and re.search(r"\d{1,2}[:.]\d{2}|@", line.text)
+        for line in lines[: first.start]
+    )
+
+
+def _pick(chain: list[Original], is_internal: Callable[[str], bool]) -> Original:
+    """The earliest author who is not internal; the earliest author when all are."""
+    for original in reversed(chain):
+        if original.sender and original.sender.address and not _safe(is_internal, original):
+            return original
+    return chain[-1]
+
+
+def _safe(is_internal: Callable[[str], bool], original: Original) -> bool:
+    try:
+        return bool(is_internal(original.sender.address if original.sender else ""))
+    except Exception:  # a caller's predicate must not break parsing
+        return False
+
+
+def _inline_forward(msg: Message, is_internal: Callable[[str], bool]) -> Forward | None:
+    text = body_text(msg)
+    lines = _split_lines(text)
+    subject = str(msg.get("Subject", "") or "")
+    blocks = _find_blocks(lines, lenient=bool(_FORWARD_PREFIX.match(subject)))
+    if not blocks:
+        return None
+    first = blocks[0]
+    first.forward_marker = first.marked and bool(_FORWARD_WORDS.search(lines[first.start].text))
+    if _is_reply(msg, lines, first):
+        return None
+    chain = [_original_from_block(block, "") for block in blocks]
+    chosen = _pick(chain, is_internal)
+    # The original's body runs to the end: later blocks are its own quoted history.
+    chosen.body = _body_after(lines, blocks[chain.index(chosen)])
+    return Forward(note=_note_before(lines, first.start), original=chosen, attached=False)
+
+
+# -- attached originals --------------------------------------------------------------------
+
+
+def _attached_messages(msg: Message) -> list[Message]:
+    """message/rfc822 parts of msg, outermost first, without entering them."""
+    found: list[Message] = []
+    if not msg.is_multipart():
+        return found
+    for part in msg.get_payload():
+        if not isinstance(part, Message):
+            continue
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                found.append(inner[0])
+        elif part.is_multipart():
+            found.extend(_attached_messages(part))
+    return found
+
+
+def _original_from_message(inner: Message) -> Original:
+    def header(name: str) -> str:
+        try:
+            return str(inner.get(name, "") or "")
+        except Exception:  # a malformed header must not stop us
+            return ""
+
+    subject = header("Subject").strip()
+    return Original(
+        sender=_party(header("From")),
+        to=parse_parties(header("To")),
+        cc=parse_parties(header("Cc")),
+        subject=subject or None,
+        date=parse_date(header("Date")) if header("Date") else None,
+        body=body_text(inner).strip("\n"),
+    )
+
+
+def _attached_forward(msg: Message, is_internal: Callable[[str], bool]) -> Forward | None:
+    attached = _attached_messages(msg)
+    if not attached:
+        return None
+    inner = attached[0]
+    chain = [_original_from_message(inner)]
+    # The attached message may itself forward (or quote) someone else's mail.
+    nested = _find(inner, is_internal)
+    if nested:
+        chain.append(nested.original)
+    lines = _split_lines(body_text(msg))
+    return Forward(note=_note_before(lines, len(lines)), original=_pick(chain, is_internal),
+                   attached=True)
+
+
+def find_forward(
+    msg: EmailMessage, is_internal: Callable[[str], bool] = lambda a: False
+) -> Forward | None:
+    """The forwarded original inside msg, or None when msg is not a forward.
+
+    For a forward of a forward, the original is the earliest author whose address is not
+    internal (is_internal(address) is True for members and council officers); the note is
+    still the outermost forwarder's own text.
+    """
+    try:
+        return _find(msg, is_internal)
+    except Exception:  # hostile mail must never break intake; treat as "not a forward"
+        return None
+
+
+def _find(msg: Message, is_internal: Callable[[str], bool]) -> Forward | None:
+    return _inline_forward(msg, is_internal) or _attached_forward(msg, is_internal)

@@ -1,0 +1,101 @@
+"""Raw bytes -> the facts the pipeline needs. Never raises on bad mail: what cannot be
+read comes back empty, and the defects are listed.
+
+The stdlib parser is used directly, not mail-parser: mail-parser flattens an attached
+message/rfc822 into the body text, and a forward's structure is exactly what we need.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+
+from mailflow.inbound.text import body_text
+
+_MSGID = re.compile(r"<[^<>\s]+>")
+
+
+@dataclass
+class Parsed:
+    msg: EmailMessage
+    message_id: str | None
+    sender_name: str | None
+    sender: str | None  # lower-cased address
+    to: list[str]
+    cc: list[str]
+    subject: str
+    date: datetime | None
+    in_reply_to: list[str]
+    references: list[str]
+    text: str
+    defects: list[str] = field(default_factory=list)
+
+    def header(self, name: str) -> str:
+        return header(self.msg, name)
+
+    @property
+    def recipients(self) -> list[str]:
+        return self.to + self.cc
+
+
+def parse(raw: bytes) -> Parsed:
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    name, addr = parseaddr(header(msg, "From") or header(msg, "Sender"))
+    try:
+        text = body_text(msg)
+    except Exception as e:  # noqa: BLE001 - a body we cannot read is a defect, not a crash
+        text = ""
+        defects = [f"body: {e}"]
+    else:
+        defects = []
+    defects += [type(d).__name__ for d in msg.defects]
+    return Parsed(
+        msg=msg,
+        message_id=first_msgid(header(msg, "Message-ID")),
+        sender_name=name or None,
+        sender=addr.lower() or None if "@" in addr else None,
+        to=addresses(msg, "To"),
+        cc=addresses(msg, "Cc"),
+        subject=" ".join(header(msg, "Subject").split()),
+        date=_date(header(msg, "Date")),
+        in_reply_to=_MSGID.findall(header(msg, "In-Reply-To")),
+        references=_MSGID.findall(header(msg, "References")),
+        text=text,
+        defects=defects,
+    )
+
+
+def header(msg: EmailMessage, name: str) -> str:
+    """A header as text; a header too broken to decode comes back as its raw characters."""
+    try:
+        value = msg.get(name)
+    except Exception:  # noqa: BLE001 - policy.default raises on some malformed headers
+        value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    return str(value) if value is not None else ""
+
+
+def addresses(msg: EmailMessage, name: str) -> list[str]:
+    values = []
+    try:
+        values = [str(v) for v in msg.get_all(name, [])]
+    except Exception:  # noqa: BLE001
+        values = [v for k, v in msg.raw_items() if k.lower() == name.lower()]
+    return [a.lower() for _, a in getaddresses(values) if "@" in a]
+
+
+def first_msgid(value: str) -> str | None:
+    m = _MSGID.search(value or "")
+    return m.group(0) if m else (value.strip() or None)
+
+
+def _date(value: str) -> datetime | None:
+    try:
+        return parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError, IndexError):
+        return None

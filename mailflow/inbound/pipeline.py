@@ -1,0 +1,101 @@
+"""receive -> spool -> pipeline. Every receiver calls `receive`; the pipeline then handles each
+stored message in one transaction: parse, dispatch, the case change and the mail it causes
+commit together, or not at all."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from mailflow import models
+from mailflow.app import App
+from mailflow.inbound import spool
+from mailflow.inbound.dispatch import Outcome, dispatch
+from mailflow.inbound.parse import parse
+
+log = logging.getLogger(__name__)
+
+
+def receive(app: App, raw: bytes, *, source: str, now: datetime,
+            envelope_from: str | None = None, envelope_to: list[str] | None = None
+            ) -> tuple[int, bool]:
+    """Store the raw message durably; returns (spool id, duplicate). Raises if it could not
+    be stored, so the receiver can tell the sender to try again (451 / EX_TEMPFAIL)."""
+    with app.session() as session:
+        row, duplicate = spool.store(session, raw, source=source, now=now,
+                                     envelope_from=envelope_from, envelope_to=envelope_to)
+        return row.id, duplicate  # type: ignore[return-value]
+
+
+def process(app: App, raw_id: int, now: datetime) -> Outcome | None:
+    """Dispatch one spooled message. Returns None when another worker already took it."""
+    try:
+        with app.session() as session:
+            claimed = session.execute(
+                update(models.RawMessage)
+                .where(col(models.RawMessage.id) == raw_id)
+                .where(col(models.RawMessage.state) == "new")
+                .values(state="done", processed_at=now)
+            ).rowcount  # type: ignore[attr-defined]
+            if claimed != 1:
+                session.rollback()
+                return None
+            raw = session.get(models.RawMessage, raw_id)
+            assert raw is not None
+            outcome = dispatch(app, session, raw, parse(raw.raw), now)
+            session.refresh(raw)
+            raw.disposition, raw.reason = outcome.disposition, outcome.reason[:1000]
+            if outcome.case:
+                case = session.exec(select(models.Case)
+                                    .where(models.Case.reference == outcome.case)).one()
+                raw.case_id = case.id
+            session.add(raw)
+            session.commit()
+            return outcome
+    except Exception as e:  # noqa: BLE001 - a message we cannot handle goes to quarantine
+        log.exception("message %s could not be processed", raw_id)
+        return quarantine(app, raw_id, now, f"{type(e).__name__}: {e}")
+
+
+def quarantine(app: App, raw_id: int, now: datetime, reason: str) -> Outcome:
+    reason = f"could not be processed: {reason}"[:1000]
+    with app.session() as session:
+        raw = session.get(models.RawMessage, raw_id)
+        assert raw is not None
+        raw.state, raw.disposition, raw.reason, raw.processed_at = (
+            "failed", "holding_pen", reason, now)
+        session.add(raw)
+        session.add(models.Holding(raw_message_id=raw_id, kind="failed", reason=reason,
+                                   created_at=now))
+        session.commit()
+    return Outcome("holding_pen", None, reason)
+
+
+def pending(app: App, limit: int = 1000) -> list[int]:
+    with app.session() as session:
+        return list(session.exec(
+            select(models.RawMessage.id).where(models.RawMessage.state == "new")
+            .order_by(models.RawMessage.id).limit(limit)
+        ).all())  # type: ignore[arg-type]
+
+
+def drain(app: App, now: datetime) -> int:
+    """Process everything waiting in the spool (after a crash, or behind a fast receiver)."""
+    done = 0
+    while ids := pending(app):
+        for raw_id in ids:
+            done += process(app, raw_id, now) is not None
+    return done
+
+
+def describe(app: App, raw_id: int) -> Outcome:
+    """The recorded outcome of a stored message (for a duplicate delivery's report)."""
+    with app.session() as session:
+        raw = session.get(models.RawMessage, raw_id)
+        assert raw is not None
+        case = session.get(models.Case, raw.case_id) if raw.case_id else None
+        return Outcome(raw.disposition or "pending", case.reference if case else None,
+                       raw.reason or "")

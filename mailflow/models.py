@@ -1,0 +1,154 @@
+"""The tables. All datetimes are aware UTC (see clock.py); due dates are council-local dates.
+
+Schema changes go through Alembic (alembic/versions); `tests/test_migrations.py` fails when
+these models and the migrations disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+# -- the directory, synchronised from the config file ---------------------------------------
+class Ward(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+
+
+class Member(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True)
+    name: str
+    ward_id: int | None = Field(default=None, foreign_key="ward.id")
+    party: str | None = None
+    active: bool = True
+
+
+class Service(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    contact: str
+    escalation: str | None = None
+    response_days: int = 10
+    active: bool = True
+
+
+# -- casework ------------------------------------------------------------------------------
+class Constituent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str | None = None
+    email: str | None = Field(default=None, index=True)
+    phone: str | None = None
+    address: str | None = None
+
+
+class Counter(SQLModel, table=True):
+    """Per-year case numbers, claimed with an UPDATE so two nodes never hand out one twice."""
+
+    name: str = Field(primary_key=True)
+    value: int = 0
+
+
+class Case(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(unique=True)
+    status: str = Field(default="open", index=True)  # triage | open | answered | closed
+    member_id: int = Field(foreign_key="member.id", index=True)
+    ward_id: int | None = Field(default=None, foreign_key="ward.id")
+    constituent_id: int | None = Field(default=None, foreign_key="constituent.id")
+    category: str | None = None
+    enquiry_type: str = "direct"
+    subject: str = ""
+    issue: str = ""  # the constituent's own words
+    member_note: str = ""
+    received_at: datetime
+    opened_at: datetime
+    closed_at: datetime | None = None
+    source_message_id: int | None = Field(default=None, foreign_key="rawmessage.id")
+
+
+class Request(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    service_id: int = Field(foreign_key="service.id")
+    contact: str
+    state: str = Field(default="sent", index=True)  # sent | answered | undeliverable
+    token: str
+    sent_at: datetime
+    due: date = Field(index=True)
+    due_rule: str = ""
+    answered_at: datetime | None = None
+    answered_by: str | None = None
+
+
+class Event(SQLModel, table=True):
+    """The case timeline: updates (inbound mail) and events (what mailflow did)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    request_id: int | None = Field(default=None, foreign_key="request.id")
+    at: datetime
+    kind: str  # opened | acknowledged | request_sent | update | service_reply | alert | ...
+    sender: str | None = None
+    text: str = ""
+    raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id")
+    data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+# -- mail in ---------------------------------------------------------------------------------
+class RawMessage(SQLModel, table=True):
+    """The spool: every inbound message exactly as it arrived, stored before anything else."""
+
+    __table_args__ = (UniqueConstraint("digest"),)
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str | None = Field(default=None, index=True)
+    digest: str  # sha256 of Message-ID and content, without the relays' trace headers
+    received_at: datetime
+    source: str  # smtp | lmtp | imap | ingest
+    envelope_from: str | None = None
+    envelope_to: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    size: int
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = Field(default="new", index=True)  # new | done | failed
+    disposition: str | None = None
+    case_id: int | None = Field(default=None, index=True)  # no FK: case points back here
+    reason: str | None = None
+    processed_at: datetime | None = None
+
+
+class Holding(SQLModel, table=True):
+    """The holding pen: what could not be placed with confidence, waiting for staff."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id")
+    case_id: int | None = Field(default=None, foreign_key="case.id")
+    kind: str  # unknown_sender | unmatched | stranger | needs_service | failed
+    reason: str
+    sender: str | None = None
+    subject: str | None = None
+    created_at: datetime
+    resolved_at: datetime | None = Field(default=None, index=True)
+
+
+# -- mail out --------------------------------------------------------------------------------
+class Outbox(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime
+    kind: str  # acknowledgement | request | alert | ...
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    request_id: int | None = Field(default=None, foreign_key="request.id")
+    message_id: str = Field(unique=True)
+    sender: str
+    recipients: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    subject: str
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = Field(default="queued", index=True)  # queued | sending | sent
+    attempts: int = 0
+    next_attempt_at: datetime
+    claimed_at: datetime | None = None
+    last_error: str | None = None
+    sent_at: datetime | None = None

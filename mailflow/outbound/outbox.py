@@ -1,0 +1,110 @@
+"""The outbox: rendered mail waits here, in the same transaction as the change that caused
+it, until the flush job delivers it. A relay outage delays mail and loses none."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import getaddresses
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, col, select
+
+from mailflow.models import Outbox
+from mailflow.outbound.transports import Transport
+
+log = logging.getLogger(__name__)
+
+STALE_CLAIM = timedelta(minutes=10)  # a worker that died mid-send frees its claim after this
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def queue(
+    session: Session,
+    msg: EmailMessage,
+    *,
+    kind: str,
+    now: datetime,
+    case_id: int | None = None,
+    request_id: int | None = None,
+) -> Outbox:
+    recipients = [a for _, a in getaddresses([str(msg["To"] or ""), str(msg["Cc"] or "")]) if a]
+    _, sender = getaddresses([str(msg["From"])])[0]
+    row = Outbox(
+        created_at=now,
+        kind=kind,
+        case_id=case_id,
+        request_id=request_id,
+        message_id=str(msg["Message-ID"]),
+        sender=sender,
+        recipients=recipients,
+        subject=str(msg["Subject"]),
+        raw=msg.as_bytes(),
+        next_attempt_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(timedelta(minutes=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+def claim(session: Session, row_id: int, now: datetime) -> bool:
+    """Take one message for sending; the row count says whether this worker won it."""
+    result = session.execute(
+        update(Outbox)
+        .where(col(Outbox.id) == row_id)
+        .where(
+            or_(
+                col(Outbox.state) == "queued",
+                (col(Outbox.state) == "sending") & (col(Outbox.claimed_at) < now - STALE_CLAIM),
+            )
+        )
+        .values(state="sending", claimed_at=now)
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def flush(session: Session, transport: Transport, now: datetime, limit: int = 500) -> dict:
+    """Deliver what is due. Returns counts of sent and failed (kept queued) messages."""
+    due = session.exec(
+        select(Outbox.id)
+        .where(
+            or_(
+                (col(Outbox.state) == "queued") & (col(Outbox.next_attempt_at) <= now),
+                (col(Outbox.state) == "sending") & (col(Outbox.claimed_at) < now - STALE_CLAIM),
+            )
+        )
+        .order_by(col(Outbox.id))
+        .limit(limit)
+    ).all()
+    sent = failed = 0
+    for row_id in due:
+        if not claim(session, row_id, now):
+            continue
+        row = session.get(Outbox, row_id)
+        assert row is not None
+        session.refresh(row)
+        try:
+            name = f"{now:%Y%m%dT%H%M%S}-{row.id:07d}-{row.kind}"
+            transport.send(row.sender, row.recipients, row.raw, name)
+        except Exception as e:  # noqa: BLE001 - any failure keeps the mail queued for a retry
+            row.attempts += 1
+            row.state = "queued"
+            row.last_error = f"{type(e).__name__}: {e}"[:500]
+            row.next_attempt_at = now + backoff(row.attempts)
+            failed += 1
+            log.warning("outbox %s to %s failed (attempt %s): %s", row.id, row.recipients,
+                        row.attempts, row.last_error)
+        else:
+            row.attempts += 1
+            row.state = "sent"
+            row.sent_at = now
+            row.last_error = None
+            sent += 1
+        session.add(row)
+        session.commit()
+    return {"sent": sent, "failed": failed}

@@ -1,0 +1,89 @@
+"""`mailflow serve`: the SMTP receiver, the pipeline worker and the scheduled jobs in one
+process. Stops cleanly on SIGTERM or Ctrl-C: the receiver first, then the worker finishes
+the message it holds (the rest stay in the spool for the next start)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+
+from aiosmtpd.controller import Controller
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from mailflow import clock
+from mailflow.app import App
+from mailflow.inbound import pipeline
+from mailflow.inbound.smtp import Handler
+from mailflow.jobs import tick
+
+log = logging.getLogger(__name__)
+
+
+class Worker(threading.Thread):
+    """Takes stored messages through the pipeline, so SMTP answers at disk speed."""
+
+    def __init__(self, app: App):
+        super().__init__(name="pipeline", daemon=True)
+        self.app = app
+        self.todo: queue.Queue[int | None] = queue.Queue()
+
+    def run(self) -> None:
+        for raw_id in pipeline.pending(self.app):
+            self.todo.put(raw_id)
+        while (raw_id := self.todo.get()) is not None:
+            try:
+                pipeline.process(self.app, raw_id, clock.now())
+            except Exception:  # noqa: BLE001 - it stays in the spool; the sweep job retries
+                log.exception("pipeline failed on message %s", raw_id)
+
+    def stop(self) -> None:
+        self.todo.put(None)
+        self.join(timeout=30)
+
+
+def serve(app: App, host: str | None = None, port: int | None = None) -> None:
+    s = app.settings
+    stop = threading.Event()
+    worker = Worker(app)
+    worker.start()
+    controller = Controller(
+        Handler(app, worker.todo.put), hostname=host or s.smtp.host, port=port or s.smtp.port,
+        data_size_limit=s.smtp.max_message_size, server_hostname="mailflow",
+        decode_data=False, ident="mailflow",
+    )
+    scheduler = BackgroundScheduler(timezone="UTC")
+    every = s.scheduler.outbox_seconds
+    for name, job in tick.JOBS.items():
+        scheduler.add_job(_run, "interval", seconds=every, args=[app, name, job], id=name,
+                          max_instances=1, coalesce=True)
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    controller.start()
+    scheduler.start()
+    log.info("mailflow serving SMTP on %s:%s for %s", controller.hostname, controller.port,
+             s.council.casework_address)
+    print(f"mailflow: SMTP on {controller.hostname}:{controller.port}, "
+          f"database {app.url}, outbound {s.outbound.transport}", flush=True)
+    try:
+        stop.wait()
+    finally:
+        controller.stop()
+        scheduler.shutdown(wait=True)
+        worker.stop()
+        log.info("mailflow stopped")
+
+
+def _run(app: App, name: str, job: tick.Callable) -> None:  # type: ignore[name-defined]
+    try:
+        result = job(app, clock.now())
+        if any(result.values()):
+            log.info("%s: %s", name, result)
+    except Exception:  # noqa: BLE001 - a failing job must not stop the scheduler
+        log.exception("job %s failed", name)

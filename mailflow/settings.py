@@ -1,0 +1,394 @@
+"""The config file and the environment, validated into one Settings object.
+
+Every problem in a config file is reported at once, each naming the file, the entry and
+the field, so a clerk editing the council directory can fix them in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+NATIONS = ("ENG", "SCT", "WLS", "NIR")
+DEFAULT_CONFIG = Path("config/mailflow.toml")
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, path: Path | str, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _address(value: str) -> str:
+    value = value.strip().lower()
+    local, _, domain = value.partition("@")
+    if not local or "." not in domain or " " in value:
+        raise ValueError(f"not an email address: {value!r}")
+    return value
+
+
+class Council(_Strict):
+    name: str
+    casework_address: str
+    reference_prefix: str = "CW"
+    timezone: str = "Europe/London"
+    nation: str = "ENG"
+    trusted_domains: list[str] = Field(default_factory=list)
+    secret: str = "change-me"
+    closure_days: list[str] = Field(default_factory=list)
+    working_hours: tuple[str, str] = ("08:30", "17:00")
+    cutoff: str = "17:00"
+
+    _addr = field_validator("casework_address")(classmethod(lambda cls, v: _address(v)))
+
+    @field_validator("nation")
+    @classmethod
+    def _nation(cls, v: str) -> str:
+        if v.upper() not in NATIONS:
+            raise ValueError(f"unknown nation {v!r}; use one of {', '.join(NATIONS)}")
+        return v.upper()
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("reference_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v.isalpha() or not v.isupper():
+            raise ValueError("must be upper-case letters, like CW")
+        return v
+
+    @field_validator("trusted_domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        return [d.strip().lower().lstrip("@") for d in v]
+
+
+class Database(_Strict):
+    url: str = "sqlite:///data/mailflow.db"
+
+
+class Outbound(_Strict):
+    transport: str = "maildir"
+    maildir: str = "data/sent"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    starttls: bool = False
+    max_per_recipient_per_hour: int = 20
+
+    @field_validator("transport")
+    @classmethod
+    def _transport(cls, v: str) -> str:
+        if v not in ("maildir", "smtp"):
+            raise ValueError(f"unknown transport {v!r}; use maildir or smtp")
+        return v
+
+
+class Smtp(_Strict):
+    host: str = "127.0.0.1"
+    port: int = 8025
+    max_message_size: int = 25 * 1024 * 1024
+
+
+class Ward(_Strict):
+    name: str
+
+
+class Member(_Strict):
+    name: str
+    email: str
+    aliases: list[str] = Field(default_factory=list)
+    ward: str
+    party: str | None = None
+
+    _a = field_validator("email")(classmethod(lambda cls, v: _address(v)))
+    _b = field_validator("aliases")(classmethod(lambda cls, v: [_address(a) for a in v]))
+
+
+class Service(_Strict):
+    name: str
+    contact: str
+    contact_aliases: list[str] = Field(default_factory=list)
+    escalation: str | None = None
+    response_days: int = Field(default=10, ge=1, le=200)
+    keywords: list[str] = Field(default_factory=list)
+
+    _a = field_validator("contact")(classmethod(lambda cls, v: _address(v)))
+    _b = field_validator("contact_aliases")(classmethod(lambda cls, v: [_address(a) for a in v]))
+    _c = field_validator("escalation")(classmethod(lambda cls, v: v and _address(v)))
+
+
+class Staff(_Strict):
+    name: str
+    email: str
+
+    _a = field_validator("email")(classmethod(lambda cls, v: _address(v)))
+
+
+class Templates(_Strict):
+    dir: str | None = None
+
+
+class Scheduler(_Strict):
+    outbox_seconds: int = 30
+
+
+class FileModel(_Strict):
+    council: Council
+    database: Database = Field(default_factory=Database)
+    outbound: Outbound = Field(default_factory=Outbound)
+    smtp: Smtp = Field(default_factory=Smtp)
+    templates: Templates = Field(default_factory=Templates)
+    scheduler: Scheduler = Field(default_factory=Scheduler)
+    wards: list[Ward] = Field(default_factory=list)
+    members: list[Member] = Field(default_factory=list)
+    services: list[Service] = Field(default_factory=list)
+    staff: list[Staff] = Field(default_factory=list)
+
+
+@dataclass
+class Party:
+    """Who an address belongs to in the council directory."""
+
+    role: str  # member | contact | escalation | staff | casework
+    name: str
+    key: str  # the member's email, the service's name or the staff email
+
+
+@dataclass
+class Settings:
+    path: Path
+    council: Council
+    database: Database
+    outbound: Outbound
+    smtp: Smtp
+    templates: Templates
+    scheduler: Scheduler
+    wards: list[Ward]
+    members: list[Member]
+    services: list[Service]
+    staff: list[Staff]
+
+    def __post_init__(self) -> None:
+        self.directory: dict[str, list[Party]] = {}
+        for m in self.members:
+            for a in [m.email, *m.aliases]:
+                self.directory.setdefault(a, []).append(Party("member", m.name, m.email))
+        for s in self.services:
+            for a in [s.contact, *s.contact_aliases]:
+                self.directory.setdefault(a, []).append(Party("contact", s.name, s.name))
+            if s.escalation:
+                self.directory.setdefault(s.escalation, []).append(
+                    Party("escalation", s.name, s.name)
+                )
+        for st in self.staff:
+            self.directory.setdefault(st.email, []).append(Party("staff", st.name, st.email))
+
+    # -- lookups --------------------------------------------------------------
+    def parties(self, address: str | None) -> list[Party]:
+        return self.directory.get((address or "").lower(), [])
+
+    def member_for(self, address: str | None) -> Member | None:
+        for p in self.parties(address):
+            if p.role == "member":
+                return self.member(p.key)
+        return None
+
+    def member(self, email: str) -> Member | None:
+        return next((m for m in self.members if m.email == email), None)
+
+    def service(self, name: str | None) -> Service | None:
+        return next((s for s in self.services if s.name == name), None)
+
+    def is_staff(self, address: str | None) -> bool:
+        return any(p.role == "staff" for p in self.parties(address))
+
+    def is_trusted(self, address: str | None) -> bool:
+        domain = (address or "").rpartition("@")[2].lower()
+        return any(domain == d or domain.endswith("." + d) for d in self.council.trusted_domains)
+
+    def is_internal(self, address: str | None) -> bool:
+        """A member or council officer: never the constituent of a forward."""
+        return bool(self.parties(address)) or self.is_trusted(address) or self.is_ours(address)
+
+    def is_ours(self, address: str | None) -> bool:
+        local, _, domain = (address or "").lower().partition("@")
+        ours_local, _, ours_domain = self.council.casework_address.partition("@")
+        return domain == ours_domain and local.split("+")[0] == ours_local
+
+    @property
+    def secret(self) -> str:
+        return os.environ.get("MAILFLOW_SECRET") or self.council.secret
+
+    @property
+    def database_url(self) -> str:
+        url = os.environ.get("MAILFLOW_DATABASE_URL") or self.database.url
+        return _resolve_sqlite(url, self.path.parent)
+
+    @property
+    def maildir(self) -> Path:
+        return self.resolve(self.outbound.maildir)
+
+    @property
+    def data_dir(self) -> Path:
+        """Where files beside the database live (attachments, quarantine)."""
+        url = self.database_url
+        if url.startswith("sqlite:///"):
+            return Path(url.removeprefix("sqlite:///")).parent
+        return self.resolve("data")
+
+    def resolve(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else (self.path.parent / p).resolve()
+
+    def summary(self) -> str:
+        c = self.council
+        lines = [
+            f"{c.name} <{c.casework_address}> ({c.nation}, {c.timezone})",
+            f"  config:   {self.path}",
+            f"  database: {_redact(self.database_url)}",
+            f"  outbound: {self.outbound.transport}"
+            + (f" -> {self.maildir}" if self.outbound.transport == "maildir" else
+               f" -> {self.outbound.smtp_host}:{self.outbound.smtp_port}"),
+            f"  wards:    {len(self.wards)}",
+            f"  members:  {len(self.members)}",
+            f"  services: {len(self.services)}",
+            f"  staff:    {len(self.staff)}",
+        ]
+        for s in self.services:
+            lines.append(f"    {s.name}: {s.contact}, {s.response_days} working days")
+        return "\n".join(lines)
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}" if ":" in creds else url
+    return url
+
+
+def _resolve_sqlite(url: str, base: Path) -> str:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url.removeprefix("sqlite:///")
+        if rel and rel != ":memory:":
+            return "sqlite:///" + str((base / rel).resolve())
+    return url
+
+
+def config_path(explicit: str | None = None) -> Path:
+    return Path(explicit or os.environ.get("MAILFLOW_CONFIG") or DEFAULT_CONFIG)
+
+
+def load(path: str | Path | None = None) -> Settings:
+    p = config_path(str(path) if path else None)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(p, ["file not found"]) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(p, [f"not valid TOML: {e}"]) from None
+    return from_dict(data, p)
+
+
+def from_dict(data: dict[str, Any], path: Path) -> Settings:
+    try:
+        model = FileModel.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(path, [_describe(err, data) for err in e.errors()]) from None
+    problems = _cross_check(model)
+    if problems:
+        raise ConfigError(path, problems)
+    return Settings(path=path.resolve(), **{k: getattr(model, k) for k in FileModel.model_fields})
+
+
+def _describe(err: Any, data: dict[str, Any]) -> str:
+    loc = list(err["loc"])
+    where = _where(loc, data)
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        msg = "is missing"
+    elif err["type"] == "extra_forbidden":
+        msg = "is not a known setting"
+    return f"{where}: {msg}"
+
+
+def _where(loc: list[Any], data: dict[str, Any]) -> str:
+    """`members[2] (Cllr Jane Smith).ward` from a pydantic location."""
+    out = ""
+    node: Any = data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part + 1}]"
+            try:
+                node = node[part]
+                name = node.get("name") if isinstance(node, dict) else None
+                if name:
+                    out += f" ({name})"
+            except (IndexError, KeyError, TypeError):
+                node = None
+        else:
+            out += ("." if out else "") + str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+def _cross_check(m: FileModel) -> list[str]:
+    problems: list[str] = []
+    wards = [w.name for w in m.wards]
+    for i, w in enumerate(m.wards):
+        if wards.count(w.name) > 1 and wards.index(w.name) < i:
+            problems.append(f"wards[{i + 1}] ({w.name}).name: ward listed twice")
+    if not m.members:
+        problems.append("members: no members; add at least one [[members]] entry")
+    seen: dict[str, str] = {m.council.casework_address: "council.casework_address"}
+
+    def claim(addr: str, where: str, shareable: bool = False) -> None:
+        if addr in seen and not shareable:
+            problems.append(f"{where}: address {addr} is already used by {seen[addr]}")
+        seen.setdefault(addr, where)
+
+    for i, mem in enumerate(m.members, 1):
+        here = f"members[{i}] ({mem.name})"
+        if mem.ward not in wards:
+            problems.append(f"{here}.ward: unknown ward {mem.ward!r}")
+        claim(mem.email, f"{here}.email")
+        for a in mem.aliases:
+            claim(a, f"{here}.aliases")
+    names = [s.name for s in m.services]
+    for i, s in enumerate(m.services, 1):
+        here = f"services[{i}] ({s.name})"
+        if names.count(s.name) > 1 and names.index(s.name) < i - 1:
+            problems.append(f"{here}.name: service listed twice")
+        # One officer may be the contact for several services; an escalation head often is.
+        for a in [s.contact, *s.contact_aliases]:
+            if a in seen and not seen[a].startswith("services["):
+                problems.append(f"{here}.contact: address {a} is already used by {seen[a]}")
+            seen.setdefault(a, f"{here}.contact")
+    for i, st in enumerate(m.staff, 1):
+        here = f"staff[{i}] ({st.name}).email"
+        if st.email in seen and not seen[st.email].startswith("staff"):
+            problems.append(f"{here}: address {st.email} is already used by {seen[st.email]}")
+        seen.setdefault(st.email, here)
+    return problems
