@@ -315,12 +315,34 @@ def load(path: str | Path | None = None) -> Settings:
 def from_dict(data: dict[str, Any], path: Path) -> Settings:
     try:
         model = FileModel.model_validate(data)
+        problems = []
     except ValidationError as e:
-        raise ConfigError(path, [_describe(err, data) for err in e.errors()]) from None
-    problems = _cross_check(model)
+        problems = [_describe(err, data) for err in e.errors()]
+        model = _valid_parts(data)
+    # Cross-checks run on whatever entries are valid, so one pass reports every problem.
+    problems += _cross_check(model) if model else []
     if problems:
         raise ConfigError(path, problems)
     return Settings(path=path.resolve(), **{k: getattr(model, k) for k in FileModel.model_fields})
+
+
+def _valid_parts(data: dict[str, Any]) -> FileModel:
+    """The entries of a config that failed validation that are valid on their own."""
+    lists = {"wards": Ward, "members": Member, "services": Service, "staff": Staff}
+    parts: dict[str, Any] = {}
+    for key, cls in lists.items():
+        items = data.get(key) if isinstance(data.get(key), list) else []
+        parts[key] = [m for m in (_try(cls, i) for i in items) if m is not None]
+    raw = data.get("council") if isinstance(data.get("council"), dict) else {}
+    council = _try(Council, raw) or Council.model_construct(**raw)
+    return FileModel.model_construct(council=council, **parts)
+
+
+def _try(cls: type[BaseModel], value: Any) -> Any:
+    try:
+        return cls.model_validate(value)
+    except ValidationError:
+        return None
 
 
 def _describe(err: Any, data: dict[str, Any]) -> str:
@@ -362,7 +384,8 @@ def _cross_check(m: FileModel) -> list[str]:
             problems.append(f"wards[{i + 1}] ({w.name}).name: ward listed twice")
     if not m.members:
         problems.append("members: no members; add at least one [[members]] entry")
-    seen: dict[str, str] = {m.council.casework_address: "council.casework_address"}
+    casework = str(getattr(m.council, "casework_address", "")).lower()
+    seen: dict[str, str] = {casework: "council.casework_address"}
 
     def claim(addr: str, where: str, shareable: bool = False) -> None:
         if addr in seen and not shareable:

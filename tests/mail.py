@@ -56,6 +56,11 @@ def reply_to(request: EmailMessage, sender: str, text: str, *, use_reply_to: boo
     return message(sender, to, subject or f"RE: {request['Subject']}", body, **headers)
 
 
+def wire(msg: EmailMessage) -> bytes:
+    """The message as it crosses SMTP: CRLF line ends."""
+    return msg.as_bytes(policy=policy.SMTP)
+
+
 def _text(msg: EmailMessage) -> str:
     part = msg.get_body(("plain",))
     return part.get_content() if part else ""

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -71,9 +70,9 @@ def constituent_for(session: Session, name: str | None, email: str | None, **ext
     return row
 
 
-def event(session: Session, case: models.Case, kind: str, at: datetime, *, sender: str | None = None,
-          text: str = "", raw_message_id: int | None = None, request_id: int | None = None,
-          **data: Any) -> models.Event:
+def event(session: Session, case: models.Case, kind: str, at: datetime, *,
+          sender: str | None = None, text: str = "", raw_message_id: int | None = None,
+          request_id: int | None = None, **data: Any) -> models.Event:
     row = models.Event(case_id=case.id, kind=kind, at=at, sender=sender, text=text,
                        raw_message_id=raw_message_id, request_id=request_id, data=data or None)
     session.add(row)

@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 
 _FIELD = re.compile(
-    r"^[ \t>*]*(name|constituent|email|e-mail|phone|tel|telephone|mobile|address)[ \t]*[:\-][ \t]*(.+)$",
+    r"^[ \t>*]*(name|constituent|email|e-mail|phone|tel|telephone|mobile|address)"
+    r"[ \t]*[:\-][ \t]*(.+)$",
     re.IGNORECASE | re.MULTILINE,
 )
 _KEYS = {"constituent": "name", "e-mail": "email", "tel": "phone", "telephone": "phone",

@@ -1,0 +1,102 @@
+"""The commands as a user (or an MTA) runs them, in a child process, with their JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mailflow.app import App
+from tests.conftest import run_cli
+from tests.mail import CASEWORK, JANE, ROADS, message, outlook_forward, read_sent
+
+
+def jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_init_twice_is_safe(app: App, config_file: Path) -> None:
+    for _ in range(2):
+        done = run_cli(config_file, "init")
+        assert done.returncode == 0, done.stderr
+
+
+def test_ingest_files_and_stdin_with_json(app: App, config_file: Path, tmp_path: Path) -> None:
+    fwd = tmp_path / "fwd.eml"
+    fwd.write_bytes(outlook_forward().as_bytes())
+    stranger = tmp_path / "stranger.eml"
+    stranger.write_bytes(message("who@example.com", CASEWORK, "hi", "hello").as_bytes())
+    done = run_cli(config_file, "ingest", "--json", "--now", "2026-11-20T10:00:00Z",
+                   str(fwd), str(stranger), str(fwd))
+    assert done.returncode == 0, done.stderr
+    first, second, third = jsonl(done.stdout)
+    assert set(first) >= {"message_id", "disposition", "case", "reason"}
+    assert first["disposition"] == "case_opened" and first["case"] == "CW-2026-00001"
+    assert first["message_id"].endswith("@test.example>")
+    assert (second["disposition"], second["case"]) == ("holding_pen", None)
+    assert (third["disposition"], third["case"]) == ("duplicate_delivery", "CW-2026-00001")
+
+    piped = run_cli(config_file, "ingest", "--json",
+                    stdin=message(JANE, CASEWORK, "Re: [CW-2026-00001]", "Any news?").as_bytes())
+    assert jsonl(piped.stdout)[0]["disposition"] == "update"
+
+
+def test_time_of_receipt_is_the_clock_not_the_date_header(app: App, config_file: Path) -> None:
+    run_cli(config_file, "ingest", "--now", "2026-12-24T16:00:00Z",
+            stdin=outlook_forward().as_bytes())
+    data = json.loads(run_cli(config_file, "case", "CW-2026-00001", "--json").stdout)
+    assert data["received_at"] == "2026-12-24T16:00:00Z"
+    # Thu 24 Dec before the cut-off. Out in Scotland: Fri 25 Dec, Mon 28 Dec (for Boxing Day),
+    # Fri 1 Jan, Mon 4 Jan (for 2 January). Day 1 is Tue 29 Dec; day 10 is Wed 13 Jan.
+    assert data["requests"][0]["due"] == "2027-01-13"
+
+
+def test_case_json_shape(app: App, config_file: Path) -> None:
+    run_cli(config_file, "ingest", "--now", "2026-11-20T10:00:00Z",
+            stdin=outlook_forward().as_bytes())
+    data = json.loads(run_cli(config_file, "case", "cw-2026-1", "--json").stdout)
+    assert data["reference"] == "CW-2026-00001"
+    assert data["status"] == "open"
+    assert data["member"] == {"name": "Cllr Jane Smith", "email": JANE}
+    assert data["ward"] == "Linlithgow"
+    assert data["constituent"]["name"] == "Mary Jones"
+    assert data["category"] == "Roads"
+    [req] = data["requests"]
+    assert {k: req[k] for k in ("service", "contact", "state", "due")} == {
+        "service": "Roads", "contact": ROADS, "state": "sent", "due": "2026-12-07"}
+    assert all(set(e) >= {"at", "kind", "from", "text"} for e in data["timeline"])
+    assert [e["kind"] for e in data["timeline"]] == ["opened", "request_sent", "acknowledged"]
+    text = run_cli(config_file, "case", "CW-2026-00001")
+    assert "Mary Jones" in text.stdout and "request_sent" in text.stdout
+    missing = run_cli(config_file, "case", "CW-2026-00099")
+    assert missing.returncode == 1 and "no case" in missing.stderr
+
+
+def test_listings(app: App, config_file: Path) -> None:
+    run_cli(config_file, "ingest", stdin=outlook_forward().as_bytes())
+    run_cli(config_file, "ingest", stdin=message("x@example.com", CASEWORK, "s", "b").as_bytes())
+    cases = json.loads(run_cli(config_file, "cases", "--json").stdout)
+    assert [c["reference"] for c in cases] == ["CW-2026-00001"]
+    mine = json.loads(run_cli(config_file, "cases", "--member", "jane@home.example",
+                              "--json").stdout)
+    assert len(mine) == 1
+    assert json.loads(run_cli(config_file, "cases", "--member", "tom.brown@council.example",
+                              "--json").stdout) == []
+    assert json.loads(run_cli(config_file, "cases", "--status", "closed", "--json").stdout) == []
+    [held] = json.loads(run_cli(config_file, "holding", "--json").stdout)
+    assert held["kind"] == "unknown_sender" and held["from"] == "x@example.com"
+    outbox = json.loads(run_cli(config_file, "outbox", "--json").stdout)
+    assert sorted(o["kind"] for o in outbox) == ["acknowledgement", "request"]
+    assert {o["state"] for o in outbox} == {"queued"}
+
+    tick = run_cli(config_file, "tick", "--json")
+    assert json.loads(tick.stdout)["deliver_outbox"]["sent"] == 2
+    assert len(read_sent(app.settings.maildir)) == 2
+    outbox = json.loads(run_cli(config_file, "outbox", "--json").stdout)
+    assert {o["state"] for o in outbox} == {"sent"}
+    again = run_cli(config_file, "tick", "--json")
+    assert json.loads(again.stdout)["deliver_outbox"]["sent"] == 0
+
+
+def test_bad_now_is_a_usage_error(app: App, config_file: Path) -> None:
+    done = run_cli(config_file, "tick", "--now", "next tuesday")
+    assert done.returncode == 64 and "--now" in done.stderr

@@ -1,0 +1,152 @@
+"""The whole loop over real sockets: `mailflow serve` in its own process, smtplib as the
+member's and the officer's mail client, `mailflow tick` and the maildir as the relay."""
+
+from __future__ import annotations
+
+import json
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from mailflow import db
+from mailflow.app import App
+from tests.conftest import ROOT, run_cli
+from tests.mail import CASEWORK, JANE, ROADS, outlook_forward, read_sent, reply_to, wire
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 30) -> object:
+    """Wait for another process to get somewhere; this waits on it, it does not move time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def server(app: App, config_file: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailflow.cli", "--config", str(config_file), "serve",
+         "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def accepting() -> bool:
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    wait_for("serve to listen", accepting)
+    yield port, proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def case_json(config: Path, ref: str) -> dict:
+    done = run_cli(config, "case", ref, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def cases_json(config: Path) -> list[dict]:
+    return json.loads(run_cli(config, "cases", "--json").stdout)
+
+
+def test_loop_over_smtp(server: tuple[int, subprocess.Popen[bytes]], app: App,
+                        config_file: Path) -> None:
+    port, proc = server
+    with smtplib.SMTP("127.0.0.1", port) as smtp:
+        refused = smtp.sendmail(JANE, [CASEWORK], wire(outlook_forward()))
+    assert refused == {}
+    [summary] = wait_for("the case", lambda: cases_json(config_file))  # type: ignore[misc]
+    ref = summary["reference"]
+
+    done = run_cli(config_file, "tick")
+    assert done.returncode == 0, done.stderr
+    maildir = app.settings.maildir
+    request = next(m for m in read_sent(maildir) if m["X-Mailflow-Kind"] == "request")
+    reply = reply_to(request, f"Bob Roads <{ROADS}>", "Pothole filled this morning.")
+    with smtplib.SMTP("127.0.0.1", port) as smtp:
+        smtp.sendmail(ROADS, [str(request["Reply-To"])], wire(reply))
+
+    def answered() -> dict | None:
+        data = case_json(config_file, ref)
+        return data if data["requests"][0]["state"] == "answered" else None
+
+    data = wait_for("the reply to land", answered)
+    assert isinstance(data, dict)
+    assert data["status"] == "answered"
+    assert data["member"] == {"name": "Cllr Jane Smith", "email": JANE}
+    assert data["ward"] == "Linlithgow"
+    assert data["constituent"]["email"] == "mary.jones@example.org"
+    assert data["category"] == "Roads"
+    assert data["requests"][0]["service"] == "Roads"
+    assert data["requests"][0]["contact"] == ROADS
+    kinds = [e["kind"] for e in data["timeline"]]
+    assert kinds[0] == "opened" and "service_reply" in kinds and "alert" in kinds
+    reply_event = next(e for e in data["timeline"] if e["kind"] == "service_reply")
+    assert reply_event["from"] == ROADS
+    assert reply_event["text"].startswith("Pothole filled this morning.")
+
+    run_cli(config_file, "tick")
+    kinds_sent = sorted(m["X-Mailflow-Kind"] for m in read_sent(maildir))
+    assert kinds_sent == ["acknowledgement", "alert", "request"]
+    assert all(p.suffix == ".eml" for p in maildir.iterdir())
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def _rename_spool(url: str, back: bool = False) -> None:
+    """Break the store for real: the spool table disappears under the running server."""
+    old, new = ("rawmessage_away", "rawmessage") if back else ("rawmessage", "rawmessage_away")
+    eng = create_engine(db.normalise_url(url))
+    with eng.begin() as c:
+        c.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+    eng.dispose()
+
+
+def test_store_failure_answers_451_and_loses_nothing(
+        server: tuple[int, subprocess.Popen[bytes]], app: App, config_file: Path) -> None:
+    port, _ = server
+    raw = wire(outlook_forward())
+    _rename_spool(app.url)
+    with smtplib.SMTP("127.0.0.1", port) as smtp:
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            smtp.sendmail(JANE, [CASEWORK], raw)
+    assert err.value.smtp_code == 451
+    _rename_spool(app.url, back=True)
+    with smtplib.SMTP("127.0.0.1", port) as smtp:  # the sending MTA retries
+        assert smtp.sendmail(JANE, [CASEWORK], raw) == {}
+    wait_for("the retried message", lambda: cases_json(config_file))
+
+
+def test_ingest_store_failure_exits_75(app: App, config_file: Path) -> None:
+    raw = wire(outlook_forward())
+    _rename_spool(app.url)
+    done = run_cli(config_file, "ingest", "--json", stdin=raw)
+    assert done.returncode == 75, done.stderr
+    assert "try again" in done.stderr
+    _rename_spool(app.url, back=True)
+    done = run_cli(config_file, "ingest", "--json", stdin=raw)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["disposition"] == "case_opened"
