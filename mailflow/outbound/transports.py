@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import ssl
 from pathlib import Path
 from typing import Protocol
 
 from mailflow.settings import Outbound
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 class Transport(Protocol):
@@ -45,7 +48,8 @@ class SmtpTransport:
                 smtp.starttls(context=ssl.create_default_context())
             if cfg.smtp_user:
                 smtp.login(cfg.smtp_user, cfg.smtp_password or "")
-            refused = smtp.sendmail(sender, recipients, raw)
+            # Stored with Unix line ends; SMTP needs CRLF, and smtplib leaves bytes alone.
+            refused = smtp.sendmail(sender, recipients, _BARE_LF.sub(b"\r\n", raw))
             if refused:
                 raise smtplib.SMTPRecipientsRefused(refused)
 
