@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from jinja2 import Environment
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from mailflow import db
@@ -22,6 +24,7 @@ from mailflow.settings import Settings
 class App:
     settings: Settings
     _synced: bool = field(default=False, init=False)
+    _sync_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -45,7 +48,18 @@ class App:
         """A session on a database whose directory matches the config file."""
         with db.session(self.url) as s:
             if not self._synced:
+                self._sync(s)
+            yield s
+
+    def _sync(self, s: Session) -> None:
+        with self._sync_lock:
+            if self._synced:
+                return
+            try:
                 directory.sync(s, self.settings)
                 s.commit()
-                self._synced = True
-            yield s
+            except IntegrityError:  # another node synchronised the same rows at the same time
+                s.rollback()
+                directory.sync(s, self.settings)
+                s.commit()
+            self._synced = True

@@ -48,7 +48,7 @@ class Forward:
 _LABELS: dict[str, str] = {}
 for _field, _names in {
     "from": [
-        "from", "von", "de", "od", "oddi wrth", "oddi wrth", "gan", "nadawca", "expéditeur",
+        "from", "von", "de", "od", "oddi wrth", "gan", "nadawca", "expéditeur",
         "van", "da", "remitente",
     ],
     "date": [
@@ -91,7 +91,7 @@ _SEPARATOR = re.compile(
 )
 _SEPARATOR_WORDS = re.compile(
     r"forward|original|weitergeleitet|ursprüngliche|transféré|d'origine|reenviado|original"
-    r"|przekazan|oryginaln|ymlaen|wreiddiol|doorgestuurd|inoltrato|end forwarded",
+    r"|przekazan|oryginaln|ymlaen|wreiddiol|doorgestuurd|inoltrato",
     re.IGNORECASE,
 )
 _MUTT_START = re.compile(r"^\s*-{3,}\s*forwarded message from (?P<who>.+?)\s*-{3,}\s*$", re.I)
@@ -364,6 +364,8 @@ def _next_is_header(lines: list[_Line], j: int, depth: int) -> bool:
 def _valid_block(fields: dict[str, str], lenient: bool) -> bool:
     if "from" not in fields:
         return False
+    if "@" not in fields["from"] and not lenient:
+        return False  # "From: 10am / To: 1pm": a notice, not a header block
     others = sum(1 for key in ("date", "to", "cc", "subject") if key in fields)
     return others >= (1 if lenient else 2)
 

@@ -12,13 +12,13 @@ _BLOCK_TAGS = frozenset(
         "address", "article", "aside", "blockquote", "center", "dd", "details", "dialog",
         "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2",
         "h3", "h4", "h5", "h6", "header", "li", "main", "nav", "ol", "p", "pre", "section",
-        "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+        "table", "tbody", "tfoot", "thead", "tr", "ul",
     }
 )
 # Content of these never reaches the reader.
 _SKIP_TAGS = frozenset({"style", "script", "head", "title", "template", "noscript"})
 _VOID_TAGS = frozenset({"br", "hr", "img", "meta", "link", "input", "wbr", "col", "area", "base"})
-_SPACES = re.compile(r"[ \t\r\n\f\v\u00a0\u200b\u2007\u202f]+")
+_SPACES = re.compile(r"[ \t\r\n\f\v\u00a0\u200b\u2007\u202f\ufeff]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
@@ -185,15 +185,13 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 def part_text(part: Message) -> str:
     """The decoded text of one non-multipart part; "" when it cannot be had."""
     try:
-        payload = part.get_payload()
         cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
-        if isinstance(payload, str) and cte not in ("base64", "quoted-printable"):
-            # Parsed from str: already text, unless it hides raw bytes as surrogates.
-            try:
-                payload.encode("utf-8")
+        if cte not in ("base64", "quoted-printable"):
+            # The email package decodes 8bit text with the declared charset; trust it unless
+            # it had to substitute characters (unknown or lying charset).
+            payload = part.get_payload()
+            if isinstance(payload, str) and "\ufffd" not in payload:
                 return payload
-            except UnicodeEncodeError:
-                pass
         data = part.get_payload(decode=True)
         if not isinstance(data, bytes):
             return ""
@@ -235,7 +233,7 @@ def body_text(msg: EmailMessage | Message) -> str:
         _text_parts(msg, found)
         plain = "\n\n".join(t for t in (part_text(p) for p in found.get("text/plain", [])) if t)
         if plain.strip():
-            return _normalise_newlines(plain)
+            return _normalise_newlines(plain).replace("\ufeff", "")
         html = "\n".join(part_text(p) for p in found.get("text/html", []))
         if html.strip():
             return html_to_text(html)
