@@ -68,6 +68,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from mailflow.inbound import pipeline
+    from mailflow.inbound.spool import identify
 
     _pin(args)
     app = _load(args)
@@ -95,8 +96,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                                        f"already received as message {raw_id}")
         else:
             outcome = pipeline.process(app, raw_id, now) or pipeline.describe(app, raw_id)
-        from mailflow.inbound.spool import identify
-
         result = {"file": name, "message_id": identify(raw)[0], "disposition": outcome.disposition,
                   "case": outcome.case, "reason": outcome.reason}
         if args.json:

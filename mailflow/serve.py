@@ -80,7 +80,7 @@ def serve(app: App, host: str | None = None, port: int | None = None) -> None:
         log.info("mailflow stopped")
 
 
-def _run(app: App, name: str, job: tick.Callable) -> None:  # type: ignore[name-defined]
+def _run(app: App, name: str, job: tick.Job) -> None:
     try:
         result = job(app, clock.now())
         if any(result.values()):

@@ -320,7 +320,9 @@ def from_dict(data: dict[str, Any], path: Path) -> Settings:
         problems = [_describe(err, data) for err in e.errors()]
         model = _valid_parts(data)
     # Cross-checks run on whatever entries are valid, so one pass reports every problem.
-    problems += _cross_check(model) if model else []
+    problems += _cross_check(model)
+    if not data.get("members"):
+        problems.append("members: no members; add at least one [[members]] entry")
     if problems:
         raise ConfigError(path, problems)
     return Settings(path=path.resolve(), **{k: getattr(model, k) for k in FileModel.model_fields})
@@ -382,8 +384,6 @@ def _cross_check(m: FileModel) -> list[str]:
     for i, w in enumerate(m.wards):
         if wards.count(w.name) > 1 and wards.index(w.name) < i:
             problems.append(f"wards[{i + 1}] ({w.name}).name: ward listed twice")
-    if not m.members:
-        problems.append("members: no members; add at least one [[members]] entry")
     casework = str(getattr(m.council, "casework_address", "")).lower()
     seen: dict[str, str] = {casework: "council.casework_address"}
 

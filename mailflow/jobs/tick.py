@@ -20,8 +20,10 @@ def deliver_outbox(app: App, now: datetime) -> dict[str, Any]:
         return outbox.flush(session, app.transport, now)
 
 
+Job = Callable[[App, datetime], dict[str, Any]]
+
 # In order: what the spool turns into mail should go out in the same tick.
-JOBS: dict[str, Callable[[App, datetime], dict[str, Any]]] = {
+JOBS: dict[str, Job] = {
     "process_spool": process_spool,
     "deliver_outbox": deliver_outbox,
 }
