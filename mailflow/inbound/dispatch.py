@@ -24,7 +24,7 @@ from mailflow.inbound.forwards import find_forward
 from mailflow.inbound.parse import Parsed
 from mailflow.inbound.reply import visible_text
 
-_FWD_PREFIX = re.compile(r"^\s*((fwd?|fw|tr|wg|rv|pd|ymlaen|re|aw|sv)\s*:\s*)+", re.IGNORECASE)
+SUBJECT_PREFIX = re.compile(r"^\s*((fwd?|fw|tr|wg|rv|pd|ymlaen|re|aw|sv)\s*:\s*)+", re.IGNORECASE)
 
 
 @dataclass
@@ -72,9 +72,9 @@ def _open(app: App, session: Session, raw: models.RawMessage, p: Parsed,
     fwd = find_forward(p.msg, is_internal=s.is_internal)
     if fwd:
         o = fwd.original
-        subject = o.subject or _FWD_PREFIX.sub("", p.subject)
+        subject = o.subject or SUBJECT_PREFIX.sub("", p.subject)
         new = cases.NewCase(
-            member=member, subject=_FWD_PREFIX.sub("", subject).strip(), issue=o.body.strip(),
+            member=member, subject=SUBJECT_PREFIX.sub("", subject).strip(), issue=o.body.strip(),
             member_note=visible_text(fwd.note) if fwd.note.strip() else "",
             constituent_name=o.sender.name if o.sender else None,
             constituent_email=o.sender.address if o.sender else None,
