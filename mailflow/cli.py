@@ -256,7 +256,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--all", action="store_true", help="include resolved items")
     sp.add_argument("--json", action="store_true")
     sp = add("outbox", cmd_outbox, "list outbound mail")
-    sp.add_argument("--state", choices=["queued", "sending", "sent"])
+    sp.add_argument("--state", choices=["queued", "sending", "sent", "held"])
     sp.add_argument("--json", action="store_true")
     return p
 

@@ -18,6 +18,7 @@ from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from mailflow.inbound.text import body_text
 
 _MSGID = re.compile(r"<[^<>\s]+>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -57,18 +58,42 @@ def parse(raw: bytes) -> Parsed:
     defects += [type(d).__name__ for d in msg.defects]
     return Parsed(
         msg=msg,
-        message_id=first_msgid(header(msg, "Message-ID")),
-        sender_name=name or None,
-        sender=addr.lower() or None if "@" in addr else None,
+        message_id=first_msgid(clean(header(msg, "Message-ID")))[:990] or None,
+        sender_name=clean(name) or None,
+        sender=clean(addr).lower() or None if "@" in addr else None,
         to=addresses(msg, "To"),
         cc=addresses(msg, "Cc"),
-        subject=" ".join(header(msg, "Subject").split()),
+        subject=clean(" ".join(header(msg, "Subject").split())),
         date=_date(header(msg, "Date")),
-        in_reply_to=_MSGID.findall(header(msg, "In-Reply-To")),
-        references=_MSGID.findall(header(msg, "References")),
-        text=text,
+        in_reply_to=_MSGID.findall(clean(header(msg, "In-Reply-To"))),
+        references=_MSGID.findall(clean(header(msg, "References")))[-100:],
+        text=clean(text),
         defects=defects,
     )
+
+
+def clean(text: str | None) -> str:
+    """Text safe to store anywhere: no NUL or control characters (PostgreSQL refuses NUL),
+    no lone surrogates (raw 8-bit bytes are read as UTF-8, else as Windows-1252)."""
+    if not text:
+        return ""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            data = text.encode("utf-8", "surrogateescape")
+            text = data.decode("utf-8") if _is_utf8(data) else data.decode("cp1252", "replace")
+        except UnicodeError:
+            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return _CONTROL.sub("", text)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
 
 
 def header(msg: EmailMessage, name: str) -> str:
@@ -86,12 +111,12 @@ def addresses(msg: EmailMessage, name: str) -> list[str]:
         values = [str(v) for v in msg.get_all(name, [])]
     except Exception:  # noqa: BLE001
         values = [v for k, v in msg.raw_items() if k.lower() == name.lower()]
-    return [a.lower() for _, a in getaddresses(values) if "@" in a]
+    return [clean(a).lower() for _, a in getaddresses(values) if "@" in a]
 
 
-def first_msgid(value: str) -> str | None:
+def first_msgid(value: str) -> str:
     m = _MSGID.search(value or "")
-    return m.group(0) if m else (value.strip() or None)
+    return m.group(0) if m else (value or "").strip()
 
 
 def _date(value: str) -> datetime | None:
