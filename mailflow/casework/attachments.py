@@ -67,7 +67,7 @@ def extract(msg: Message) -> list[File]:
 
 def _file(part: Message, n: int) -> File | None:
     ctype = part.get_content_type()
-    if ctype in _SKIP:
+    if ctype in _SKIP or part.get_content_maintype() == "multipart":
         return None
     disposition = str(part.get("Content-Disposition", "")).split(";")[0].strip().lower()
     name = part.get_filename()

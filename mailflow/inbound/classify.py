@@ -30,8 +30,9 @@ _BOUNCE_SUBJECT = re.compile(
     r"message .* delayed|delayed mail|mail delivery (failed|problem))",
     re.IGNORECASE,
 )
-# Message-IDs we mint (outbound/render.py new_message_id): <hint.20 hex digits@our domain>.
-_OUR_MSGID = r"<[a-z0-9-]+\.[0-9a-f]{{20}}@{domain}>"
+# Message-IDs we mint (outbound/render.py new_message_id): <hint.20 hex digits@our domain>,
+# where the hint is "mf" or a case reference.
+_OUR_MSGID = r"<(mf|{prefix}-\d{{4}}-\d{{5,}})\.[0-9a-f]{{20}}@{domain}>"
 
 
 @dataclass
@@ -63,7 +64,8 @@ def _own_mail(p: Parsed, s: Settings) -> str | None:
     if s.is_ours(p.sender):
         return f"it is from our casework address {p.sender}"
     domain = re.escape(s.council.casework_address.partition("@")[2])
-    if p.message_id and re.fullmatch(_OUR_MSGID.format(domain=domain), p.message_id, re.I):
+    ours = _OUR_MSGID.format(prefix=s.council.reference_prefix, domain=domain)
+    if p.message_id and re.fullmatch(ours, p.message_id, re.I):
         return f"its Message-ID {p.message_id} is one we minted"
     return None
 
@@ -75,7 +77,9 @@ def _null_sender(p: Parsed, envelope_from: str | None) -> bool:
 def _bounce(p: Parsed, envelope_from: str | None) -> str | None:
     if p.msg.get_content_type() == "multipart/report":
         report = str(p.msg.get_param("report-type") or "").lower()
-        if report == "delivery-status" and bounces.is_failure_report(p.msg) is not False:
+        if report == "delivery-status":
+            if bounces.is_failure_report(p.msg) is False:
+                return None  # every recipient was delivered: a receipt, not a bounce
             return "a delivery status notification (RFC 3464)"
     if p.header("X-MS-Exchange-Message-Is-Ndr"):
         return "an Exchange non-delivery report"

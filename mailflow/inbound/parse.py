@@ -45,8 +45,10 @@ class Parsed:
 
 
 def parse(raw: bytes) -> Parsed:
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
+    msg = _parse(raw)
+    repaired = None
+    if msg.get_content_maintype() == "multipart" and not msg.is_multipart():
+        msg, repaired = _repair(raw)
     name, addr = parseaddr(header(msg, "From") or header(msg, "Sender"))
     try:
         text = body_text(msg)
@@ -55,7 +57,7 @@ def parse(raw: bytes) -> Parsed:
         defects = [f"body: {e}"]
     else:
         defects = []
-    defects += [type(d).__name__ for d in msg.defects]
+    defects += [type(d).__name__ for d in msg.defects] + ([repaired] if repaired else [])
     return Parsed(
         msg=msg,
         message_id=first_msgid(clean(header(msg, "Message-ID")))[:990] or None,
@@ -94,6 +96,38 @@ def _is_utf8(data: bytes) -> bool:
         return True
     except UnicodeDecodeError:
         return False
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+_CTYPE_LINES = re.compile(rb"^content-type:.*(\r?\n[ \t].*)*\r?\n", re.I | re.M)
+_DELIMITER = re.compile(rb"^--([^\s]{1,70})\r?$", re.M)
+
+
+def _repair(raw: bytes) -> tuple[EmailMessage, str]:
+    """A multipart whose boundary is missing or is not the one used: read it with the
+    boundary its body actually uses, or else as plain text, rather than lose the body."""
+    m = re.search(rb"\r?\n\r?\n", raw)
+    head, body = (raw[: m.end()], raw[m.end():]) if m else (raw, b"")
+    old = _CTYPE_LINES.search(head)
+    ctype = old.group(0).split(b":", 1)[1].split(b";", 1)[0].strip() if old else b"multipart/mixed"
+    used = _DELIMITER.search(body)
+    if used:
+        new = b"Content-Type: " + ctype + b'; boundary="' + used.group(1) + b'"\r\n'
+        how = f"repaired: read with the boundary the body uses ({used.group(1)[:70]!r})"
+    else:
+        new = b"Content-Type: text/plain\r\n"
+        how = "repaired: a multipart without a usable boundary, read as plain text"
+    head = _CTYPE_LINES.sub(b"", head)
+    at = head.rstrip(b"\r\n")
+    msg = _parse(at + b"\r\n" + new + b"\r\n" + body)
+    if msg.get_content_maintype() == "multipart" and not msg.is_multipart():
+        msg = _parse(at + b"\r\nContent-Type: text/plain\r\n\r\n" + body)
+    return msg, how
 
 
 def header(msg: EmailMessage, name: str) -> str:
