@@ -106,6 +106,62 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from mailflow.inbound.inspect import inspect
+
+    s = settings.load(getattr(args, "config", None))
+    code = 0
+    with db.read_only_session(s.database_url) as session:
+        for name in args.files:
+            try:
+                raw = Path(name).read_bytes()
+            except OSError as e:
+                print(f"mailflow inspect: {name}: {e.strerror}", file=sys.stderr)
+                code = EX_NOINPUT
+                continue
+            try:
+                data = inspect(raw, s, session, name)
+            except Exception as e:  # noqa: BLE001 - one bad file must not stop a folder
+                if session is not None:
+                    session.rollback()
+                print(f"mailflow inspect: {name}: {type(e).__name__}: {e}", file=sys.stderr)
+                code = 1
+                continue
+            if args.json:
+                _print_json(data)
+            else:
+                _print_inspection(data)
+    return code
+
+
+def _print_inspection(d: dict[str, Any]) -> None:
+    who = d["from"]
+    print(f"{d['file']}: {d['message_id'] or '(no Message-ID)'}")
+    print(f"  from:           {who['name'] or ''} <{who['address'] or ''}>")
+    print(f"  subject:        {d['subject']}")
+    print(f"  classification: {d['classification']}"
+          + (f" ({d['classification_reason']})" if d["classification_reason"] else ""))
+    if d["bounce"]:
+        b = d["bounce"]
+        print(f"  bounce:         {', '.join(b['recipients']) or '?'} {b['status'] or ''} "
+              f"{'permanent' if b['permanent'] else 'transient'}")
+    if d["original"]:
+        o = d["original"]
+        sender = o["from"] or {"name": None, "address": "?"}
+        print(f"  forward of:     {sender['name'] or ''} <{sender['address']}> "
+              f"{o['subject'] or ''}")
+    m = d["match"]
+    print(f"  match:          {m['case'] or 'none'} by {m['evidence']}"
+          + (f" ({'; '.join(m['why'])})" if m["why"] else ""))
+    for c in d["candidates"]:
+        print(f"  candidate:      {c['case']} ({'; '.join(c['why'])})")
+    for f in d["attachments"]:
+        print(f"  attachment:     {f['name']} {f['content_type']} {f['size']} bytes")
+    text = (d["reply_text"] or "").strip().splitlines()
+    for line in text[:8]:
+        print(f"  | {line}")
+
+
 def cmd_tick(args: argparse.Namespace) -> int:
     from mailflow.jobs import tick
 
@@ -238,6 +294,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("files", nargs="*", metavar="FILE")
     sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
     sp.add_argument("--json", action="store_true", help="one JSON object per message")
+    sp = add("inspect", cmd_inspect,
+             "show what mailflow sees in messages, changing nothing (read-only)")
+    sp.add_argument("files", nargs="+", metavar="FILE")
+    sp.add_argument("--json", action="store_true", help="one JSON object per message")
     sp = add("tick", cmd_tick, "run every due job once and exit")
     sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
     sp.add_argument("--json", action="store_true")
@@ -255,7 +315,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--all", action="store_true", help="include resolved items")
     sp.add_argument("--json", action="store_true")
     sp = add("outbox", cmd_outbox, "list outbound mail")
-    sp.add_argument("--state", choices=["queued", "sending", "sent"])
+    sp.add_argument("--state", choices=["queued", "sending", "sent", "held"])
     sp.add_argument("--json", action="store_true")
     return p
 

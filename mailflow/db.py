@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
@@ -74,3 +74,39 @@ def upgrade(url: str) -> None:
     with engine(url).begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+@contextmanager
+def read_only_session(url: str) -> Iterator[Session | None]:
+    """A session that cannot write (`mailflow inspect`), or None when there is no database:
+    a SQLite file that does not exist is not created, an unreachable or empty PostgreSQL is
+    not an error."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:" or not Path(path).exists():
+            yield None
+            return
+        eng = create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    else:
+        eng = create_engine(url)
+
+        @event.listens_for(eng, "begin")
+        def _read_only(conn) -> None:  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+    try:
+        try:
+            with eng.connect() as conn:
+                ready = inspect(conn).has_table("case")
+        except Exception:  # noqa: BLE001 - no database: inspect still reads the message
+            ready = False
+        if not ready:
+            yield None
+            return
+        with Session(eng) as s:
+            try:
+                yield s
+            finally:
+                s.rollback()
+    finally:
+        eng.dispose()

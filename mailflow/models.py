@@ -126,12 +126,36 @@ class Holding(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id")
     case_id: int | None = Field(default=None, foreign_key="case.id")
-    kind: str  # unknown_sender | unmatched | stranger | needs_service | failed
+    kind: str  # unknown_sender | unmatched | stranger | needs_service | bounce | failed | ...
     reason: str
     sender: str | None = None
     subject: str | None = None
     created_at: datetime
     resolved_at: datetime | None = Field(default=None, index=True)
+    # The open cases it might belong to: [{"case": "CW-2026-00042", "why": ["..."]}, ...]
+    candidates: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class Blob(SQLModel, table=True):
+    """Attachment bytes, stored once however often they arrive (content-addressed)."""
+
+    sha256: str = Field(primary_key=True)
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Attachment(SQLModel, table=True):
+    """A file that came with an inbound message filed on a case."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id")
+    name: str
+    content_type: str
+    size: int
+    sha256: str = Field(index=True)
+    stored: bool = True  # False: over [attachments] max_size, kept only in the raw message
+    created_at: datetime
 
 
 # -- mail out --------------------------------------------------------------------------------
@@ -146,7 +170,8 @@ class Outbox(SQLModel, table=True):
     recipients: list[str] = Field(sa_column=Column(JSON, nullable=False))
     subject: str
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    state: str = Field(default="queued", index=True)  # queued | sending | sent
+    state: str = Field(default="queued", index=True)  # queued | sending | sent | held
+    held_reason: str | None = None  # why automatic mail was held back (loops, rate limit)
     attempts: int = 0
     next_attempt_at: datetime
     claimed_at: datetime | None = None

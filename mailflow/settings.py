@@ -154,6 +154,11 @@ class Scheduler(_Strict):
     outbox_seconds: int = 30
 
 
+class Attachments(_Strict):
+    # Larger files are not copied out of the message: they stay in the raw message only.
+    max_size: int = Field(default=10 * 1024 * 1024, ge=0)
+
+
 class FileModel(_Strict):
     council: Council
     database: Database = Field(default_factory=Database)
@@ -161,6 +166,7 @@ class FileModel(_Strict):
     smtp: Smtp = Field(default_factory=Smtp)
     templates: Templates = Field(default_factory=Templates)
     scheduler: Scheduler = Field(default_factory=Scheduler)
+    attachments: Attachments = Field(default_factory=Attachments)
     wards: list[Ward] = Field(default_factory=list)
     members: list[Member] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
@@ -185,6 +191,7 @@ class Settings:
     smtp: Smtp
     templates: Templates
     scheduler: Scheduler
+    attachments: Attachments
     wards: list[Ward]
     members: list[Member]
     services: list[Service]

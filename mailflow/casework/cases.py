@@ -4,7 +4,7 @@ transaction."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from mailflow import models
 from mailflow.app import App
-from mailflow.casework import directory, tokens
+from mailflow.casework import attachments, directory, tokens
 from mailflow.outbound import outbox
 from mailflow.outbound.render import new_message_id, render
 from mailflow.settings import Member, Service
@@ -35,6 +35,7 @@ class NewCase:
     original_date: datetime | None = None  # the constituent's own Date, for the record
     raw_message_id: int | None = None
     message_id: str | None = None
+    files: list[attachments.File] = field(default_factory=list)  # what the forward carried
 
 
 def next_reference(session: Session, prefix: str, year: int) -> str:
@@ -107,6 +108,10 @@ def open_case(app: App, session: Session, new: NewCase, now: datetime) -> models
           raw_message_id=new.raw_message_id,
           constituent={"name": constituent.name, "email": constituent.email},
           original_date=new.original_date.isoformat() if new.original_date else None)
+    rows = attachments.store(session, new.files, case_id=case.id,  # type: ignore[arg-type]
+                             raw_message_id=new.raw_message_id, now=now,
+                             max_size=s.attachments.max_size)
+    note_too_large(app, session, case, rows, now)
 
     request = None
     if new.service:
@@ -169,15 +174,25 @@ def send_request(app: App, session: Session, case: models.Case, service: Service
     request.token = tokens.token(s.secret, case.reference, request.id)  # type: ignore[arg-type]
     member = s.member(_member_email(session, case))
     constituent = session.get(models.Constituent, case.constituent_id)
+    # The files the member's forward carried go to the service with the request.
+    files = attachments.of_message(session, case.id, case.source_message_id)  # type: ignore
     msg = render(
         app.templates, "request",
         _context(app, case, service=service, member=member, ward=member.ward if member else None,
-                 constituent_line=constituent_line(constituent), due_text=due_text(app, due)),
+                 constituent_line=constituent_line(constituent), due_text=due_text(app, due),
+                 attachments=[f for f in files if f.stored],
+                 too_large=[f for f in files if not f.stored], human_size=attachments.human_size),
         sender=_sender(app), to=[service.contact], now=now,
         message_id=new_message_id(_domain(app), case.reference),
         reply_to=tokens.reply_address(s.council.casework_address, case.reference, request.token),
     )
-    outbox.queue(session, msg, kind="request", now=now, case_id=case.id, request_id=request.id)
+    for f in files:
+        data = attachments.load(session, f)
+        if data is not None:
+            maintype, _, subtype = f.content_type.partition("/")
+            msg.add_attachment(data, maintype=maintype or "application",
+                               subtype=subtype or "octet-stream", filename=f.name)
+    _queue(app, session, msg, kind="request", now=now, case_id=case.id, request_id=request.id)
     event(session, case, "request_sent", now, text=f"Request sent to {service.name} "
           f"<{service.contact}>, due {due.isoformat()}.", request_id=request.id,
           service=service.name, due=due.isoformat(), rule=request.due_rule, routing=reason)
@@ -202,7 +217,7 @@ def acknowledge(app: App, session: Session, case: models.Case, member: Member,
         message_id=new_message_id(_domain(app), case.reference),
         in_reply_to=in_reply_to, references=[in_reply_to] if in_reply_to else None,
     )
-    outbox.queue(session, msg, kind="acknowledgement", now=now, case_id=case.id)
+    _queue(app, session, msg, kind="acknowledgement", now=now, case_id=case.id)
     event(session, case, "acknowledged", now, sender=app.settings.council.casework_address,
           text=f"Acknowledgement sent to {member.email}.")
 
@@ -210,7 +225,7 @@ def acknowledge(app: App, session: Session, case: models.Case, member: Member,
 def record_service_reply(app: App, session: Session, case: models.Case,
                          request: models.Request | None, sender: str, text: str, now: datetime,
                          *, raw_message_id: int | None, message_id: str | None,
-                         evidence: str) -> None:
+                         evidence: str, **data: Any) -> None:
     """A service's answer: the request is answered and the member alerted."""
     service_name = "the service"
     if request is not None:
@@ -223,7 +238,7 @@ def record_service_reply(app: App, session: Session, case: models.Case,
             session.add(request)
     event(session, case, "service_reply", now, sender=sender, text=text,
           raw_message_id=raw_message_id, request_id=request.id if request else None,
-          evidence=evidence, contact=request.contact if request else None)
+          evidence=evidence, contact=request.contact if request else None, **data)
     open_requests = session.exec(
         select(models.Request).where(models.Request.case_id == case.id)
         .where(col(models.Request.state) != "answered")
@@ -240,6 +255,23 @@ def record_service_reply(app: App, session: Session, case: models.Case,
         message_id=new_message_id(_domain(app), case.reference),
         in_reply_to=message_id,
     )
-    outbox.queue(session, msg, kind="alert", now=now, case_id=case.id,
-                 request_id=request.id if request else None)
+    _queue(app, session, msg, kind="alert", now=now, case_id=case.id,
+           request_id=request.id if request else None)
     event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
+
+
+def _queue(app: App, session: Session, msg: Any, **kw: Any) -> models.Outbox:
+    return outbox.queue(session, msg, limit=app.settings.outbound.max_per_recipient_per_hour,
+                        **kw)
+
+
+def note_too_large(app: App, session: Session, case: models.Case,
+                   rows: list[models.Attachment], now: datetime) -> None:
+    """Say on the case which files were too large to copy out of the message."""
+    big = [r for r in rows if not r.stored]
+    if big:
+        limit = attachments.human_size(app.settings.attachments.max_size)
+        names = ", ".join(f"{r.name} ({attachments.human_size(r.size)})" for r in big)
+        event(session, case, "attachment_too_large", now, raw_message_id=big[0].raw_message_id,
+              text=f"Over the {limit} limit, kept only in the original message: {names}.",
+              files=[r.name for r in big])

@@ -73,6 +73,13 @@ def case_dict(session: Session, case: models.Case, today: date | None = None) ->
     out["requests"] = [request_dict(session, r, today) for r in requests]
     events = session.exec(select(models.Event).where(models.Event.case_id == case.id)
                           .order_by(col(models.Event.at), col(models.Event.id))).all()
+    out["attachments"] = [
+        {"name": a.name, "content_type": a.content_type, "size": a.size, "sha256": a.sha256,
+         "stored": a.stored, "message": a.raw_message_id, "at": _iso(a.created_at)}
+        for a in session.exec(select(models.Attachment)
+                              .where(models.Attachment.case_id == case.id)
+                              .order_by(col(models.Attachment.id)))
+    ]
     out["timeline"] = [
         {"at": _iso(e.at), "kind": e.kind, "from": e.sender, "text": e.text,
          "request": e.request_id, "message": e.raw_message_id, "data": e.data or {}}
@@ -94,6 +101,7 @@ def holding_dict(session: Session, h: models.Holding) -> dict[str, Any]:
         "message_id": raw.message_id if raw else None,
         "message": h.raw_message_id,
         "created_at": _iso(h.created_at),
+        "candidates": h.candidates or [],
     }
 
 
@@ -107,7 +115,8 @@ def outbox_dict(o: models.Outbox) -> dict[str, Any]:
         "state": o.state,
         "attempts": o.attempts,
         "created_at": _iso(o.created_at),
-        "next_attempt_at": _iso(o.next_attempt_at) if o.state != "sent" else None,
+        "next_attempt_at": _iso(o.next_attempt_at) if o.state in ("queued", "sending") else None,
         "sent_at": _iso(o.sent_at),
         "last_error": o.last_error,
+        "held_reason": o.held_reason,
     }

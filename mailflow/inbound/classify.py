@@ -1,36 +1,117 @@
-"""Automatic mail: auto-replies, bounces, and our own mail coming back (loops)."""
+"""Automatic mail, in layers: our own mail coming back (loops), bounces, auto-replies.
+
+Each layer looks at different evidence, because no single header is reliable: our own
+markers first (X-Mailflow-Kind, our Message-ID shape, our From), then delivery reports and
+mailer-daemons, then the RFC 3834 and vendor auto-reply headers, then the subject lines of
+out-of-office replies. The answer says which evidence decided, for `inspect` and the record.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
+from mailflow.inbound import bounces
 from mailflow.inbound.parse import Parsed
+from mailflow.settings import Settings
 
 NORMAL, AUTO_REPLY, BOUNCE, OWN_MAIL = "normal", "auto_reply", "bounce", "own_mail"
 
 _OOF_SUBJECT = re.compile(
-    r"^(automatic reply|auto(matic)?[- ]?reply|out of (the )?office|autoreply|"
-    r"abwesenheitsnotiz|réponse automatique|respuesta automática|ateb awtomatig|"
+    r"^(automatic reply|auto(matic)?[- ]?reply|auto[- ]?response|out of (the )?office|"
+    r"autoreply|abwesenheitsnotiz|réponse automatique|respuesta automática|ateb awtomatig|"
     r"odpowiedź automatyczna|away from (my|the) office|on leave)\b",
     re.IGNORECASE,
 )
-_DAEMON = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.IGNORECASE)
+_BOUNCE_SUBJECT = re.compile(
+    r"^(undeliverable|undelivered mail|undeliverable mail|mail delivery fail|delivery status "
+    r"notification \((failure|delay)|delivery failure|failure notice|returned mail|message not "
+    r"delivered|delivery has failed|unzustellbar|non remis|no se puede entregar|warning: "
+    r"message .* delayed|delayed mail|mail delivery (failed|problem))",
+    re.IGNORECASE,
+)
+# Message-IDs we mint (outbound/render.py new_message_id): <hint.20 hex digits@our domain>,
+# where the hint is "mf" or a case reference.
+_OUR_MSGID = r"<(mf|{prefix}-\d{{4}}-\d{{5,}})\.[0-9a-f]{{20}}@{domain}>"
 
 
-def classify(p: Parsed, is_ours: bool) -> str:
-    if is_ours or p.header("X-Mailflow-Kind"):
-        return OWN_MAIL
-    ctype = p.msg.get_content_type()
-    report = (p.msg.get_param("report-type") or "").lower() if ctype == "multipart/report" else ""
-    if report == "delivery-status" or _DAEMON.match(p.sender or ""):
-        return BOUNCE
+@dataclass
+class Classification:
+    kind: str  # normal | auto_reply | bounce | own_mail
+    why: str = ""
+
+    @property
+    def automatic(self) -> bool:
+        return self.kind != NORMAL
+
+
+def classify(p: Parsed, s: Settings, envelope_from: str | None = None) -> Classification:
+    own = _own_mail(p, s)
+    if own:
+        return Classification(OWN_MAIL, own)
+    bounce = _bounce(p, envelope_from)
+    if bounce:
+        return Classification(BOUNCE, bounce)
+    auto = _auto_reply(p, envelope_from)
+    if auto:
+        return Classification(AUTO_REPLY, auto)
+    return Classification(NORMAL)
+
+
+def _own_mail(p: Parsed, s: Settings) -> str | None:
+    if p.header("X-Mailflow-Kind"):
+        return "it carries our X-Mailflow-Kind header"
+    if s.is_ours(p.sender):
+        return f"it is from our casework address {p.sender}"
+    domain = re.escape(s.council.casework_address.partition("@")[2])
+    ours = _OUR_MSGID.format(prefix=s.council.reference_prefix, domain=domain)
+    if p.message_id and re.fullmatch(ours, p.message_id, re.I):
+        return f"its Message-ID {p.message_id} is one we minted"
+    return None
+
+
+def _null_sender(p: Parsed, envelope_from: str | None) -> bool:
+    return envelope_from == "" or p.header("Return-Path").strip() == "<>"
+
+
+def _bounce(p: Parsed, envelope_from: str | None) -> str | None:
+    if p.msg.get_content_type() == "multipart/report":
+        report = str(p.msg.get_param("report-type") or "").lower()
+        if report == "delivery-status":
+            if bounces.is_failure_report(p.msg) is False:
+                return None  # every recipient was delivered: a receipt, not a bounce
+            return "a delivery status notification (RFC 3464)"
+    if p.header("X-MS-Exchange-Message-Is-Ndr"):
+        return "an Exchange non-delivery report"
+    if bounces.is_daemon(p.sender):
+        return f"from the mailer-daemon {p.sender}"
+    if _BOUNCE_SUBJECT.match(p.subject) and (
+        _null_sender(p, envelope_from) or p.header("Auto-Submitted").strip().lower()
+        not in ("", "no") or bounces.read(p.msg).recipients
+    ):
+        return f"a delivery failure report ({p.subject[:60]!r})"
+    return None
+
+
+def _auto_reply(p: Parsed, envelope_from: str | None) -> str | None:
+    if p.msg.get_content_type() == "multipart/report":
+        return f"a {p.msg.get_param('report-type') or 'delivery'} report (a receipt)"
     auto = p.header("Auto-Submitted").strip().lower()
-    if auto and auto != "no":
-        return AUTO_REPLY
-    if p.header("X-Autoreply") or p.header("X-Autorespond"):
-        return AUTO_REPLY
-    if p.header("Precedence").strip().lower() in ("bulk", "junk", "list"):
-        return AUTO_REPLY
+    if auto and not auto.startswith("no"):
+        return f"Auto-Submitted: {auto}"
+    for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Autogenerated",
+                 "X-MS-Exchange-Inbox-Rules-Loop", "X-MS-Exchange-Generated-Message-Source"):
+        if p.header(name):
+            return f"{name}: {p.header(name)[:60]}"
+    precedence = p.header("Precedence").strip().lower()
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
+        return f"Precedence: {precedence}"
+    # Exchange puts this on its own automatic mail; people's mail does not carry it.
+    suppress = p.header("X-Auto-Response-Suppress").strip().lower()
+    if suppress and re.search(r"\b(all|oof|autoreply)\b", suppress):
+        return f"X-Auto-Response-Suppress: {suppress}"
     if _OOF_SUBJECT.match(p.subject):
-        return AUTO_REPLY
-    return NORMAL
+        return f"an out-of-office subject ({p.subject[:60]!r})"
+    if _null_sender(p, envelope_from):
+        return "a null envelope sender (<>)"
+    return None

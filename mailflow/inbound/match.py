@@ -19,7 +19,7 @@ from mailflow.settings import Settings
 class Match:
     case: models.Case
     request: models.Request | None
-    evidence: str  # in-reply-to | token | tag
+    evidence: str  # in-reply-to | token | tag | guess
     detail: str = ""
 
 
@@ -28,8 +28,10 @@ def recipients(p: Parsed, envelope_to: list[str] | None) -> list[str]:
     return [a for a in [*p.recipients, *(envelope_to or []), *extra] if a]
 
 
-def by_message_id(session: Session, p: Parsed) -> Match | None:
-    ids = list(dict.fromkeys([*p.in_reply_to, *reversed(p.references)]))
+def by_message_id(session: Session, p: Parsed, first: str | None = None) -> Match | None:
+    """`first`: a Message-ID to try before the headers' (the one a bounce returns)."""
+    ids = list(dict.fromkeys([*([first] if first else []), *p.in_reply_to,
+                              *reversed(p.references)]))
     if not ids:
         return None
     sent = session.exec(
@@ -78,3 +80,75 @@ def by_tag(session: Session, s: Settings, p: Parsed) -> Match | None:
 
 def case_by_reference(session: Session, reference: str) -> models.Case | None:
     return session.exec(select(models.Case).where(models.Case.reference == reference)).first()
+
+
+def party_role(session: Session, s: Settings, case: models.Case, sender: str | None
+               ) -> tuple[str | None, models.Request | None]:
+    """The sender's part in this case: member, contact (with their request), staff or None."""
+    if not sender:
+        return None, None
+    member_row = session.get(models.Member, case.member_id)
+    member = s.member(member_row.email) if member_row else None
+    if member and sender in (member.email, *member.aliases):
+        return "member", None
+    requests = session.exec(select(models.Request).where(models.Request.case_id == case.id)
+                            .order_by(col(models.Request.id))).all()
+    for req in requests:
+        service_row = session.get(models.Service, req.service_id)
+        service = s.service(service_row.name) if service_row else None
+        addresses = {req.contact, *(service and [service.contact, *service.contact_aliases] or [])}
+        if service and service.escalation:
+            addresses.add(service.escalation)
+        if sender in addresses:
+            return "contact", req
+    if s.is_staff(sender):
+        return "staff", None
+    return None, None
+
+
+# -- guesses: weaker evidence, for triage (a case is only filed on exactly one) ---------------
+def body_references(text: str, prefix: str, limit: int = 20) -> list[str]:
+    """Case references quoted anywhere in a body (`CW-2026-00042`, `cw 2026 42`)."""
+    found = re.findall(rf"\b({re.escape(prefix)}[-\s]?\d{{4}}[-\s]?\d{{1,7}})\b", text, re.I)
+    refs = [tokens.normalise_reference(re.sub(r"\s", "-", r), prefix) for r in found[:limit]]
+    return list(dict.fromkeys(r for r in refs if r))
+
+
+def by_thread(session: Session, p: Parsed) -> list[tuple[models.Case, str]]:
+    """Cases on which an earlier inbound message of this thread was filed (a reply to the
+    member's forward, or to the constituent's own message)."""
+    ids = list(dict.fromkeys([*p.in_reply_to, *p.references]))
+    if not ids:
+        return []
+    rows = session.exec(
+        select(models.RawMessage.message_id, models.RawMessage.case_id)
+        .where(col(models.RawMessage.message_id).in_(ids))
+        .where(col(models.RawMessage.case_id).is_not(None))
+        .where(col(models.RawMessage.disposition).in_(("case_opened", "update")))
+    ).all()
+    out = []
+    for message_id, case_id in rows:
+        case = session.get(models.Case, case_id)
+        if case is not None:
+            out.append((case, message_id or ""))
+    return out
+
+
+def by_constituent(session: Session, sender: str | None) -> list[models.Case]:
+    if not sender:
+        return []
+    return list(session.exec(
+        select(models.Case).join(models.Constituent,
+                                 col(models.Case.constituent_id) == col(models.Constituent.id))
+        .where(models.Constituent.email == sender)
+        .where(col(models.Case.status) != "closed")
+        .order_by(col(models.Case.id))
+    ))
+
+
+_ADDRESS = re.compile(r"[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def addresses_in(text: str, limit: int = 200) -> list[str]:
+    """Addresses written anywhere in a text (a bounce's copy of our message)."""
+    return list(dict.fromkeys(a.lower() for a in _ADDRESS.findall(text or "")))[:limit]

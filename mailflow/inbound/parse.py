@@ -18,6 +18,7 @@ from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from mailflow.inbound.text import body_text
 
 _MSGID = re.compile(r"<[^<>\s]+>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -44,8 +45,10 @@ class Parsed:
 
 
 def parse(raw: bytes) -> Parsed:
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
-    assert isinstance(msg, EmailMessage)
+    msg = _parse(raw)
+    repaired = None
+    if msg.get_content_maintype() == "multipart" and not msg.is_multipart():
+        msg, repaired = _repair(raw)
     name, addr = parseaddr(header(msg, "From") or header(msg, "Sender"))
     try:
         text = body_text(msg)
@@ -54,21 +57,77 @@ def parse(raw: bytes) -> Parsed:
         defects = [f"body: {e}"]
     else:
         defects = []
-    defects += [type(d).__name__ for d in msg.defects]
+    defects += [type(d).__name__ for d in msg.defects] + ([repaired] if repaired else [])
     return Parsed(
         msg=msg,
-        message_id=first_msgid(header(msg, "Message-ID")),
-        sender_name=name or None,
-        sender=addr.lower() or None if "@" in addr else None,
+        message_id=first_msgid(clean(header(msg, "Message-ID")))[:990] or None,
+        sender_name=clean(name) or None,
+        sender=clean(addr).lower() or None if "@" in addr else None,
         to=addresses(msg, "To"),
         cc=addresses(msg, "Cc"),
-        subject=" ".join(header(msg, "Subject").split()),
+        subject=clean(" ".join(header(msg, "Subject").split())),
         date=_date(header(msg, "Date")),
-        in_reply_to=_MSGID.findall(header(msg, "In-Reply-To")),
-        references=_MSGID.findall(header(msg, "References")),
-        text=text,
+        in_reply_to=_MSGID.findall(clean(header(msg, "In-Reply-To"))),
+        references=_MSGID.findall(clean(header(msg, "References")))[-100:],
+        text=clean(text),
         defects=defects,
     )
+
+
+def clean(text: str | None) -> str:
+    """Text safe to store anywhere: no NUL or control characters (PostgreSQL refuses NUL),
+    no lone surrogates (raw 8-bit bytes are read as UTF-8, else as Windows-1252)."""
+    if not text:
+        return ""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            data = text.encode("utf-8", "surrogateescape")
+            text = data.decode("utf-8") if _is_utf8(data) else data.decode("cp1252", "replace")
+        except UnicodeError:
+            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return _CONTROL.sub("", text)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+_CTYPE_LINES = re.compile(rb"^content-type:.*(\r?\n[ \t].*)*\r?\n", re.I | re.M)
+_DELIMITER = re.compile(rb"^--([^\s]{1,70})\r?$", re.M)
+
+
+def _repair(raw: bytes) -> tuple[EmailMessage, str]:
+    """A multipart whose boundary is missing or is not the one used: read it with the
+    boundary its body actually uses, or else as plain text, rather than lose the body."""
+    m = re.search(rb"\r?\n\r?\n", raw)
+    head, body = (raw[: m.end()], raw[m.end():]) if m else (raw, b"")
+    old = _CTYPE_LINES.search(head)
+    ctype = old.group(0).split(b":", 1)[1].split(b";", 1)[0].strip() if old else b"multipart/mixed"
+    used = _DELIMITER.search(body)
+    if used:
+        new = b"Content-Type: " + ctype + b'; boundary="' + used.group(1) + b'"\r\n'
+        how = f"repaired: read with the boundary the body uses ({used.group(1)[:70]!r})"
+    else:
+        new = b"Content-Type: text/plain\r\n"
+        how = "repaired: a multipart without a usable boundary, read as plain text"
+    head = _CTYPE_LINES.sub(b"", head)
+    at = head.rstrip(b"\r\n")
+    msg = _parse(at + b"\r\n" + new + b"\r\n" + body)
+    if msg.get_content_maintype() == "multipart" and not msg.is_multipart():
+        msg = _parse(at + b"\r\nContent-Type: text/plain\r\n\r\n" + body)
+    return msg, how
 
 
 def header(msg: EmailMessage, name: str) -> str:
@@ -86,12 +145,12 @@ def addresses(msg: EmailMessage, name: str) -> list[str]:
         values = [str(v) for v in msg.get_all(name, [])]
     except Exception:  # noqa: BLE001
         values = [v for k, v in msg.raw_items() if k.lower() == name.lower()]
-    return [a.lower() for _, a in getaddresses(values) if "@" in a]
+    return [clean(a).lower() for _, a in getaddresses(values) if "@" in a]
 
 
-def first_msgid(value: str) -> str | None:
+def first_msgid(value: str) -> str:
     m = _MSGID.search(value or "")
-    return m.group(0) if m else (value.strip() or None)
+    return m.group(0) if m else (value or "").strip()
 
 
 def _date(value: str) -> datetime | None:

@@ -30,6 +30,8 @@ def identify(raw: bytes) -> tuple[str | None, str]:
     head, body = head_and_body(raw)
     m = _MSGID.search(head)
     message_id = m.group(1).decode("ascii", "replace").strip() if m else None
+    if message_id:  # PostgreSQL refuses NUL; control characters are never part of an id
+        message_id = re.sub(r"[\x00-\x1f\x7f]", "", message_id) or None
     normalised = _TRACE.sub(b"", head).replace(b"\r\n", b"\n") + body.replace(b"\r\n", b"\n")
     return message_id, hashlib.sha256(normalised).hexdigest()
 

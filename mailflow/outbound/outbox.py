@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 STALE_CLAIM = timedelta(minutes=10)  # a worker that died mid-send frees its claim after this
 MAX_BACKOFF = timedelta(hours=1)
+DEFAULT_LIMIT = 20  # [outbound] max_per_recipient_per_hour
+# session.info key: set while the pipeline handles automatic mail (an auto-reply, a bounce).
+IN_ANSWER_TO = "mailflow.in_answer_to_automatic"
 
 
 def queue(
@@ -28,9 +31,15 @@ def queue(
     now: datetime,
     case_id: int | None = None,
     request_id: int | None = None,
+    limit: int | None = DEFAULT_LIMIT,
 ) -> Outbox:
+    """Put a message in the outbox. Automatic mail is held (state `held`, with the reason)
+    rather than queued when it would answer automatic mail, or when a recipient has already
+    had `limit` automatic mails about this case in the last hour: the last defence against
+    mail loops. Held rows stay visible; nothing is dropped."""
     recipients = [a for _, a in getaddresses([str(msg["To"] or ""), str(msg["Cc"] or "")]) if a]
     _, sender = getaddresses([str(msg["From"])])[0]
+    held = _hold_reason(session, msg, recipients, case_id, now, limit)
     row = Outbox(
         created_at=now,
         kind=kind,
@@ -42,9 +51,38 @@ def queue(
         subject=str(msg["Subject"]),
         raw=msg.as_bytes(),
         next_attempt_at=now,
+        state="held" if held else "queued",
+        held_reason=held,
     )
     session.add(row)
+    if held:
+        log.warning("outbox: held %s to %s: %s", kind, recipients, held)
     return row
+
+
+def _hold_reason(session: Session, msg: EmailMessage, recipients: list[str],
+                 case_id: int | None, now: datetime, limit: int | None) -> str | None:
+    if str(msg["Auto-Submitted"] or "no").strip().lower() == "no":
+        return None  # a person's mail, sent on purpose
+    answering = session.info.get(IN_ANSWER_TO)
+    if answering:
+        return f"automatic mail in answer to automatic mail ({answering})"
+    if limit is None:
+        return None
+    recent = session.exec(
+        select(Outbox.recipients)
+        .where(col(Outbox.case_id).is_(None) if case_id is None
+               else col(Outbox.case_id) == case_id)
+        .where(col(Outbox.created_at) > now - timedelta(hours=1))
+        .where(col(Outbox.state) != "held")
+    ).all()
+    for r in recipients:
+        sent = sum(r.lower() in (a.lower() for a in rs) for rs in recent)
+        if sent >= limit:
+            about = f"case {case_id}" if case_id else "no case"
+            return (f"rate limit: {r} already had {sent} automatic mails about {about} in the "
+                    f"last hour (max_per_recipient_per_hour = {limit})")
+    return None
 
 
 def backoff(attempts: int) -> timedelta:

@@ -1,0 +1,145 @@
+"""What a message is and where it belongs, without changing anything.
+
+`understand` is the one place that classifies a message and matches it to a case: the
+pipeline acts on its answer (dispatch.py) and `mailflow inspect` prints it, so what staff see
+when they ask "why did this go to the holding pen?" is exactly what the pipeline did. It only
+reads the database, and works without one (then nothing matches).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlmodel import Session
+
+from mailflow import models
+from mailflow.casework import attachments
+from mailflow.inbound import bounces, match
+from mailflow.inbound.classify import BOUNCE, NORMAL, Classification, classify
+from mailflow.inbound.forwards import Forward, find_forward
+from mailflow.inbound.parse import Parsed
+from mailflow.inbound.reply import visible_text
+from mailflow.settings import Settings
+
+
+@dataclass
+class Candidate:
+    """An open case the message might belong to, and why we think so."""
+
+    case: models.Case
+    why: list[str] = field(default_factory=list)
+    evidence: set[str] = field(default_factory=set)  # thread | constituent | reference
+
+    def as_dict(self) -> dict[str, object]:
+        return {"case": self.case.reference, "why": self.why}
+
+
+@dataclass
+class Understanding:
+    parsed: Parsed
+    sender: str | None
+    classification: Classification
+    bounce: bounces.Bounce | None
+    forward: Forward | None
+    reply_text: str
+    files: list[attachments.File]
+    match: match.Match | None = None  # strong evidence: in-reply-to, token or tag
+    problem: str | None = None  # e.g. a reply address whose token does not verify
+    role: str | None = None  # the sender's part in the matched (or guessed) case
+    request: models.Request | None = None  # the sender's request, when a contact
+    candidates: list[Candidate] = field(default_factory=list)
+    guess: Candidate | None = None  # the one confident guess, when there is exactly one
+
+    @property
+    def kind(self) -> str:
+        return self.classification.kind
+
+    @property
+    def case(self) -> models.Case | None:
+        if self.match:
+            return self.match.case
+        return self.guess.case if self.guess else None
+
+    @property
+    def evidence(self) -> str:
+        if self.match:
+            return self.match.evidence
+        return "guess" if self.guess else "none"
+
+
+def understand(p: Parsed, s: Settings, session: Session | None, *,
+               envelope_from: str | None = None, envelope_to: list[str] | None = None
+               ) -> Understanding:
+    sender = p.sender or (envelope_from or "").lower() or None
+    c = classify(p, s, envelope_from)
+    bounce = bounces.read(p.msg, ignore=s.is_ours) if c.kind == BOUNCE else None
+    fwd = find_forward(p.msg, is_internal=s.is_internal) if c.kind == NORMAL else None
+    u = Understanding(p, sender, c, bounce, fwd, visible_text(p.text) if p.text else "",
+                      attachments.extract(p.msg) if c.kind == NORMAL else [])
+    if session is None:
+        return u
+    addrs = match.recipients(p, envelope_to)
+    if bounce:  # the returned message names the case: its Message-ID or our reply address
+        addrs += match.addresses_in(bounce.returned)
+    u.match = match.by_message_id(session, p, bounce.original_message_id if bounce else None)
+    if not u.match:
+        u.match, u.problem = match.by_token(session, s, addrs)
+    if not u.match:
+        u.match = match.by_tag(session, s, p)
+    if u.match:
+        u.role, u.request = match.party_role(session, s, u.match.case, sender)
+    if c.kind == NORMAL:
+        u.candidates = _candidates(u, s, session)
+        if not u.match and not u.problem:
+            u.guess = _confident(u, s, session)
+            if u.guess:
+                u.role, u.request = match.party_role(session, s, u.guess.case, sender)
+    return u
+
+
+def _candidates(u: Understanding, s: Settings, session: Session) -> list[Candidate]:
+    found: dict[int, Candidate] = {}
+
+    def add(case: models.Case, evidence: str, why: str) -> None:
+        if case.status == "closed":
+            return
+        cand = found.setdefault(case.id or 0, Candidate(case))
+        cand.evidence.add(evidence)
+        if why not in cand.why:
+            cand.why.append(why)
+
+    if u.match:
+        add(u.match.case, u.match.evidence, f"{u.match.evidence}: {u.match.detail}")
+    for case, message_id in match.by_thread(session, u.parsed):
+        add(case, "thread", f"replies to {message_id}, filed on this case")
+    if not s.member_for(u.sender):
+        for case in match.by_constituent(session, u.sender):
+            add(case, "constituent", f"from the case's constituent {u.sender}")
+    prefix = s.council.reference_prefix
+    for ref in match.body_references(u.parsed.text, prefix):
+        case = match.case_by_reference(session, ref)
+        if case is not None:
+            add(case, "reference", f"quotes {ref} in the body")
+    return list(found.values())
+
+
+def _confident(u: Understanding, s: Settings, session: Session) -> Candidate | None:
+    """Exactly one candidate, and evidence this sender may use (see README, triage)."""
+    if len(u.candidates) != 1:
+        return None
+    cand = u.candidates[0]
+    role, _ = match.party_role(session, s, cand.case, u.sender)
+    if s.member_for(u.sender):
+        # A member's mail that names no case opens a new one; only their own case's thread,
+        # or a reference in a message of their own (not a forward), files it on an old one.
+        if role != "member":
+            return None
+        return cand if "thread" in cand.evidence or (
+            "reference" in cand.evidence and u.forward is None) else None
+    constituent = session.get(models.Constituent, cand.case.constituent_id) \
+        if cand.case.constituent_id else None
+    is_constituent = bool(constituent and u.sender and constituent.email == u.sender)
+    if cand.evidence & {"thread", "constituent"}:
+        return cand
+    # A quoted reference is no stronger than a subject tag: only from a party or the constituent.
+    return cand if role or is_constituent else None
