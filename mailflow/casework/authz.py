@@ -75,7 +75,8 @@ def allowed(role: str | None, command: str) -> tuple[bool, str]:
         return False, "you are not a party to this case, so it cannot take commands from you"
     if role in cmd.roles:
         return True, ""
-    who = " or ".join(_WHO[r] for r in ROLES if r in cmd.roles)
+    names = [_WHO[r] for r in ROLES if r in cmd.roles]
+    who = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
     if role == C:
         return False, (f"#{command} is for {who}; a service contact may only answer, hold "
                        "(#holding) or redirect (#redirect) their own request")
