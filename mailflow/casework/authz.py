@@ -107,9 +107,9 @@ def help_text(role: str | None = None) -> str:
 
 
 def markdown_table() -> str:
-    """The README's table of commands and who may use them."""
+    """The README's table of commands and who may use them (`|` escaped for GitHub)."""
     head = "| command | what it does | " + " | ".join(ROLES) + " |"
     sep = "| --- | --- | " + " | ".join("---" for _ in ROLES) + " |"
-    rows = [f"| `{c.syntax}` | {c.summary} | "
+    rows = [f"| `{c.syntax.replace('|', chr(92) + '|')}` | {c.summary} | "
             + " | ".join("yes" if r in c.roles else "" for r in ROLES) + " |" for c in COMMANDS]
     return "\n".join([head, sep, *rows])
