@@ -231,3 +231,21 @@ def test_merge_by_staff_or_own_cases_is_at_once_and_refusals(rules_app: App) -> 
     third = open_case(app, subject="Third")
     r = _merge(app, other, third.lower(), JANE)  # both Jane's: no one else to ask
     assert r.ok and "merged into" in r.text
+
+
+def test_alerts_follow_the_sharing_rule_after_a_merge(rules_app: App) -> None:
+    from tests.mail import reply_to
+    from tests.rules import ingest
+
+    app = rules_app
+    jane = open_case(app)
+    alan = open_case(app, member=ALAN_FROM, constituent=PETER, body=SIMILAR)
+    set_case(app, jane, share="ward")  # asked, but no consent: Beth is not told anything
+    assert _merge(app, alan, jane, STAFF).ok
+    tick.tick(app, FRIDAY)
+    request = next(m for m in sent_of_kind(app.settings.maildir, "request")
+                   if jane in m["Subject"])
+    assert ingest(app, reply_to(request, ROADS, "Filled today.")).disposition == "update"
+    tick.tick(app, FRIDAY)
+    alerted = sorted(str(m["To"]) for m in sent_of_kind(app.settings.maildir, "alert"))
+    assert alerted == [ALAN, JANE]

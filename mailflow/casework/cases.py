@@ -311,15 +311,28 @@ def record_service_reply(app: App, session: Session, case: models.Case,
     if not open_requests and case.status in ("open", "triage"):
         case.status = "answered"
         session.add(case)
-    member_email = _member_email(session, case)
     replied_by = sender if request is None or sender != request.contact else None
-    msg = render(
-        app.templates, "alert",
-        _context(app, case, service_name=service_name, text=text, replied_by=replied_by),
-        sender=_sender(app), to=[member_email], now=now,
-        message_id=new_message_id(_domain(app), case.reference),
-        in_reply_to=message_id,
-    )
-    outbox.queue(session, msg, kind="alert", now=now, case_id=case.id,
-                 request_id=request.id if request else None)
-    event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
+    for member_email in alert_recipients(app, session, case):
+        msg = render(
+            app.templates, "alert",
+            _context(app, case, service_name=service_name, text=text, replied_by=replied_by),
+            sender=_sender(app), to=[member_email], now=now,
+            message_id=new_message_id(_domain(app), case.reference),
+            in_reply_to=message_id,
+        )
+        outbox.queue(session, msg, kind="alert", now=now, case_id=case.id,
+                     request_id=request.id if request else None)
+        event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
+
+
+def alert_recipients(app: App, session: Session, case: models.Case) -> list[str]:
+    """The case's member, and the members whose own cases were merged into it (they agreed
+    to follow this one): each only while the sharing rule lets them see it."""
+    ids = [case.member_id, *session.exec(
+        select(models.Case.member_id).where(models.Case.merged_into_id == case.id))]
+    emails = []
+    for member_id in dict.fromkeys(ids):
+        m = session.get(models.Member, member_id)
+        if m and sharing.can_see(session, app.settings, case, m.email):
+            emails.append(m.email)
+    return emails
