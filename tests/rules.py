@@ -3,6 +3,9 @@ both Green; Beth, Labour), Tom sits for Bathgate. Built on the shared test counc
 
 from __future__ import annotations
 
+import contextlib
+import io
+import subprocess
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +15,7 @@ from sqlmodel import select
 
 from mailflow import clock, db, models, settings
 from mailflow.app import App
+from mailflow.cli import main
 from mailflow.inbound import pipeline
 from tests.conftest import COUNCIL
 from tests.mail import CASEWORK, JANE, outlook_forward
@@ -92,3 +96,11 @@ def set_case(app: App, ref: str, **values: object) -> None:
 
 
 __all__ = ["ALAN", "BETH", "CASEWORK", "FRIDAY", "JANE", "STAFF", "STRANGER", "TOM"]
+
+
+def cli(app: App, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real command line, in this process (faster than `run_cli`'s child process)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--config", str(app.settings.path), *args])
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())

@@ -15,9 +15,8 @@ from mailflow import db, models
 from mailflow.app import App
 from mailflow.casework.actions import run, send_to_constituent
 from mailflow.jobs import tick
-from tests.conftest import run_cli
 from tests.mail import ROADS, reply_to, sent_of_kind
-from tests.rules import FRIDAY, JANE, STAFF, get_case, ingest, make_app, open_case, rules_app
+from tests.rules import FRIDAY, JANE, STAFF, cli, get_case, ingest, make_app, open_case, rules_app
 
 __all__ = ["rules_app"]
 
@@ -132,10 +131,9 @@ def test_audit_trail_records_changes_and_reads(rules_app: App) -> None:
         case = s.exec(select(models.Case).where(models.Case.reference == ref)).one()
         assert run(app, s, case, JANE, "priority", "high", FRIDAY, message=1).ok
         s.commit()
-    cfg = app.settings.path
-    assert run_cli(cfg, "case", ref).returncode == 0
-    assert run_cli(cfg, "case", ref, "--as", "jane@home.example", "--json").returncode == 0
-    done = run_cli(cfg, "case", ref, "--audit", "--json")
+    assert cli(app, "case", ref).returncode == 0
+    assert cli(app, "case", ref, "--as", "jane@home.example", "--json").returncode == 0
+    done = cli(app, "case", ref, "--audit", "--json")
     assert done.returncode == 0, done.stderr
     trail = json.loads(done.stdout)
     changes = [t for t in trail if t["action"] == "change"]
@@ -150,5 +148,5 @@ def test_audit_trail_records_changes_and_reads(rules_app: App) -> None:
         ("jane@home.example", "case --json"),
         (f"{getpass.getuser()} (os user)", "audit"),
     ]
-    text = run_cli(cfg, "case", ref, "--audit")
+    text = cli(app, "case", ref, "--audit")
     assert "priority" in text.stdout and "read" in text.stdout and "AT" in text.stdout

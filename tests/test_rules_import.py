@@ -11,7 +11,7 @@ from mailflow import models
 from mailflow.app import App
 from mailflow.casework import imports
 from tests.conftest import ROOT, run_cli
-from tests.rules import JANE, rules_app
+from tests.rules import JANE, cli, rules_app
 
 __all__ = ["rules_app"]
 
@@ -50,7 +50,7 @@ def _cases(app: App) -> list[models.Case]:
 def test_dry_run_reports_every_bad_row_and_changes_nothing(rules_app: App,
                                                            tmp_path: Path) -> None:
     path = _csv(tmp_path, GOOD + BAD)
-    done = run_cli(rules_app.settings.path, "import", str(path), "--dry-run")
+    done = cli(rules_app, "import", str(path), "--dry-run")
     assert done.returncode == 1
     problems = [line.removeprefix("casework.csv: ") for line in done.stderr.splitlines()]
     assert problems == [
@@ -69,7 +69,7 @@ def test_dry_run_reports_every_bad_row_and_changes_nothing(rules_app: App,
     ]
     assert "2 row(s) can be imported, 10 problem(s)" in done.stdout
     assert _cases(rules_app) == []
-    clean = run_cli(rules_app.settings.path, "import", str(_csv(tmp_path, GOOD)), "--dry-run")
+    clean = cli(rules_app, "import", str(_csv(tmp_path, GOOD)), "--dry-run")
     assert clean.returncode == 0, clean.stderr
 
 
@@ -77,12 +77,12 @@ def test_import_keeps_original_dates_and_is_safe_to_repeat(rules_app: App,
                                                            tmp_path: Path) -> None:
     path = _csv(tmp_path, GOOD + BAD)
     cfg = rules_app.settings.path
-    done = run_cli(cfg, "import", str(path))
+    done = run_cli(cfg, "import", str(path))  # once as a user runs it, in a child process
     assert done.returncode == 1  # the bad rows are reported, the good ones taken
     assert "imported 2 case(s); 0 already imported; 10 problem(s)" in done.stdout
     first, second = _cases(rules_app)
     assert first.reference == "CW-2024-00001" and second.reference == "CW-2025-00001"
-    data = json.loads(run_cli(cfg, "case", first.reference, "--json").stdout)
+    data = json.loads(cli(rules_app, "case", first.reference, "--json").stdout)
     assert data["received_at"] == data["opened_at"] == "2024-03-05T12:00:00Z"
     assert data["closed_at"] == "2024-03-20T12:00:00Z"
     assert (data["status"], data["category"], data["enquiry_type"]) == ("closed", "Roads",
@@ -92,27 +92,26 @@ def test_import_keeps_original_dates_and_is_safe_to_repeat(rules_app: App,
     assert data["requests"] == []
     assert [e["kind"] for e in data["timeline"]] == ["opened", "closed", "imported"]
     assert data["timeline"][-1]["data"]["row"] == 2
-    b = json.loads(run_cli(cfg, "case", second.reference, "--json").stdout)
+    b = json.loads(cli(rules_app, "case", second.reference, "--json").stdout)
     assert (b["status"], b["category"], b["enquiry_type"]) == ("open", "Waste", "complaint")
     with rules_app.session() as s:
         assert s.exec(select(models.Outbox)).all() == []  # an import sends no mail
 
     fixed = _csv(tmp_path, [*GOOD, "Jane Smith,,,,,,,,2024-05-01,,,Fixed row,"])
-    again = run_cli(cfg, "import", str(fixed))
+    again = cli(rules_app, "import", str(fixed))
     assert again.returncode == 0, again.stderr
     assert "imported 1 case(s); 2 already imported; 0 problem(s)" in again.stdout
     assert len(_cases(rules_app)) == 3
 
 
 def test_header_problems_and_unreadable_file(rules_app: App, tmp_path: Path) -> None:
-    cfg = rules_app.settings.path
     p = tmp_path / "bad.csv"
     p.write_text("Member,Opened,Colour\nJane Smith,2024-01-01,red\n")
-    done = run_cli(cfg, "import", str(p), "--dry-run")
+    done = cli(rules_app, "import", str(p), "--dry-run")
     assert done.returncode == 1
     assert "row 1, column colour: unknown column" in done.stderr
     assert "row 1, column subject: required column is missing" in done.stderr
-    assert run_cli(cfg, "import", str(tmp_path / "missing.csv")).returncode == 66
+    assert cli(rules_app, "import", str(tmp_path / "missing.csv")).returncode == 66
 
 
 def test_readme_documents_the_header() -> None:

@@ -23,6 +23,7 @@ from tests.rules import (
     STAFF,
     STRANGER,
     TOM,
+    cli,
     get_case,
     open_case,
     rules_app,
@@ -83,17 +84,16 @@ def test_member_b_never_sees_member_a_private_case(rules_app: App) -> None:
     app = rules_app
     secret = open_case(app)  # Jane's, private
     mine = open_case(app, member=ALAN_FROM, constituent=PETER, body=SIMILAR)  # a duplicate
-    cfg = app.settings.path
 
-    listing = run_cli(cfg, "cases", "--as", ALAN, "--json")
+    listing = run_cli(app.settings.path, "cases", "--as", ALAN, "--json")  # a child process
     assert listing.returncode == 0, listing.stderr
     assert [c["reference"] for c in json.loads(listing.stdout)] == [mine]
-    assert secret not in run_cli(cfg, "cases", "--as", ALAN).stdout
-    shown = run_cli(cfg, "case", secret, "--as", ALAN)
+    assert secret not in cli(app, "cases", "--as", ALAN).stdout
+    shown = cli(app, "case", secret, "--as", ALAN)
     assert shown.returncode == 1 and "visible to" in shown.stderr and "Jane" not in shown.stdout
-    assert run_cli(cfg, "case", secret, "--as", ALAN, "--audit").returncode == 1
+    assert cli(app, "case", secret, "--as", ALAN, "--audit").returncode == 1
     # his own case links to hers, but does not name it, in the JSON and in the timeline
-    own = run_cli(cfg, "case", mine, "--as", ALAN, "--json")
+    own = cli(app, "case", mine, "--as", ALAN, "--json")
     assert own.returncode == 0, own.stderr
     assert secret not in own.stdout and "Jane Smith" not in own.stdout and JANE not in own.stdout
     assert json.loads(own.stdout)["links"] == [
@@ -103,8 +103,8 @@ def test_member_b_never_sees_member_a_private_case(rules_app: App) -> None:
     assert secret not in ack and "Jane Smith" not in ack
     assert "a ward colleague has a similar open case; member services can connect them" in ack
     # staff and Jane see everything about it
-    assert secret in run_cli(cfg, "case", mine, "--as", STAFF, "--json").stdout
-    assert run_cli(cfg, "cases", "--as", "nobody@example.com").returncode == 64
+    assert secret in cli(app, "case", mine, "--as", STAFF, "--json").stdout
+    assert cli(app, "cases", "--as", "nobody@example.com").returncode == 64
 
 
 # -- duplicates ------------------------------------------------------------------------------
