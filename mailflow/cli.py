@@ -212,7 +212,8 @@ def cmd_case(args: argparse.Namespace) -> int:
                                                  "recorded)" if data["shared"] != data["share"]
                                                  else ""))
     for link in data["links"]:
-        print(f"  linked:      {link['kind']} {link['case'] or '(a ward colleague’s case)'}"
+        other = link["case"] or "(a ward colleague's case)"
+        print(f"  linked:      {link['kind']} {other}"
               + (f" ({link['reason']})" if link["reason"] else ""))
     for r in data["requests"]:
         print(f"  request:     {r['service']} <{r['contact']}> {r['state']}, due {r['due']}")

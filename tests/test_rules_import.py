@@ -117,3 +117,23 @@ def test_header_problems_and_unreadable_file(rules_app: App, tmp_path: Path) -> 
 def test_readme_documents_the_header() -> None:
     readme = (ROOT / "README.md").read_text()
     assert ",".join(imports.COLUMNS) in readme
+
+
+def test_progress_bar_on_a_terminal(rules_app: App, tmp_path: Path) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    path = _csv(tmp_path, GOOD)
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}
+    done = subprocess.run([sys.executable, "-m", "mailflow.cli", "--config",
+                           str(rules_app.settings.path), "import", str(path)],
+                          stdout=subprocess.PIPE, stderr=slave, cwd=ROOT, env=env, timeout=120)
+    os.close(slave)
+    shown = os.read(master, 4096).decode()
+    os.close(master)
+    assert done.returncode == 0
+    assert "[" + "#" * 30 + "] 2/2" in shown
+    assert b"imported 2 case(s)" in done.stdout
