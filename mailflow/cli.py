@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
@@ -14,7 +15,7 @@ from sqlmodel import col, select
 
 from mailflow import clock, db, models, settings
 from mailflow.app import App
-from mailflow.casework import views
+from mailflow.casework import sharing, views
 
 EX_USAGE, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 64, 66, 75, 78
 
@@ -199,6 +200,8 @@ def cmd_cases(args: argparse.Namespace) -> int:
             q = q.where(models.Case.member_id == member.id)
         if args.status:
             q = q.where(models.Case.status == args.status)
+        if args.as_:
+            q = q.where(sharing.visible_filter(s, app.settings, _viewer(app, args.as_)))
         rows = [views.case_summary(s, c) for c in s.exec(q)]
     if args.json:
         _print_json(rows)
@@ -211,16 +214,46 @@ def cmd_cases(args: argparse.Namespace) -> int:
     return 0
 
 
+def _viewer(app: App, address: str) -> str:
+    """`--as EMAIL`: a member (any of their addresses) or staff; anyone else is refused."""
+    address = address.strip().lower()
+    if not (app.settings.member_for(address) or app.settings.is_staff(address)):
+        raise Fail(f"--as: {address} is not a member or member services", EX_USAGE)
+    return address
+
+
 def cmd_case(args: argparse.Namespace) -> int:
+    from mailflow.casework import audit
     from mailflow.casework.tokens import normalise_reference
 
     app = _load(args)
     ref = normalise_reference(args.reference, app.settings.council.reference_prefix)
+    viewer = _viewer(app, args.as_) if args.as_ else None
+    reader = viewer or f"{getpass.getuser()} (os user)"
+    now = clock.now()
     with app.session() as s:
         case = s.exec(select(models.Case).where(models.Case.reference == ref)).first()
-        if case is None:
-            raise Fail(f"no case {args.reference}", 1)
-        data = views.case_dict(s, case, app.calendar.local(clock.now()).date())
+        if case is None or (viewer and not sharing.can_see(s, app.settings, case, viewer)):
+            raise Fail(f"no case {args.reference}" + (f" visible to {viewer}" if viewer else ""),
+                       1)
+        audit.record_read(s, case, reader, now,
+                          what="audit" if args.audit else "case" + (" --json" if args.json
+                                                                     else ""))
+        s.commit()
+        if args.audit:
+            trail = audit.trail(s, case)
+        else:
+            data = views.case_dict(s, case, app.calendar.local(now).date(), app.settings, viewer)
+    if args.audit:
+        if args.json:
+            _print_json(trail)
+        else:
+            print(f"{case.reference}: audit trail")
+            print(_table([[t["at"], t["action"], t["who"], t["what"], t["via"],
+                           t["message"] or "", (t["text"] or "").strip().split("\n")[0][:50]]
+                          for t in trail],
+                         ["AT", "ACTION", "WHO", "WHAT", "VIA", "MESSAGE", "TEXT"]))
+        return 0
     if args.json:
         _print_json(data)
         return 0
@@ -228,7 +261,15 @@ def cmd_case(args: argparse.Namespace) -> int:
     print(f"{data['reference']}  {data['status']}  {data['subject']}")
     print(f"  member:      {data['member']['name']} <{data['member']['email']}> ({data['ward']})")
     print(f"  constituent: {c['name'] or ''} <{c['email'] or ''}>")
-    print(f"  category:    {data['category'] or '-'}")
+    print(f"  category:    {data['category'] or '-'} ({data['enquiry_type']}, "
+          f"{data['priority']} priority)")
+    print(f"  sharing:     {data['shared']}" + (f" (asked: {data['share']}, consent not "
+                                                 "recorded)" if data["shared"] != data["share"]
+                                                 else ""))
+    for link in data["links"]:
+        other = link["case"] or "(a ward colleague's case)"
+        print(f"  linked:      {link['kind']} {other}"
+              + (f" ({link['reason']})" if link["reason"] else ""))
     for r in data["requests"]:
         print(f"  request:     {r['service']} <{r['contact']}> {r['state']}, due {r['due']}")
     print("  timeline:")
@@ -237,6 +278,60 @@ def cmd_case(args: argparse.Namespace) -> int:
         for line in (e["text"] or "").strip().splitlines()[:12]:
             print(f"        {line}")
     return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from mailflow.casework import imports
+
+    app = _load(args)
+    path = Path(args.file)
+    try:
+        text = imports.read_text(path)
+    except OSError as e:
+        raise Fail(f"{args.file}: {e.strerror}", EX_NOINPUT) from None
+    now = clock.now()
+    with app.session():
+        pass  # the directory, synchronised, before rows are checked against it
+    rows, problems = imports.check(app, text, now)
+    for p in problems:
+        print(f"{path.name}: {p}", file=sys.stderr)
+    if args.dry_run:
+        print(f"{len(rows)} row(s) can be imported, {len(problems)} problem(s)")
+        return 1 if problems else 0
+    who = f"{getpass.getuser()} (os user)"
+    done = skipped = 0
+    bar = _Progress(len(rows)) if sys.stderr.isatty() else None
+    with app.session() as s:
+        for i, row in enumerate(rows, 1):
+            if imports.take(app, s, row, now, who, path.name) is None:
+                skipped += 1
+            else:
+                done += 1
+            if i % 200 == 0 or i == len(rows):
+                s.commit()
+                if bar:
+                    bar.show(i)
+                elif i % 1000 == 0:
+                    print(f"{i} of {len(rows)} rows")
+    if bar:
+        bar.end()
+    print(f"imported {done} case(s); {skipped} already imported; {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+class _Progress:
+    """A one-line progress bar on a terminal's standard error."""
+
+    def __init__(self, total: int):
+        self.total = max(total, 1)
+
+    def show(self, done: int) -> None:
+        filled = 30 * done // self.total
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total}")
+        sys.stderr.flush()
+
+    def end(self) -> None:
+        sys.stderr.write("\n")
 
 
 def cmd_holding(args: argparse.Namespace) -> int:
@@ -307,10 +402,21 @@ def parser() -> argparse.ArgumentParser:
     sp = add("cases", cmd_cases, "list cases")
     sp.add_argument("--member", help="only this member's cases (address or alias)")
     sp.add_argument("--status", choices=["triage", "open", "answered", "closed"])
+    sp.add_argument("--as", dest="as_", metavar="EMAIL",
+                    help="only the cases this member (or staff) may see")
     sp.add_argument("--json", action="store_true")
-    sp = add("case", cmd_case, "show one case, its requests and its timeline")
+    sp = add("case", cmd_case, "show one case, its requests and its timeline (the read is "
+             "recorded)")
     sp.add_argument("reference")
+    sp.add_argument("--as", dest="as_", metavar="EMAIL",
+                    help="read as this member or staff (refused when not shared with them)")
+    sp.add_argument("--audit", action="store_true",
+                    help="the audit trail: every change and every read")
     sp.add_argument("--json", action="store_true")
+    sp = add("import", cmd_import, "import existing casework from a CSV file")
+    sp.add_argument("file", metavar="FILE.csv")
+    sp.add_argument("--dry-run", action="store_true",
+                    help="check every row and report what cannot be taken; change nothing")
     sp = add("holding", cmd_holding, "list the holding pen")
     sp.add_argument("--all", action="store_true", help="include resolved items")
     sp.add_argument("--json", action="store_true")

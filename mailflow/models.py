@@ -69,6 +69,13 @@ class Case(SQLModel, table=True):
     opened_at: datetime
     closed_at: datetime | None = None
     source_message_id: int | None = Field(default=None, foreign_key="rawmessage.id")
+    # Sharing (casework/sharing.py): effective only with the constituent's consent.
+    share: str = "private"  # private | ward | party
+    consent: bool | None = None  # None: not recorded
+    priority: str = "normal"  # normal | high
+    deadline: date | None = None  # the member's own deadline for the case
+    merged_into_id: int | None = Field(default=None, foreign_key="case.id")
+    import_key: str | None = Field(default=None, unique=True)  # set on imported cases
 
 
 class Request(SQLModel, table=True):
@@ -83,6 +90,31 @@ class Request(SQLModel, table=True):
     due_rule: str = ""
     answered_at: datetime | None = None
     answered_by: str | None = None
+    target_days: int | None = None  # working days allowed (casework/enquiry.py target_days)
+
+
+class CaseLink(SQLModel, table=True):
+    """Two cases that belong together: `duplicate` (found at opening; one row each way),
+    `merge_proposed` (case_id's member asks to merge with other_id) and `merged`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    other_id: int = Field(foreign_key="case.id", index=True)
+    kind: str
+    reason: str = ""
+    by: str | None = None
+    created_at: datetime
+
+
+class CaseRead(SQLModel, table=True):
+    """Who looked at a case through the CLI, for the audit trail (changes are events)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    at: datetime
+    reader: str
+    via: str  # cli
+    what: str = ""
 
 
 class Event(SQLModel, table=True):

@@ -121,6 +121,7 @@ class Member(_Strict):
     aliases: list[str] = Field(default_factory=list)
     ward: str
     party: str | None = None
+    constituent_mail: bool = False  # this member lets mailflow write to their constituents
 
     _a = field_validator("email")(classmethod(lambda cls, v: _address(v)))
     _b = field_validator("aliases")(classmethod(lambda cls, v: [_address(a) for a in v]))
@@ -133,6 +134,8 @@ class Service(_Strict):
     escalation: str | None = None
     response_days: int = Field(default=10, ge=1, le=200)
     keywords: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)  # the drop-down subjects it deals with
+    complaint_response_days: int | None = Field(default=None, ge=1, le=200)
 
     _a = field_validator("contact")(classmethod(lambda cls, v: _address(v)))
     _b = field_validator("contact_aliases")(classmethod(lambda cls, v: [_address(a) for a in v]))
@@ -144,6 +147,32 @@ class Staff(_Strict):
     email: str
 
     _a = field_validator("email")(classmethod(lambda cls, v: _address(v)))
+
+
+ENQUIRY_TYPES = ("complaint", "direct", "indirect", "service-request", "community")
+
+
+class Casework(_Strict):
+    """The rules of casework (issue 5): duplicates, enquiry types, mail to constituents."""
+
+    duplicate_days: int = Field(default=30, ge=1, le=3650)
+    duplicate_similarity: int = Field(default=70, ge=1, le=100)  # rapidfuzz score, 0-100
+    constituent_mail: bool = False  # the council allows mail to constituents at all
+    type_keywords: dict[str, list[str]] = Field(default_factory=lambda: {
+        "complaint": ["complaint", "complain", "complaining"],
+    })
+
+    @field_validator("type_keywords")
+    @classmethod
+    def _types(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for t in v:
+            if t not in ENQUIRY_TYPES:
+                raise ValueError(f"unknown enquiry type {t!r}; use {', '.join(ENQUIRY_TYPES)}")
+        return v
+
+
+class Complaints(_Strict):
+    response_days: int | None = Field(default=None, ge=1, le=200)  # None: the service's own
 
 
 class Templates(_Strict):
@@ -167,6 +196,8 @@ class FileModel(_Strict):
     templates: Templates = Field(default_factory=Templates)
     scheduler: Scheduler = Field(default_factory=Scheduler)
     attachments: Attachments = Field(default_factory=Attachments)
+    casework: Casework = Field(default_factory=Casework)
+    complaints: Complaints = Field(default_factory=Complaints)
     wards: list[Ward] = Field(default_factory=list)
     members: list[Member] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
@@ -192,6 +223,8 @@ class Settings:
     templates: Templates
     scheduler: Scheduler
     attachments: Attachments
+    casework: Casework
+    complaints: Complaints
     wards: list[Ward]
     members: list[Member]
     services: list[Service]
@@ -230,6 +263,11 @@ class Settings:
 
     def is_staff(self, address: str | None) -> bool:
         return any(p.role == "staff" for p in self.parties(address))
+
+    def constituent_mail(self, member_email: str) -> bool:
+        """Mail to a member's constituents needs both the council's and the member's yes."""
+        m = self.member(member_email)
+        return bool(self.casework.constituent_mail and m and m.constituent_mail)
 
     def is_trusted(self, address: str | None) -> bool:
         domain = (address or "").rpartition("@")[2].lower()

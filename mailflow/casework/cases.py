@@ -13,10 +13,10 @@ from sqlmodel import Session, col, select
 
 from mailflow import models
 from mailflow.app import App
-from mailflow.casework import attachments, directory, tokens
+from mailflow.casework import attachments, directory, duplicates, enquiry, sharing, tokens
 from mailflow.outbound import outbox
 from mailflow.outbound.render import new_message_id, render
-from mailflow.settings import Member, Service
+from mailflow.settings import Member, Service, Settings
 
 
 @dataclass
@@ -36,6 +36,7 @@ class NewCase:
     raw_message_id: int | None = None
     message_id: str | None = None
     files: list[attachments.File] = field(default_factory=list)  # what the forward carried
+    enquiry_type: str | None = None  # None: from the member's note (casework/enquiry.py)
 
 
 def next_reference(session: Session, prefix: str, year: int) -> str:
@@ -88,6 +89,8 @@ def open_case(app: App, session: Session, new: NewCase, now: datetime) -> models
         session, new.constituent_name, new.constituent_email,
         phone=new.constituent_phone, address=new.constituent_address,
     )
+    kind, kind_why = ((new.enquiry_type, "given") if new.enquiry_type
+                      else enquiry.detect_type(s, new.member_note))
     case = models.Case(
         reference=next_reference(session, s.council.reference_prefix, local_year),
         status="open" if new.service else "triage",
@@ -95,6 +98,7 @@ def open_case(app: App, session: Session, new: NewCase, now: datetime) -> models
         ward_id=member_row.ward_id,
         constituent_id=constituent.id,
         category=new.service.name if new.service else None,
+        enquiry_type=kind,
         subject=new.subject,
         issue=new.issue,
         member_note=new.member_note,
@@ -107,7 +111,8 @@ def open_case(app: App, session: Session, new: NewCase, now: datetime) -> models
     event(session, case, "opened", now, sender=new.member.email, text=new.member_note,
           raw_message_id=new.raw_message_id,
           constituent={"name": constituent.name, "email": constituent.email},
-          original_date=new.original_date.isoformat() if new.original_date else None)
+          original_date=new.original_date.isoformat() if new.original_date else None,
+          enquiry_type=kind, enquiry_type_reason=kind_why)
     rows = attachments.store(session, new.files, case_id=case.id,  # type: ignore[arg-type]
                              raw_message_id=new.raw_message_id, now=now,
                              max_size=s.attachments.max_size)
@@ -124,9 +129,47 @@ def open_case(app: App, session: Session, new: NewCase, now: datetime) -> models
         ))
         event(session, case, "triage", now, text=f"Waiting for staff to choose a service "
               f"({new.route_reason}).")
+    similar = []
+    for d in duplicates.find(session, s, case, now):
+        duplicates.link(session, case, d.case, d.reason, now)
+        event(session, case, "possible_duplicate", now, text=f"Possible duplicate of "
+              f"{d.case.reference} ({d.reason}).", other=d.case.reference, reason=d.reason)
+        event(session, d.case, "possible_duplicate", now, text=f"Possible duplicate of "
+              f"{case.reference} ({d.reason}).", other=case.reference, reason=d.reason)
+        similar.append(_similar(session, s, d.case, new.member.email, d.reason))
+        _tell_other_member(app, session, d.case, case, d.reason, now)
     acknowledge(app, session, case, new.member, constituent, new.service, request, now,
-                in_reply_to=new.message_id)
+                in_reply_to=new.message_id, similar=similar,
+                earlier_cases=duplicates.earlier_cases(session, case))
+    acknowledge_constituent(app, session, case, new.member, constituent, now)
     return case
+
+
+def _similar(session: Session, settings: Settings, other: models.Case, viewer: str, reason: str
+             ) -> dict[str, Any]:
+    """What a member may be told about a similar case: its member and reference only when
+    that case is shared with them (casework/sharing.py)."""
+    revealed = sharing.can_see(session, settings, other, viewer)
+    owner = session.get(models.Member, other.member_id)
+    return {"revealed": revealed, "reference": other.reference if revealed else None,
+            "member": owner.name if revealed and owner else None,
+            "reason": reason if revealed else None}
+
+
+def _tell_other_member(app: App, session: Session, other: models.Case, new_case: models.Case,
+                       reason: str, now: datetime) -> None:
+    """The earlier case's member was acknowledged long ago: tell them now, by the same rule."""
+    owner = session.get(models.Member, other.member_id)
+    if owner is None:
+        return
+    msg = render(
+        app.templates, "duplicate",
+        _context(app, other, similar=_similar(session, app.settings, new_case, owner.email,
+                                              reason)),
+        sender=_sender(app), to=[owner.email], now=now,
+        message_id=new_message_id(_domain(app), other.reference),
+    )
+    queue_mail(app, session, msg, kind="duplicate", now=now, case_id=other.id)
 
 
 def constituent_line(c: models.Constituent | None) -> str:
@@ -158,7 +201,8 @@ def send_request(app: App, session: Session, case: models.Case, service: Service
                  *, reason: str = "") -> models.Request:
     s = app.settings
     service_row = directory.service_row(session, service.name)
-    due = app.calendar.due(case.received_at, service.response_days)
+    days = enquiry.target_days(s, service, case.enquiry_type)
+    due = app.calendar.due(case.received_at, days)
     request = models.Request(
         case_id=case.id,  # type: ignore[arg-type]
         service_id=service_row.id,  # type: ignore[arg-type]
@@ -166,12 +210,29 @@ def send_request(app: App, session: Session, case: models.Case, service: Service
         token="",
         sent_at=now,
         due=due,
-        due_rule=f"{service.response_days} working days ({s.council.nation}) from "
-                 f"{app.calendar.received_day(case.received_at).isoformat()}",
+        due_rule=due_rule(app, case, days),
+        target_days=days,
     )
     session.add(request)
     session.flush()
     request.token = tokens.token(s.secret, case.reference, request.id)  # type: ignore[arg-type]
+    mail_request(app, session, case, request, service, now)
+    event(session, case, "request_sent", now, text=f"Request sent to {service.name} "
+          f"<{service.contact}>, due {due.isoformat()}.", request_id=request.id,
+          service=service.name, due=due.isoformat(), rule=request.due_rule, routing=reason)
+    return request
+
+
+def due_rule(app: App, case: models.Case, days: int) -> str:
+    return (f"{days} working days ({app.settings.council.nation}) from "
+            f"{app.calendar.received_day(case.received_at).isoformat()}"
+            + (" (complaint target)" if case.enquiry_type == "complaint" else ""))
+
+
+def mail_request(app: App, session: Session, case: models.Case, request: models.Request,
+                 service: Service, now: datetime) -> None:
+    """The request email to the request's contact (a new request, or a redirected one)."""
+    s = app.settings
     member = s.member(_member_email(session, case))
     constituent = session.get(models.Constituent, case.constituent_id)
     # The files the member's forward carried go to the service with the request.
@@ -179,10 +240,12 @@ def send_request(app: App, session: Session, case: models.Case, service: Service
     msg = render(
         app.templates, "request",
         _context(app, case, service=service, member=member, ward=member.ward if member else None,
-                 constituent_line=constituent_line(constituent), due_text=due_text(app, due),
+                 constituent_line=constituent_line(constituent),
+                 due_text=due_text(app, request.due),
+                 days=request.target_days or service.response_days,
                  attachments=[f for f in files if f.stored],
                  too_large=[f for f in files if not f.stored], human_size=attachments.human_size),
-        sender=_sender(app), to=[service.contact], now=now,
+        sender=_sender(app), to=[request.contact], now=now,
         message_id=new_message_id(_domain(app), case.reference),
         reply_to=tokens.reply_address(s.council.casework_address, case.reference, request.token),
     )
@@ -192,11 +255,7 @@ def send_request(app: App, session: Session, case: models.Case, service: Service
             maintype, _, subtype = f.content_type.partition("/")
             msg.add_attachment(data, maintype=maintype or "application",
                                subtype=subtype or "octet-stream", filename=f.name)
-    _queue(app, session, msg, kind="request", now=now, case_id=case.id, request_id=request.id)
-    event(session, case, "request_sent", now, text=f"Request sent to {service.name} "
-          f"<{service.contact}>, due {due.isoformat()}.", request_id=request.id,
-          service=service.name, due=due.isoformat(), rule=request.due_rule, routing=reason)
-    return request
+    queue_mail(app, session, msg, kind="request", now=now, case_id=case.id, request_id=request.id)
 
 
 def _member_email(session: Session, case: models.Case) -> str:
@@ -207,19 +266,40 @@ def _member_email(session: Session, case: models.Case) -> str:
 
 def acknowledge(app: App, session: Session, case: models.Case, member: Member,
                 constituent: models.Constituent, service: Service | None,
-                request: models.Request | None, now: datetime, in_reply_to: str | None) -> None:
+                request: models.Request | None, now: datetime, in_reply_to: str | None,
+                similar: list[dict[str, Any]] | None = None, earlier_cases: int = 0) -> None:
     msg = render(
         app.templates, "acknowledgement",
         _context(app, case, member=member, service=service, request=request,
                  constituent_line=constituent_line(constituent),
-                 due_text=due_text(app, request.due) if request else None),
+                 due_text=due_text(app, request.due) if request else None,
+                 similar=similar or [], earlier_cases=earlier_cases),
         sender=_sender(app), to=[member.email], now=now,
         message_id=new_message_id(_domain(app), case.reference),
         in_reply_to=in_reply_to, references=[in_reply_to] if in_reply_to else None,
     )
-    _queue(app, session, msg, kind="acknowledgement", now=now, case_id=case.id)
+    queue_mail(app, session, msg, kind="acknowledgement", now=now, case_id=case.id)
     event(session, case, "acknowledged", now, sender=app.settings.council.casework_address,
           text=f"Acknowledgement sent to {member.email}.")
+
+
+def acknowledge_constituent(app: App, session: Session, case: models.Case, member: Member,
+                            constituent: models.Constituent, now: datetime) -> bool:
+    """The constituent's acknowledgement, naming the member and the reference; only where the
+    council and the member allow mail to constituents (settings.constituent_mail)."""
+    if not (constituent.email and app.settings.constituent_mail(member.email)):
+        return False
+    msg = render(
+        app.templates, "constituent_acknowledgement",
+        _context(app, case, member=member, constituent=constituent),
+        sender=_sender(app), to=[constituent.email], now=now,
+        message_id=new_message_id(_domain(app), case.reference), reply_to=member.email,
+    )
+    queue_mail(app, session, msg, kind="constituent_acknowledgement", now=now, case_id=case.id)
+    event(session, case, "constituent_acknowledged", now,
+          sender=app.settings.council.casework_address,
+          text=f"Acknowledgement sent to the constituent ({constituent.email}).")
+    return True
 
 
 def record_service_reply(app: App, session: Session, case: models.Case,
@@ -246,21 +326,34 @@ def record_service_reply(app: App, session: Session, case: models.Case,
     if not open_requests and case.status in ("open", "triage"):
         case.status = "answered"
         session.add(case)
-    member_email = _member_email(session, case)
     replied_by = sender if request is None or sender != request.contact else None
-    msg = render(
-        app.templates, "alert",
-        _context(app, case, service_name=service_name, text=text, replied_by=replied_by),
-        sender=_sender(app), to=[member_email], now=now,
-        message_id=new_message_id(_domain(app), case.reference),
-        in_reply_to=message_id,
-    )
-    _queue(app, session, msg, kind="alert", now=now, case_id=case.id,
-           request_id=request.id if request else None)
-    event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
+    for member_email in alert_recipients(app, session, case):
+        msg = render(
+            app.templates, "alert",
+            _context(app, case, service_name=service_name, text=text, replied_by=replied_by),
+            sender=_sender(app), to=[member_email], now=now,
+            message_id=new_message_id(_domain(app), case.reference),
+            in_reply_to=message_id,
+        )
+        queue_mail(app, session, msg, kind="alert", now=now, case_id=case.id,
+               request_id=request.id if request else None)
+        event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
 
 
-def _queue(app: App, session: Session, msg: Any, **kw: Any) -> models.Outbox:
+def alert_recipients(app: App, session: Session, case: models.Case) -> list[str]:
+    """The case's member, and the members whose own cases were merged into it (they agreed
+    to follow this one): each only while the sharing rule lets them see it."""
+    ids = [case.member_id, *session.exec(
+        select(models.Case.member_id).where(models.Case.merged_into_id == case.id))]
+    emails = []
+    for member_id in dict.fromkeys(ids):
+        m = session.get(models.Member, member_id)
+        if m and sharing.can_see(session, app.settings, case, m.email):
+            emails.append(m.email)
+    return emails
+
+
+def queue_mail(app: App, session: Session, msg: Any, **kw: Any) -> models.Outbox:
     return outbox.queue(session, msg, limit=app.settings.outbound.max_per_recipient_per_hour,
                         **kw)
 

@@ -9,6 +9,8 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from mailflow import models
+from mailflow.casework import sharing
+from mailflow.settings import Settings
 
 
 def _iso(v: datetime | date | None) -> str | None:
@@ -34,6 +36,7 @@ def request_dict(session: Session, r: models.Request, today: date | None = None)
         "due_rule": r.due_rule,
         "answered_at": _iso(r.answered_at),
         "answered_by": r.answered_by,
+        "target_days": r.target_days,
     }
 
 
@@ -57,10 +60,39 @@ def case_summary(session: Session, case: models.Case) -> dict[str, Any]:
         "received_at": _iso(case.received_at),
         "opened_at": _iso(case.opened_at),
         "closed_at": _iso(case.closed_at),
+        "share": case.share,
+        "consent": case.consent,
+        "shared": sharing.effective_share(case),
+        "priority": case.priority,
+        "deadline": _iso(case.deadline),
+        "merged_into": _merged_into(session, case),
     }
 
 
-def case_dict(session: Session, case: models.Case, today: date | None = None) -> dict[str, Any]:
+def _merged_into(session: Session, case: models.Case) -> str | None:
+    other = session.get(models.Case, case.merged_into_id) if case.merged_into_id else None
+    return other.reference if other else None
+
+
+def links(session: Session, case: models.Case, settings: Settings | None = None,
+          viewer: str | None = None) -> list[dict[str, Any]]:
+    """The case's links; with a viewer, a linked case they may not see is named by no one."""
+    rows = session.exec(select(models.CaseLink).where(models.CaseLink.case_id == case.id)
+                        .order_by(col(models.CaseLink.id))).all()
+    out = []
+    for link in rows:
+        other = session.get(models.Case, link.other_id)
+        if other is None:
+            continue
+        seen = viewer is None or settings is None or sharing.can_see(session, settings, other,
+                                                                     viewer)
+        out.append({"kind": link.kind, "case": other.reference if seen else None,
+                    "reason": link.reason if seen else None, "at": _iso(link.created_at)})
+    return out
+
+
+def case_dict(session: Session, case: models.Case, today: date | None = None,
+              settings: Settings | None = None, viewer: str | None = None) -> dict[str, Any]:
     out = case_summary(session, case)
     constituent = session.get(models.Constituent, case.constituent_id) if case.constituent_id \
         else None
@@ -71,6 +103,7 @@ def case_dict(session: Session, case: models.Case, today: date | None = None) ->
     requests = session.exec(select(models.Request).where(models.Request.case_id == case.id)
                             .order_by(col(models.Request.id))).all()
     out["requests"] = [request_dict(session, r, today) for r in requests]
+    out["links"] = links(session, case, settings, viewer)
     events = session.exec(select(models.Event).where(models.Event.case_id == case.id)
                           .order_by(col(models.Event.at), col(models.Event.id))).all()
     out["attachments"] = [
@@ -80,12 +113,20 @@ def case_dict(session: Session, case: models.Case, today: date | None = None) ->
                               .where(models.Attachment.case_id == case.id)
                               .order_by(col(models.Attachment.id)))
     ]
-    out["timeline"] = [
-        {"at": _iso(e.at), "kind": e.kind, "from": e.sender, "text": e.text,
-         "request": e.request_id, "message": e.raw_message_id, "data": e.data or {}}
-        for e in events
-    ]
+    out["timeline"] = [_event_dict(session, e, settings, viewer) for e in events]
     return out
+
+
+def _event_dict(session: Session, e: models.Event, settings: Settings | None,
+                viewer: str | None) -> dict[str, Any]:
+    text, data = e.text, e.data or {}
+    other_ref = data.get("other")
+    if viewer and settings and other_ref:
+        other = session.exec(select(models.Case).where(models.Case.reference == other_ref)).first()
+        if other is not None and not sharing.can_see(session, settings, other, viewer):
+            text, data = "Linked to a ward colleague's case (not shared with you).", {}
+    return {"at": _iso(e.at), "kind": e.kind, "from": e.sender, "text": text,
+            "request": e.request_id, "message": e.raw_message_id, "data": data}
 
 
 def holding_dict(session: Session, h: models.Holding) -> dict[str, Any]:

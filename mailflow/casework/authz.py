@@ -1,0 +1,115 @@
+"""Who may use which email command: one table, read by the handlers, `#help` and the README.
+
+Roles, from the sender of the command and the case:
+- `member`: the case's member (any of their addresses);
+- `staff`: member services;
+- `contact`: the contact (or escalation) of one of the case's requests; they may only
+  answer (a plain reply), hold or redirect their own request;
+- `colleague`: another member the case is shared with (casework/sharing.py); `#note` only.
+Anyone else (a stranger, a forged From naming nobody on the case) has no role and may do
+nothing. Sharing and consent are the member's alone: they are the data controller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from mailflow import models
+from mailflow.app import App
+from mailflow.casework import sharing
+
+ROLES = ("member", "staff", "contact", "colleague")
+M, S, C, K = "member", "staff", "contact", "colleague"
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    syntax: str
+    summary: str
+    roles: frozenset[str]
+
+
+def _c(name: str, syntax: str, summary: str, *roles: str) -> Command:
+    return Command(name, syntax, summary, frozenset(roles))
+
+
+COMMANDS: tuple[Command, ...] = (
+    _c("close", "#close [outcome]", "close the case, with the outcome in words", M, S),
+    _c("reopen", "#reopen", "reopen a closed or answered case", M, S),
+    _c("category", "#category NAME", "set the case's category", M, S),
+    _c("service", "#service NAME", "send a request to another service as well", M, S),
+    _c("type", "#type complaint|direct|indirect|service-request|community",
+       "set the enquiry type (a complaint follows the complaint target)", M, S),
+    _c("priority", "#priority high|normal", "set the case's priority", M, S),
+    _c("share", "#share private|ward|party",
+       "share the case with ward colleagues (needs #consent yes)", M),
+    _c("consent", "#consent yes|no", "record whether the constituent agreed to sharing", M),
+    _c("note", "#note TEXT", "add a private note to the case, sent to no one", M, S, K),
+    _c("deadline", "#deadline DATE", "set your own deadline for the case", M, S),
+    _c("holding", "#holding DATE", "a holding reply on your request: the new date and why", C),
+    _c("agree", "#agree", "agree to the service's new date", M, S),
+    _c("refuse", "#refuse", "refuse the service's new date", M, S),
+    _c("reject", "#reject", "reject the service's answer; the request is open again", M, S),
+    _c("merge", "#merge REF", "merge with another case (its member must agree)", M, S),
+    _c("redirect", "#redirect colleague@council.example",
+       "pass your request to a colleague, who gets it by email", C),
+    _c("send", "#send", "send the service's latest answer to the constituent, with your text "
+       "above the command", M),
+    _c("help", "#help", "this list", M, S, C, K),
+)
+BY_NAME = {c.name: c for c in COMMANDS}
+
+_WHO = {M: "the case's member", S: "member services", C: "the service contact",
+        K: "a colleague the case is shared with"}
+
+
+def allowed(role: str | None, command: str) -> tuple[bool, str]:
+    """(True, "") or (False, the reason in words, for the refusal reply)."""
+    cmd = BY_NAME.get(command)
+    if cmd is None:
+        return False, f"#{command} is not a command; send #help for the list"
+    if role is None:
+        return False, "you are not a party to this case, so it cannot take commands from you"
+    if role in cmd.roles:
+        return True, ""
+    names = [_WHO[r] for r in ROLES if r in cmd.roles]
+    who = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
+    if role == C:
+        return False, (f"#{command} is for {who}; a service contact may only answer, hold "
+                       "(#holding) or redirect (#redirect) their own request")
+    if role == K:
+        return False, f"#{command} is for {who}; a colleague sharing the case may only #note"
+    return False, f"#{command} is for {who} only"
+
+
+def role_of(session: Session, app: App, case: models.Case, sender: str | None
+            ) -> tuple[str | None, models.Request | None]:
+    """The sender's role on this case (see the module doc) and, for a contact, their request."""
+    from mailflow.inbound.dispatch import party_role  # the one definition of a party
+
+    sender = (sender or "").strip().lower() or None
+    role, request = party_role(session, app, case, sender)
+    if role is None and sender and sharing.can_see(session, app.settings, case, sender):
+        role = K  # a member who is not the case's, but the case is shared with them
+    return role, request
+
+
+def help_text(role: str | None = None) -> str:
+    """The `#help` reply: every command, or those this role may use, one per line."""
+    rows = [c for c in COMMANDS if role is None or role in c.roles]
+    width = max(len(c.syntax) for c in rows)
+    lines = ["Commands go one per line at the top of your email, before any quoted text:", ""]
+    lines += [f"  {c.syntax.ljust(width)}  {c.summary}" for c in rows]
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The README's table of commands and who may use them (`|` escaped for GitHub)."""
+    head = "| command | what it does | " + " | ".join(ROLES) + " |"
+    sep = "| --- | --- | " + " | ".join("---" for _ in ROLES) + " |"
+    rows = [f"| `{c.syntax.replace('|', chr(92) + '|')}` | {c.summary} | "
+            + " | ".join("yes" if r in c.roles else "" for r in ROLES) + " |" for c in COMMANDS]
+    return "\n".join([head, sep, *rows])

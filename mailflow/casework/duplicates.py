@@ -1,0 +1,139 @@
+"""Possible duplicates across a ward, found when a case opens.
+
+In a multi-member ward three councillors may take up the same pothole. A new case is a
+possible duplicate of an open case of *another* member of the same ward opened in the last
+`[casework] duplicate_days` days when it has the same constituent (email or postal address),
+or the same street or postcode and a similar issue: the same category, or a rapidfuzz
+similarity of the two issues (place names and filler words left out) of at least
+`[casework] duplicate_similarity`. Both cases are linked (`CaseLink`, kind `duplicate`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from rapidfuzz import fuzz
+from sqlmodel import Session, col, select
+
+from mailflow import models
+from mailflow.settings import Settings
+
+_STREET_WORDS = (
+    "street|st|road|rd|avenue|ave|lane|ln|drive|dr|place|pl|crescent|cres|court|ct|way|"
+    "terrace|gardens|gdns|close|row|park|square|sq|wynd|brae|grove|view|walk|hill|green|"
+    "loan|vennel|gate|mews|rise|parade|circle|crossway|boulevard"
+)
+# Capitalised words before a street word: `12 Main Street`, `Mill Road`, `St John's Court`.
+_STREET = re.compile(rf"\b((?:[A-Z][\w'’]*\s+){{1,3}}(?:{_STREET_WORDS.title()}|"
+                     rf"{_STREET_WORDS.upper()}))\b")
+_POSTCODE = re.compile(r"\b([A-Z]{1,2}\d[A-Z\d]?)\s*(\d[A-Z]{2})\b", re.IGNORECASE)
+_FILLER = frozenset(
+    "the and for are was were been has have had its this that there their our his her your "
+    "they them not near outside number from with again very yesterday today week weeks days "
+    "please can could would will still also just about into some been being any all who".split()
+)
+
+
+@dataclass
+class Similar:
+    case: models.Case
+    reason: str
+
+
+def places(address: str | None, *texts: str) -> set[str]:
+    """Streets and postcodes named in an address or a text, normalised."""
+    found = set()
+    for text in (address or "", *texts):
+        for m in _STREET.finditer(text):
+            found.add("street:" + " ".join(m.group(1).lower().split()))
+        for m in _POSTCODE.finditer(text):
+            found.add(f"postcode:{m.group(1).upper()} {m.group(2).upper()}")
+    if address:  # a typed address is lower-case as often as not
+        for m in re.finditer(rf"\b([a-z][\w']*(?:\s+[a-z][\w']*){{0,2}}\s+(?:{_STREET_WORDS}))\b",
+                             address.lower()):
+            found.add("street:" + " ".join(m.group(1).split()))
+    return found
+
+
+def _words(text: str, place_words: set[str] | frozenset[str]) -> str:
+    words = re.findall(r"[a-z]{3,}", text.lower())
+    return " ".join(w for w in words if w not in _FILLER and w not in place_words)
+
+
+def similarity(a: str, b: str, place_words: set[str] | frozenset[str] = frozenset()) -> float:
+    return fuzz.token_set_ratio(_words(a, place_words), _words(b, place_words))
+
+
+def _same_person(a: models.Constituent | None, b: models.Constituent | None) -> str | None:
+    if a is None or b is None:
+        return None
+    if a.id == b.id or (a.email and b.email and a.email.lower() == b.email.lower()):
+        return "the same constituent"
+    if a.address and b.address and _squash(a.address) == _squash(b.address):
+        return "the same constituent address"
+    return None
+
+
+def _squash(s: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", s.lower())
+
+
+def find(session: Session, settings: Settings, case: models.Case, now: datetime
+         ) -> list[Similar]:
+    if case.ward_id is None:
+        return []
+    since = now - timedelta(days=settings.casework.duplicate_days)
+    candidates = session.exec(
+        select(models.Case).where(models.Case.ward_id == case.ward_id)
+        .where(col(models.Case.id) != case.id)
+        .where(col(models.Case.member_id) != case.member_id)
+        .where(col(models.Case.status) != "closed")
+        .where(col(models.Case.merged_into_id).is_(None))
+        .where(col(models.Case.opened_at) >= since)
+        .order_by(col(models.Case.id))
+    ).all()
+    if not candidates:
+        return []
+    me = session.get(models.Constituent, case.constituent_id) if case.constituent_id else None
+    mine = places(me.address if me else None, case.subject, case.issue)
+    found = []
+    for other in candidates:
+        them = session.get(models.Constituent, other.constituent_id) \
+            if other.constituent_id else None
+        why = _same_person(me, them)
+        if why is None:
+            shared = mine & places(them.address if them else None, other.subject, other.issue)
+            if not shared:
+                continue
+            where = sorted(p.partition(":")[2] for p in shared)[0]
+            place_words = {w for p in shared for w in p.partition(":")[2].lower().split()}
+            if case.category and case.category == other.category:
+                why = f"{where}, both {case.category}"
+            else:
+                score = similarity(f"{case.subject} {case.issue}",
+                                   f"{other.subject} {other.issue}", place_words)
+                if score < settings.casework.duplicate_similarity:
+                    continue
+                why = f"{where}, issues {score:.0f}% similar"
+        found.append(Similar(other, why))
+    return found
+
+
+def link(session: Session, a: models.Case, b: models.Case, reason: str, now: datetime) -> None:
+    for x, y in ((a, b), (b, a)):
+        session.add(models.CaseLink(case_id=x.id, other_id=y.id, kind="duplicate",  # type: ignore[arg-type]
+                                    reason=reason, created_at=now))
+
+
+def earlier_cases(session: Session, case: models.Case) -> int:
+    """How many earlier cases this constituent raised with this member (repeat constituent)."""
+    if case.constituent_id is None:
+        return 0
+    return len(session.exec(
+        select(models.Case.id).where(models.Case.constituent_id == case.constituent_id)
+        .where(models.Case.member_id == case.member_id)
+        .where(col(models.Case.id) != case.id)
+        .where(col(models.Case.received_at) <= case.received_at)
+    ).all())
