@@ -88,10 +88,10 @@ def allowed(role: str | None, command: str) -> tuple[bool, str]:
 def role_of(session: Session, app: App, case: models.Case, sender: str | None
             ) -> tuple[str | None, models.Request | None]:
     """The sender's role on this case (see the module doc) and, for a contact, their request."""
-    from mailflow.inbound.dispatch import party_role  # the one definition of a party
+    from mailflow.inbound.match import party_role  # the one definition of a party
 
     sender = (sender or "").strip().lower() or None
-    role, request = party_role(session, app, case, sender)
+    role, request = party_role(session, app.settings, case, sender)
     if role is None and sender and sharing.can_see(session, app.settings, case, sender):
         role = K  # a member who is not the case's, but the case is shared with them
     return role, request
