@@ -10,8 +10,8 @@ from functools import cached_property
 from jinja2 import Environment
 from sqlmodel import Session
 
-from mailflow import db
-from mailflow.casework import directory
+from mailflow import clock, db
+from mailflow.casework import deadlines, directory
 from mailflow.casework.calendar import Calendar
 from mailflow.outbound.render import environment
 from mailflow.outbound.transports import Transport, transport_for
@@ -46,6 +46,8 @@ class App:
         with db.session(self.url) as s:
             if not self._synced:
                 directory.sync(s, self.settings)
+                # A changed calendar (closure days, nation...) moves open deadlines.
+                deadlines.follow_calendar(s, self.settings, self.calendar, clock.now())
                 s.commit()
                 self._synced = True
             yield s

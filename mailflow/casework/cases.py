@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from mailflow import models
 from mailflow.app import App
-from mailflow.casework import directory, tokens
+from mailflow.casework import deadlines, directory, notify, tokens
 from mailflow.outbound import outbox
 from mailflow.outbound.render import new_message_id, render
 from mailflow.settings import Member, Service
@@ -121,6 +121,8 @@ def open_case(app: App, session: Session, new: NewCase, now: datetime) -> models
               f"({new.route_reason}).")
     acknowledge(app, session, case, new.member, constituent, new.service, request, now,
                 in_reply_to=new.message_id)
+    notify.member(app, session, case, "opened", f"Case opened: {case.subject}", now,
+                  request=request, email=False)
     return case
 
 
@@ -133,27 +135,22 @@ def constituent_line(c: models.Constituent | None) -> str:
 
 
 def due_text(app: App, due: date) -> str:
-    return f"{due:%A} {due.day} {due:%B %Y}"
+    return notify.date_text(due)
 
 
 def _context(app: App, case: models.Case, **kw: Any) -> dict[str, Any]:
     return {"council": app.settings.council, "case": case, **kw}
 
 
-def _sender(app: App) -> tuple[str, str]:
-    c = app.settings.council
-    return (f"{c.name} casework", c.casework_address)
-
-
-def _domain(app: App) -> str:
-    return app.settings.council.casework_address.partition("@")[2]
+_sender, _domain = notify.sender, notify.domain
 
 
 def send_request(app: App, session: Session, case: models.Case, service: Service, now: datetime,
                  *, reason: str = "") -> models.Request:
-    s = app.settings
+    s, cal = app.settings, app.calendar
     service_row = directory.service_row(session, service.name)
-    due = app.calendar.due(case.received_at, service.response_days)
+    days, why = deadlines.target(s, service.name, case.category, case.enquiry_type)
+    due = cal.due(case.received_at, days)
     request = models.Request(
         case_id=case.id,  # type: ignore[arg-type]
         service_id=service_row.id,  # type: ignore[arg-type]
@@ -161,9 +158,14 @@ def send_request(app: App, session: Session, case: models.Case, service: Service
         token="",
         sent_at=now,
         due=due,
-        due_rule=f"{service.response_days} working days ({s.council.nation}) from "
-                 f"{app.calendar.received_day(case.received_at).isoformat()}",
+        due_rule=deadlines.rule_text(cal, days, why, case.received_at),
+        due_from=case.received_at,
+        due_days=days,
+        target_due=due,
+        ack_due=cal.add_working_days(cal.received_day(now),
+                                     deadlines.acknowledge_days(s, service.name)),
     )
+    deadlines.restart_chain(cal, s.chasing, request, cal.today(now))
     session.add(request)
     session.flush()
     request.token = tokens.token(s.secret, case.reference, request.id)  # type: ignore[arg-type]
@@ -172,7 +174,8 @@ def send_request(app: App, session: Session, case: models.Case, service: Service
     msg = render(
         app.templates, "request",
         _context(app, case, service=service, member=member, ward=member.ward if member else None,
-                 constituent_line=constituent_line(constituent), due_text=due_text(app, due)),
+                 constituent_line=constituent_line(constituent), due_text=due_text(app, due),
+                 days=days, ack_text=due_text(app, request.ack_due)),
         sender=_sender(app), to=[service.contact], now=now,
         message_id=new_message_id(_domain(app), case.reference),
         reply_to=tokens.reply_address(s.council.casework_address, case.reference, request.token),
@@ -217,9 +220,15 @@ def record_service_reply(app: App, session: Session, case: models.Case,
         service = session.get(models.Service, request.service_id)
         service_name = service.name if service else service_name
         if request.state != "answered":
+            if request.chase_step == "escalated" and service and service.escalation:
+                # The head of service was told it was overdue; tell them it is answered.
+                notify.service(app, session, case, request, "escalation_answered", now,
+                               to=[service.escalation], answered_by=sender, text=text)
             request.state = "answered"
             request.answered_at = now
             request.answered_by = sender
+            request.next_step_on = None
+            request.proposed_due = None
             session.add(request)
     event(session, case, "service_reply", now, sender=sender, text=text,
           raw_message_id=raw_message_id, request_id=request.id if request else None,
@@ -230,9 +239,17 @@ def record_service_reply(app: App, session: Session, case: models.Case,
     ).all()
     if not open_requests and case.status in ("open", "triage"):
         case.status = "answered"
+        # Kept open for follow-up; the after-answer job closes it when this day has passed.
+        case.open_until = app.calendar.add_working_days(
+            app.calendar.today(now), app.settings.after_answer.keep_open_days)
         session.add(case)
     member_email = _member_email(session, case)
     replied_by = sender if request is None or sender != request.contact else None
+    notify.member(app, session, case, "reply", f"Reply from {service_name}: {text}", now,
+                  request=request, email=False)
+    prefs = app.settings.member(member_email)
+    if prefs is not None and not prefs.immediate_updates:
+        return  # the member reads replies in their digest
     msg = render(
         app.templates, "alert",
         _context(app, case, service_name=service_name, text=text, replied_by=replied_by),

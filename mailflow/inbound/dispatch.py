@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from mailflow import models
 from mailflow.app import App
-from mailflow.casework import cases
+from mailflow.casework import cases, commands, notify
 from mailflow.casework.intake import typed_case
 from mailflow.casework.routing import route
 from mailflow.inbound import classify as cls
@@ -117,8 +117,21 @@ def _to_case(app: App, session: Session, raw: models.RawMessage, p: Parsed, send
     if kind != cls.NORMAL:
         cases.event(session, case, kind, now, sender=sender, text=text, raw_message_id=raw.id,
                     request_id=request.id if request else None, evidence=found.evidence)
+        if kind == cls.BOUNCE:
+            notify.staff(session, case, "bounce", f"Mail about {case.reference} bounced "
+                         f"({sender}).", now, request=request)
         return Outcome("update", case.reference,
                        f"{kind.replace('_', '-')} recorded on the case; not an answer")
+    cmds, _ = commands.parse(text)
+    if not cmds and role in ("contact", "officer") and request is not None:
+        promised = commands.promised_date(text, app.calendar.today(now))
+        if promised:  # "I will reply by 10 December": a holding reply, not the answer
+            cmds = [commands.Command("holding", promised.isoformat(), text, implicit=True)]
+    if cmds:
+        ctx = commands.Context(app, session, case, role, request, sender or "", now, raw.id)
+        result = commands.run(ctx, cmds)
+        return Outcome("update", case.reference,
+                       f"from the {role}, matched by {found.evidence}: {result}")
     if role in ("contact", "officer"):
         cases.record_service_reply(app, session, case, request, sender or "", text, now,
                                    raw_message_id=raw.id, message_id=p.message_id,
