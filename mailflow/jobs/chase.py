@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import tuple_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -19,18 +20,24 @@ from mailflow.app import App
 from mailflow.casework import chasing, closing
 
 log = logging.getLogger(__name__)
-BATCH = 200
+BATCH = 50  # rows claimed per transaction: small, so nodes share the work
 
 
-def due_requests(session: Session, today: date, after_id: int = 0, limit: int | None = BATCH,
-                 lock: bool = False) -> list[models.Request]:
-    """Open requests whose next chase step falls due on or before `today` (index
-    ix_request_next_step)."""
-    q = (select(models.Request).where(col(models.Request.state) == "sent")
-         .where(col(models.Request.next_step_on) <= today)
-         .where(col(models.Request.id) > after_id).order_by(col(models.Request.id)))
-    if limit:
-        q = q.limit(limit)
+def due_query(today: date, after: tuple[date, int] | None = None, limit: int | None = BATCH
+              ) -> Any:
+    """Open requests whose next chase step falls due on or before `today`, in (day, id)
+    order from `after`: a range scan of ix_request_next_step (state, next_step_on)."""
+    R = models.Request
+    q = select(R).where(col(R.state) == "sent").where(col(R.next_step_on) <= today)
+    if after is not None:
+        q = q.where(tuple_(col(R.next_step_on), col(R.id)) > tuple_(*after))
+    q = q.order_by(col(R.next_step_on), col(R.id))
+    return q.limit(limit) if limit else q
+
+
+def due_requests(session: Session, today: date, after: tuple[date, int] | None = None,
+                 limit: int | None = BATCH, lock: bool = False) -> list[models.Request]:
+    q = due_query(today, after, limit)
     if lock:
         q = q.with_for_update(skip_locked=True)
     return list(session.exec(q))
@@ -47,17 +54,18 @@ def chase(app: App, now: datetime) -> dict[str, Any]:
         return {"in_working_hours": False}
     today, pg = cal.today(now), _is_pg(app)
     counts: Counter[str] = Counter()
-    after = 0
+    after: tuple[date, int] | None = None
     while True:
         with app.session() as session:
             batch = due_requests(session, today, after, BATCH, lock=pg)
             if not batch:
                 break
+            last = batch[-1]  # the keyset, read before the steps move next_step_on
+            after = (last.next_step_on or today, last.id or 0)
             for r in batch:
                 step = chasing.take_step(app, session, r, now)
                 if step:
                     counts[step] += 1
-            after = batch[-1].id or after
             session.commit()
     return {k: counts[k] for k in ("reminder", "chase", "chase_again", "escalate", "skipped")}
 
