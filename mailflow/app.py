@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from mailflow.settings import Settings
 class App:
     settings: Settings
     _synced: bool = field(default=False, init=False)
+    # serve's scheduler threads and the SMTP handler may open the first session together.
+    _sync_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -43,11 +46,13 @@ class App:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session on a database whose directory matches the config file."""
+        if not self._synced:
+            with self._sync_lock, db.session(self.url) as s:
+                if not self._synced:
+                    directory.sync(s, self.settings)
+                    # A changed calendar (closure days, nation...) moves open deadlines.
+                    deadlines.follow_calendar(s, self.settings, self.calendar, clock.now())
+                    s.commit()
+                    self._synced = True
         with db.session(self.url) as s:
-            if not self._synced:
-                directory.sync(s, self.settings)
-                # A changed calendar (closure days, nation...) moves open deadlines.
-                deadlines.follow_calendar(s, self.settings, self.calendar, clock.now())
-                s.commit()
-                self._synced = True
             yield s

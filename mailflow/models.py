@@ -79,6 +79,8 @@ class Request(SQLModel, table=True):
         Index("ix_request_next_step", "state", "next_step_on"),
         # A service's digest: its open requests, oldest due first.
         Index("ix_request_service_open", "service_id", "state", "due"),
+        # A member's digest: the overdue requests of their cases (case -> requests).
+        Index("ix_request_case_open", "case_id", "state", "due"),
     )
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
@@ -196,7 +198,8 @@ class Outbox(SQLModel, table=True):
     created_at: datetime
     kind: str  # acknowledgement | request | alert | ...
     case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
-    request_id: int | None = Field(default=None, foreign_key="request.id")
+    # Indexed: chases and notices thread under the request's first mail (notify.py).
+    request_id: int | None = Field(default=None, foreign_key="request.id", index=True)
     message_id: str = Field(unique=True)
     sender: str
     recipients: list[str] = Field(sa_column=Column(JSON, nullable=False))

@@ -18,6 +18,7 @@ import io
 import json
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -189,6 +190,8 @@ def main() -> int:
     try:
         figures = run(a, folder, url)
     finally:
+        db.engine(url).dispose()
+        shutil.rmtree(folder, ignore_errors=True)
         if schema:
             db.engine(url).dispose()
             with admin.connect() as c:
@@ -211,9 +214,6 @@ def run(a: argparse.Namespace, folder: Path, url: str) -> dict[str, Any]:
          request_rows(app, a.cases, a.requests, services))
     load(url, models.Notification.__table__,  # type: ignore[attr-defined]
          notification_rows([m.email for m in app.settings.members], 20, a.cases))
-    if url.startswith("sqlite"):
-        with db.engine(url).connect() as c:
-            c.exec_driver_sql("ANALYZE")
     load_s = time.perf_counter() - t0
     print(f"{db.engine(url).dialect.name}: loaded {a.cases:,} cases, {a.requests:,} requests, "
           f"{a.members} members in {load_s:.1f} s", flush=True)

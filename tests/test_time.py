@@ -573,9 +573,9 @@ def test_bench_tick_smoke(tmp_path: Path) -> None:
     from tests.conftest import ROOT
 
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_tick.py"), "--cases",
-                           "300", "--requests", "1500", "--members", "5", "--json"],
+                           "100", "--requests", "400", "--members", "2", "--json"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    assert figures["due"] > 0 and figures["results"]["member_digests"]["sent"] == 5
-    assert figures["results"]["chase"]["chase"] > 0
+    assert figures["due"] > 0 and figures["results"]["member_digests"]["sent"] == 2
+    assert sum(figures["results"]["chase"].values()) == figures["due"]  # each due step taken

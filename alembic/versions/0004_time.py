@@ -73,12 +73,18 @@ def upgrade() -> None:
         batch_op.create_index('ix_request_next_step', ['state', 'next_step_on'], unique=False)
         batch_op.create_index('ix_request_service_open', ['service_id', 'state', 'due'],
                               unique=False)
+        batch_op.create_index('ix_request_case_open', ['case_id', 'state', 'due'], unique=False)
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_request_id'), ['request_id'], unique=False)
     # Requests sent before this migration get their chase plan at the next start, when
     # mailflow first records the calendar (casework/deadlines.py follow_calendar).
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_request_id'))
     with op.batch_alter_table('request', schema=None) as batch_op:
+        batch_op.drop_index('ix_request_case_open')
         batch_op.drop_index('ix_request_service_open')
         batch_op.drop_index('ix_request_next_step')
         for c in ('stepped_at', 'next_step_on', 'next_step', 'chase_step', 'ack_due',
