@@ -21,6 +21,8 @@ class Calendar:
         self.closures = {date.fromisoformat(d) for d in council.closure_days}
         self.cutoff = time.fromisoformat(council.cutoff)
         self.hours = tuple(time.fromisoformat(t) for t in council.working_hours)
+        self._working: dict[date, bool] = {}  # digests ask about the same days many times
+        self._between: dict[tuple[date, date], int] = {}
 
     @cached_property
     def _holidays(self) -> holidays.HolidayBase:
@@ -39,7 +41,11 @@ class Calendar:
                 f"cut-off {self.cutoff:%H:%M} {self.timezone}")
 
     def is_working_day(self, d: date) -> bool:
-        return d.weekday() < 5 and d not in self._holidays and d not in self.closures
+        known = self._working.get(d)
+        if known is None:
+            known = self._working[d] = (d.weekday() < 5 and d not in self._holidays
+                                        and d not in self.closures)
+        return known
 
     def local(self, utc: datetime) -> datetime:
         """A moment in the council's own time zone."""
@@ -93,9 +99,13 @@ class Calendar:
 
     def working_days_between(self, start: date, end: date) -> int:
         """Working days after `start` up to and including `end` (negative when end < start)."""
+        known = self._between.get((start, end))
+        if known is not None:
+            return known
         sign, lo, hi = (1, start, end) if end >= start else (-1, end, start)
         n, d = 0, lo
         while d < hi:
             d += timedelta(days=1)
             n += self.is_working_day(d)
+        self._between[(start, end)] = sign * n
         return sign * n

@@ -75,24 +75,35 @@ def _done(session: Session, audience: str, periods: set[str]) -> set[tuple[str, 
 
 
 def _take_notifications(session: Session, audience: str, recipient: str, digest_id: int,
-                        now: datetime) -> list[models.Notification]:
-    """Attach every waiting notification to this digest and return the ones still true."""
+                        now: datetime) -> list[dict[str, str]]:
+    """Attach every waiting notification to this digest; returns the lines of those still
+    true, each `{reference, state, text, kind}`."""
     rows = list(session.exec(
         select(models.Notification).where(models.Notification.audience == audience)
         .where(models.Notification.recipient == recipient)
         .where(col(models.Notification.digest_id).is_(None))
         .where(col(models.Notification.created_at) <= now).order_by(col(models.Notification.id))
     ))
-    if rows:
-        session.execute(update(models.Notification)
-                        .where(col(models.Notification.id).in_([n.id for n in rows]))
-                        .values(digest_id=digest_id).execution_options(synchronize_session=False))
-    return [n for n in rows if still_true(session, n)]
+    if not rows:
+        return []
+    session.execute(update(models.Notification)
+                    .where(col(models.Notification.id).in_([n.id for n in rows]))
+                    .values(digest_id=digest_id).execution_options(synchronize_session=False))
+    # Their cases and requests in two queries, not two per notification.
+    cases = {c.id: c for c in session.exec(select(models.Case).where(
+        col(models.Case.id).in_({n.case_id for n in rows if n.case_id})))}
+    requests = {r.id: r for r in session.exec(select(models.Request).where(
+        col(models.Request.id).in_({n.request_id for n in rows if n.request_id})))}
+    out = []
+    for n in rows:
+        case, request = cases.get(n.case_id), requests.get(n.request_id)
+        if still_true(n, case, request):
+            out.append({**_line(case, case.status if case else None, n.text), "kind": n.kind})
+    return out
 
 
-def still_true(session: Session, n: models.Notification) -> bool:
-    case = session.get(models.Case, n.case_id) if n.case_id else None
-    request = session.get(models.Request, n.request_id) if n.request_id else None
+def still_true(n: models.Notification, case: models.Case | None,
+               request: models.Request | None) -> bool:
     if n.kind in _WHILE_WAITING and request is not None and request.state != "sent":
         return False  # answered (or withdrawn) since
     if n.kind == "extension" and request is not None and request.proposed_due is None:
@@ -109,15 +120,6 @@ def _line(case: models.Case | None, state: str | None, text: str) -> dict[str, s
     first = next((x.strip() for x in text.splitlines() if x.strip()), "")
     return {"reference": case.reference if case else "-", "state": state or "",
             "text": first[:160]}
-
-
-def _notification_lines(session: Session, notes: list[models.Notification]
-                        ) -> list[dict[str, str]]:
-    out = []
-    for n in notes:
-        case = session.get(models.Case, n.case_id) if n.case_id else None
-        out.append(_line(case, case.status if case else None, n.text))
-    return out
 
 
 def _cap(section: Section, lines: list[dict[str, str]], total: int, limit: int) -> Section:
@@ -176,22 +178,26 @@ def member_sections(app: App, session: Session, m: Member, now: datetime, digest
     today = cal.today(now)
     member_row = session.exec(select(models.Member).where(models.Member.email == m.email)).one()
     notes = _take_notifications(session, "member", m.email, digest_id, now)
-    new_cases = Section("New cases acknowledged",
-                        _notification_lines(session, [n for n in notes if n.kind == "opened"]))
+    new_cases = Section("New cases acknowledged", [n for n in notes if n["kind"] == "opened"])
     updates = Section("Updates since your last digest",
-                      _notification_lines(session, [n for n in notes if n.kind != "opened"]))
+                      [n for n in notes if n["kind"] != "opened"])
 
-    mine = (select(models.Request, models.Case).join(models.Case)
-            .where(models.Case.member_id == member_row.id)
-            .where(col(models.Request.state) == "sent").where(col(models.Request.due) < today))
+    # Requests of this member's cases, as `case_id IN (…)` so that SQLite, without
+    # statistics, walks ix_case_member_id then ix_request_case_open instead of scanning every
+    # open request of the council.
+    R = models.Request
+    theirs = select(models.Case.id).where(models.Case.member_id == member_row.id)
+    mine = (select(R).where(col(R.case_id).in_(theirs)).where(col(R.state) == "sent")
+            .where(col(R.due) < today))
     total = session.exec(select(func.count()).select_from(mine.subquery())).one()
-    rows = session.exec(mine.order_by(col(models.Request.due), col(models.Request.id))
-                        .limit(limit)).all()
+    rows = session.exec(mine.order_by(col(R.due), col(R.id)).limit(limit)).all()
     services = {sv.id: sv.name for sv in session.exec(select(models.Service))}
+    their_cases = {c.id: c for c in session.exec(
+        select(models.Case).where(col(models.Case.id).in_({r.case_id for r in rows})))}
     overdue = _cap(Section("Overdue requests on your cases"), [
         _line(c, "overdue", f"{services.get(r.service_id, '')}: due {r.due.isoformat()}, "
               f"{cal.working_days_between(r.due, today)} working days late - {c.subject}")
-        for r, c in rows], total, limit)
+        for r in rows if (c := their_cases.get(r.case_id))], total, limit)
 
     closing_by = cal.next_working_day(today)
     soon = (select(models.Case).where(models.Case.member_id == member_row.id)
@@ -263,12 +269,11 @@ def staff_sections(app: App, session: Session, now: datetime, digest_id: int) ->
         {"reference": name, "state": f"{n} overdue", "text": f"oldest due {oldest.isoformat()}"}
         for name, n, oldest in by_service])
     notes = _take_notifications(session, "staff", "staff", digest_id, now)
-    bounced = Section("Bounced requests",
-                      _notification_lines(session, [n for n in notes if n.kind == "bounce"]))
-    escalated = Section("Escalations since the last digest", _notification_lines(
-        session, [n for n in notes if n.kind == "escalated"]))
-    others = Section("Other notices", _notification_lines(
-        session, [n for n in notes if n.kind not in ("bounce", "escalated")]))
+    bounced = Section("Bounced requests", [n for n in notes if n["kind"] == "bounce"])
+    escalated = Section("Escalations since the last digest",
+                        [n for n in notes if n["kind"] == "escalated"])
+    others = Section("Other notices",
+                     [n for n in notes if n["kind"] not in ("bounce", "escalated")])
     return [pen, triage, overdue, bounced, escalated, others]
 
 
