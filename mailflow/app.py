@@ -12,8 +12,8 @@ from jinja2 import Environment
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from mailflow import db
-from mailflow.casework import directory
+from mailflow import clock, db
+from mailflow.casework import deadlines, directory
 from mailflow.casework.calendar import Calendar
 from mailflow.outbound.render import environment
 from mailflow.outbound.transports import Transport, transport_for
@@ -56,10 +56,14 @@ class App:
             if self._synced:
                 return
             try:
-                directory.sync(s, self.settings)
-                s.commit()
+                self._sync_once(s)
             except IntegrityError:  # another node synchronised the same rows at the same time
                 s.rollback()
-                directory.sync(s, self.settings)
-                s.commit()
+                self._sync_once(s)
             self._synced = True
+
+    def _sync_once(self, s: Session) -> None:
+        directory.sync(s, self.settings)
+        # A changed calendar (closure days, nation...) moves open deadlines.
+        deadlines.follow_calendar(s, self.settings, self.calendar, clock.now())
+        s.commit()

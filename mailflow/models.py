@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -54,6 +54,7 @@ class Counter(SQLModel, table=True):
 
 
 class Case(SQLModel, table=True):
+    __table_args__ = (Index("ix_case_closing", "status", "open_until"),)
     id: int | None = Field(default=None, primary_key=True)
     reference: str = Field(unique=True)
     status: str = Field(default="open", index=True)  # triage | open | answered | closed
@@ -68,6 +69,7 @@ class Case(SQLModel, table=True):
     received_at: datetime
     opened_at: datetime
     closed_at: datetime | None = None
+    open_until: date | None = None  # answered: closes itself after this working day
     source_message_id: int | None = Field(default=None, foreign_key="rawmessage.id")
     # Sharing (casework/sharing.py): effective only with the constituent's consent.
     share: str = "private"  # private | ward | party
@@ -79,15 +81,34 @@ class Case(SQLModel, table=True):
 
 
 class Request(SQLModel, table=True):
+    # The chase job's one query: open requests whose next step falls due.
+    __table_args__ = (
+        Index("ix_request_next_step", "state", "next_step_on"),
+        # A service's digest: its open requests, oldest due first.
+        Index("ix_request_service_open", "service_id", "state", "due"),
+        # A member's digest: the overdue requests of their cases (case -> requests).
+        Index("ix_request_case_open", "case_id", "state", "due"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
     service_id: int = Field(foreign_key="service.id")
     contact: str
-    state: str = Field(default="sent", index=True)  # sent | answered | undeliverable
+    state: str = Field(default="sent", index=True)  # sent | answered | undeliverable | withdrawn
     token: str
     sent_at: datetime
     due: date = Field(index=True)
     due_rule: str = ""
+    # How `due` was worked out, so a calendar change can work it out again: `due_days`
+    # working days from `due_from`; None when a person named the date (a holding reply).
+    due_from: datetime | None = None
+    due_days: int | None = None
+    target_due: date | None = None  # the due date before any holding reply
+    proposed_due: date | None = None  # a holding reply waiting for the member's agreement
+    ack_due: date | None = None  # the service's acknowledgement target
+    chase_step: str = "none"  # reached: none | reminded | chased | chased_again | escalated
+    next_step: str | None = None  # reminder | chase | chase_again | escalate
+    next_step_on: date | None = None  # the council-local day the next step is due
+    stepped_at: datetime | None = None
     answered_at: datetime | None = None
     answered_by: str | None = None
     target_days: int | None = None  # working days allowed (casework/enquiry.py target_days)
@@ -129,6 +150,43 @@ class Event(SQLModel, table=True):
     text: str = ""
     raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id")
     data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class Notification(SQLModel, table=True):
+    """Something a member or staff should hear about, kept until a digest has carried it, so a
+    missed digest run loses nothing."""
+
+    __table_args__ = (Index("ix_notification_pending", "audience", "recipient", "digest_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    audience: str  # member | staff
+    recipient: str  # the member's email; "staff" for the staff digest
+    case_id: int | None = Field(default=None, foreign_key="case.id")
+    request_id: int | None = Field(default=None, foreign_key="request.id")
+    kind: str  # opened | reply | holding | extension | chased | escalated | closed | bounce ...
+    text: str = ""
+    created_at: datetime
+    digest_id: int | None = Field(default=None, foreign_key="digest.id")
+
+
+class Digest(SQLModel, table=True):
+    """One digest per recipient and period: inserting the row claims the run, so two nodes or
+    two ticks never send the same digest twice. An empty digest is recorded, not sent."""
+
+    __table_args__ = (UniqueConstraint("audience", "recipient", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    audience: str  # member | staff | service
+    recipient: str
+    period: str  # 2026-11-23 (daily) or 2026-W48 (weekly)
+    created_at: datetime
+    items: int = 0
+    sent: bool = False
+
+
+class Setting(SQLModel, table=True):
+    """Small facts the database must remember between runs (the calendar's fingerprint)."""
+
+    name: str = Field(primary_key=True)
+    value: str
 
 
 # -- mail in ---------------------------------------------------------------------------------
@@ -196,7 +254,8 @@ class Outbox(SQLModel, table=True):
     created_at: datetime
     kind: str  # acknowledgement | request | alert | ...
     case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
-    request_id: int | None = Field(default=None, foreign_key="request.id")
+    # Indexed: chases and notices thread under the request's first mail (notify.py).
+    request_id: int | None = Field(default=None, foreign_key="request.id", index=True)
     message_id: str = Field(unique=True)
     sender: str
     recipients: list[str] = Field(sa_column=Column(JSON, nullable=False))

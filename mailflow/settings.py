@@ -10,12 +10,28 @@ import os
 import tomllib
 import zoneinfo
 from dataclasses import dataclass
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 NATIONS = ("ENG", "SCT", "WLS", "NIR")
+# As members type them (`#type service-request`); config keys may use the long names too.
+ENQUIRY_TYPES = ("direct", "indirect", "complaint", "service-request", "community")
+_TYPE_ALIASES = {"service_request": "service-request", "service request": "service-request",
+                 "community_issue": "community", "community issue": "community",
+                 "community-issue": "community"}
+
+
+def enquiry_type(name: str) -> str:
+    """The one spelling of an enquiry type; ValueError for an unknown one."""
+    key = _TYPE_ALIASES.get(name.strip().lower(), name.strip().lower())
+    if key not in ENQUIRY_TYPES:
+        raise ValueError(f"unknown enquiry type {name!r}; use one of {', '.join(ENQUIRY_TYPES)}")
+    return key
+DIGEST_FREQUENCIES = ("daily", "weekly", "off")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
 DEFAULT_CONFIG = Path("config/mailflow.toml")
 
 
@@ -30,6 +46,22 @@ class ConfigError(Exception):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _hhmm(value: str) -> str:
+    try:
+        time.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"not a time of day like 08:30: {value!r}") from None
+    return value
+
+
+def _iso_day(value: str) -> str:
+    try:
+        date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"not a date like 2026-12-29: {value!r}") from None
+    return value
 
 
 def _address(value: str) -> str:
@@ -53,6 +85,16 @@ class Council(_Strict):
     cutoff: str = "17:00"
 
     _addr = field_validator("casework_address")(classmethod(lambda cls, v: _address(v)))
+    _cut = field_validator("cutoff")(classmethod(lambda cls, v: _hhmm(v)))
+    _days = field_validator("closure_days")(classmethod(lambda cls, v: [_iso_day(d) for d in v]))
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, v: tuple[str, str]) -> tuple[str, str]:
+        start, end = (_hhmm(x) for x in v)
+        if start >= end:
+            raise ValueError(f"working hours must start before they end: {start}-{end}")
+        return start, end
 
     @field_validator("nation")
     @classmethod
@@ -115,6 +157,68 @@ class Ward(_Strict):
     name: str
 
 
+def _type_keys(v: dict[str, int]) -> dict[str, int]:
+    return {enquiry_type(k): days for k, days in v.items()}
+
+
+class Targets(_Strict):
+    """Response targets in working days: an enquiry type's target wins over a category's,
+    which wins over the service's `response_days`."""
+
+    acknowledge_days: int = Field(default=1, ge=1, le=20)
+    categories: dict[str, int] = Field(default_factory=dict)
+    enquiry_types: dict[str, int] = Field(default_factory=dict)
+
+    _t = field_validator("enquiry_types")(classmethod(lambda cls, v: _type_keys(v)))
+
+    @field_validator("categories", "enquiry_types")
+    @classmethod
+    def _days(cls, v: dict[str, int]) -> dict[str, int]:
+        for k, n in v.items():
+            if not 1 <= n <= 200:
+                raise ValueError(f"{k}: {n} is not between 1 and 200 working days")
+        return v
+
+
+class Chasing(_Strict):
+    """When a request's contact is reminded, chased and escalated, in working days."""
+
+    reminder: bool = False
+    reminder_days_before: int = Field(default=2, ge=1, le=20)
+    first_chase_days_after: int = Field(default=1, ge=1, le=60)
+    second_chase_days_after: int = Field(default=3, ge=1, le=60)  # after the first chase
+    escalate_days_after: int = Field(default=5, ge=1, le=120)  # after the due date
+
+
+class AfterAnswer(_Strict):
+    keep_open_days: int = Field(default=5, ge=0, le=60)
+
+
+class Holding(_Strict):
+    """A holding reply may move a due date this many working days on its own; further
+    needs the member's agreement."""
+
+    max_extension_days: int = Field(default=10, ge=0, le=120)
+
+
+class Digests(_Strict):
+    member_time: str = "08:00"
+    staff_time: str = "08:00"
+    service_time: str = "08:00"
+    weekly_day: str = "monday"  # weekly digests: the first working day from this weekday
+    max_items: int = Field(default=50, ge=1, le=10000)  # lines per section; the rest counted
+
+    _t = field_validator("member_time", "staff_time", "service_time")(
+        classmethod(lambda cls, v: _hhmm(v)))
+
+    @field_validator("weekly_day")
+    @classmethod
+    def _day(cls, v: str) -> str:
+        if v.lower() not in WEEKDAYS:
+            raise ValueError(f"unknown weekday {v!r}; use one of {', '.join(WEEKDAYS)}")
+        return v.lower()
+
+
 class Member(_Strict):
     name: str
     email: str
@@ -122,6 +226,15 @@ class Member(_Strict):
     ward: str
     party: str | None = None
     constituent_mail: bool = False  # this member lets mailflow write to their constituents
+    digest: str = "daily"  # daily | weekly | off
+    immediate_updates: bool = True  # updates also by email at once, not only in the digest
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, v: str) -> str:
+        if v not in DIGEST_FREQUENCIES:
+            raise ValueError(f"unknown digest {v!r}; use one of {', '.join(DIGEST_FREQUENCIES)}")
+        return v
 
     _a = field_validator("email")(classmethod(lambda cls, v: _address(v)))
     _b = field_validator("aliases")(classmethod(lambda cls, v: [_address(a) for a in v]))
@@ -133,6 +246,7 @@ class Service(_Strict):
     contact_aliases: list[str] = Field(default_factory=list)
     escalation: str | None = None
     response_days: int = Field(default=10, ge=1, le=200)
+    acknowledge_days: int | None = Field(default=None, ge=1, le=20)  # else [targets]
     keywords: list[str] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)  # the drop-down subjects it deals with
     complaint_response_days: int | None = Field(default=None, ge=1, le=200)
@@ -149,9 +263,6 @@ class Staff(_Strict):
     _a = field_validator("email")(classmethod(lambda cls, v: _address(v)))
 
 
-ENQUIRY_TYPES = ("complaint", "direct", "indirect", "service-request", "community")
-
-
 class Casework(_Strict):
     """The rules of casework (issue 5): duplicates, enquiry types, mail to constituents."""
 
@@ -165,10 +276,7 @@ class Casework(_Strict):
     @field_validator("type_keywords")
     @classmethod
     def _types(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
-        for t in v:
-            if t not in ENQUIRY_TYPES:
-                raise ValueError(f"unknown enquiry type {t!r}; use {', '.join(ENQUIRY_TYPES)}")
-        return v
+        return {enquiry_type(t): words for t, words in v.items()}
 
 
 class Complaints(_Strict):
@@ -198,6 +306,11 @@ class FileModel(_Strict):
     attachments: Attachments = Field(default_factory=Attachments)
     casework: Casework = Field(default_factory=Casework)
     complaints: Complaints = Field(default_factory=Complaints)
+    targets: Targets = Field(default_factory=Targets)
+    chasing: Chasing = Field(default_factory=Chasing)
+    after_answer: AfterAnswer = Field(default_factory=AfterAnswer)
+    holding: Holding = Field(default_factory=Holding)
+    digests: Digests = Field(default_factory=Digests)
     wards: list[Ward] = Field(default_factory=list)
     members: list[Member] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
@@ -225,6 +338,11 @@ class Settings:
     attachments: Attachments
     casework: Casework
     complaints: Complaints
+    targets: Targets
+    chasing: Chasing
+    after_answer: AfterAnswer
+    holding: Holding
+    digests: Digests
     wards: list[Ward]
     members: list[Member]
     services: list[Service]

@@ -111,7 +111,9 @@ def test_loop_over_smtp(server: tuple[int, subprocess.Popen[bytes]], app: App,
     assert reply_event["text"].startswith("Pothole filled this morning.")
 
     run_cli(config_file, "tick")
-    kinds_sent = sorted(m["X-Mailflow-Kind"] for m in read_sent(maildir))
+    # serve runs on the wall clock: in working hours the digest jobs may send digests too.
+    kinds_sent = sorted(k for m in read_sent(maildir)
+                        if not (k := m["X-Mailflow-Kind"]).endswith("_digest"))
     assert kinds_sent == ["acknowledgement", "alert", "request"]
     assert all(p.suffix == ".eml" for p in maildir.iterdir())
 

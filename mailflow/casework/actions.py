@@ -23,8 +23,8 @@ from sqlmodel import Session, col, select
 
 from mailflow import models
 from mailflow.app import App
-from mailflow.casework import authz, cases, names, sharing, tokens
-from mailflow.casework.enquiry import TYPES, target_days
+from mailflow.casework import authz, cases, deadlines, names, sharing, tokens
+from mailflow.casework.enquiry import TYPES
 from mailflow.outbound.render import new_message_id, render
 
 
@@ -126,10 +126,14 @@ def enquiry_type(app: App, session: Session, case: models.Case, actor: str, arg:
         svc = app.settings.service(svc_row.name if svc_row else None)
         if svc is None:
             continue
-        days = target_days(app.settings, svc, kind)
-        if days != r.target_days:
-            r.target_days, r.due = days, app.calendar.due(case.received_at, days)
-            r.due_rule = cases.due_rule(app, case, days)
+        days, why = deadlines.target(app.settings, svc.name, case.category, kind)
+        extended = r.target_due is not None and r.due != r.target_due  # an agreed new date
+        if days != r.target_days and not extended:
+            cal = app.calendar
+            r.target_days = r.due_days = days
+            r.due = r.target_due = cal.due(case.received_at, days)
+            r.due_rule = deadlines.rule_text(cal, days, why, case.received_at)
+            deadlines.restart_chain(cal, app.settings.chasing, r, cal.today(now))
             session.add(r)
             moved.append(f"{svc.name} now due {r.due.isoformat()}")
     _record(session, case, "enquiry_type", actor, now, message, f"Enquiry type set to {kind}.",

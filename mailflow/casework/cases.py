@@ -13,7 +13,16 @@ from sqlmodel import Session, col, select
 
 from mailflow import models
 from mailflow.app import App
-from mailflow.casework import attachments, directory, duplicates, enquiry, sharing, tokens
+from mailflow.casework import (
+    attachments,
+    deadlines,
+    directory,
+    duplicates,
+    enquiry,
+    notify,
+    sharing,
+    tokens,
+)
 from mailflow.outbound import outbox
 from mailflow.outbound.render import new_message_id, render
 from mailflow.settings import Member, Service, Settings
@@ -142,6 +151,8 @@ def open_case(app: App, session: Session, new: NewCase, now: datetime) -> models
                 in_reply_to=new.message_id, similar=similar,
                 earlier_cases=duplicates.earlier_cases(session, case))
     acknowledge_constituent(app, session, case, new.member, constituent, now)
+    notify.member(app, session, case, "opened", f"Case opened: {case.subject}", now,
+                  request=request, email=False)
     return case
 
 
@@ -181,28 +192,22 @@ def constituent_line(c: models.Constituent | None) -> str:
 
 
 def due_text(app: App, due: date) -> str:
-    return f"{due:%A} {due.day} {due:%B %Y}"
+    return notify.date_text(due)
 
 
 def _context(app: App, case: models.Case, **kw: Any) -> dict[str, Any]:
     return {"council": app.settings.council, "case": case, **kw}
 
 
-def _sender(app: App) -> tuple[str, str]:
-    c = app.settings.council
-    return (f"{c.name} casework", c.casework_address)
-
-
-def _domain(app: App) -> str:
-    return app.settings.council.casework_address.partition("@")[2]
+_sender, _domain = notify.sender, notify.domain
 
 
 def send_request(app: App, session: Session, case: models.Case, service: Service, now: datetime,
                  *, reason: str = "") -> models.Request:
-    s = app.settings
+    s, cal = app.settings, app.calendar
     service_row = directory.service_row(session, service.name)
-    days = enquiry.target_days(s, service, case.enquiry_type)
-    due = app.calendar.due(case.received_at, days)
+    days, why = deadlines.target(s, service.name, case.category, case.enquiry_type)
+    due = cal.due(case.received_at, days)
     request = models.Request(
         case_id=case.id,  # type: ignore[arg-type]
         service_id=service_row.id,  # type: ignore[arg-type]
@@ -210,9 +215,15 @@ def send_request(app: App, session: Session, case: models.Case, service: Service
         token="",
         sent_at=now,
         due=due,
-        due_rule=due_rule(app, case, days),
+        due_rule=deadlines.rule_text(cal, days, why, case.received_at),
+        due_from=case.received_at,
+        due_days=days,
+        target_due=due,
+        ack_due=cal.add_working_days(cal.received_day(now),
+                                     deadlines.acknowledge_days(s, service.name)),
         target_days=days,
     )
+    deadlines.restart_chain(cal, s.chasing, request, cal.today(now))
     session.add(request)
     session.flush()
     request.token = tokens.token(s.secret, case.reference, request.id)  # type: ignore[arg-type]
@@ -221,12 +232,6 @@ def send_request(app: App, session: Session, case: models.Case, service: Service
           f"<{service.contact}>, due {due.isoformat()}.", request_id=request.id,
           service=service.name, due=due.isoformat(), rule=request.due_rule, routing=reason)
     return request
-
-
-def due_rule(app: App, case: models.Case, days: int) -> str:
-    return (f"{days} working days ({app.settings.council.nation}) from "
-            f"{app.calendar.received_day(case.received_at).isoformat()}"
-            + (" (complaint target)" if case.enquiry_type == "complaint" else ""))
 
 
 def mail_request(app: App, session: Session, case: models.Case, request: models.Request,
@@ -242,7 +247,8 @@ def mail_request(app: App, session: Session, case: models.Case, request: models.
         _context(app, case, service=service, member=member, ward=member.ward if member else None,
                  constituent_line=constituent_line(constituent),
                  due_text=due_text(app, request.due),
-                 days=request.target_days or service.response_days,
+                 days=request.due_days or request.target_days or service.response_days,
+                 ack_text=due_text(app, request.ack_due) if request.ack_due else None,
                  attachments=[f for f in files if f.stored],
                  too_large=[f for f in files if not f.stored], human_size=attachments.human_size),
         sender=_sender(app), to=[request.contact], now=now,
@@ -312,9 +318,15 @@ def record_service_reply(app: App, session: Session, case: models.Case,
         service = session.get(models.Service, request.service_id)
         service_name = service.name if service else service_name
         if request.state != "answered":
+            if request.chase_step == "escalated" and service and service.escalation:
+                # The head of service was told it was overdue; tell them it is answered.
+                notify.service(app, session, case, request, "escalation_answered", now,
+                               to=[service.escalation], answered_by=sender, text=text)
             request.state = "answered"
             request.answered_at = now
             request.answered_by = sender
+            request.next_step_on = None
+            request.proposed_due = None
             session.add(request)
     event(session, case, "service_reply", now, sender=sender, text=text,
           raw_message_id=raw_message_id, request_id=request.id if request else None,
@@ -325,9 +337,17 @@ def record_service_reply(app: App, session: Session, case: models.Case,
     ).all()
     if not open_requests and case.status in ("open", "triage"):
         case.status = "answered"
+        # Kept open for follow-up; the after-answer job closes it when this day has passed.
+        case.open_until = app.calendar.add_working_days(
+            app.calendar.today(now), app.settings.after_answer.keep_open_days)
         session.add(case)
     replied_by = sender if request is None or sender != request.contact else None
+    notify.member(app, session, case, "reply", f"Reply from {service_name}: {text}", now,
+                  request=request, email=False)
     for member_email in alert_recipients(app, session, case):
+        prefs = app.settings.member(member_email)
+        if prefs is not None and not prefs.immediate_updates:
+            continue  # this member reads replies in their digest
         msg = render(
             app.templates, "alert",
             _context(app, case, service_name=service_name, text=text, replied_by=replied_by),
@@ -336,7 +356,7 @@ def record_service_reply(app: App, session: Session, case: models.Case,
             in_reply_to=message_id,
         )
         queue_mail(app, session, msg, kind="alert", now=now, case_id=case.id,
-               request_id=request.id if request else None)
+                   request_id=request.id if request else None)
         event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
 
 

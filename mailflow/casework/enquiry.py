@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from mailflow.settings import ENQUIRY_TYPES, Service, Settings
+from mailflow.settings import ENQUIRY_TYPES, Settings
 
 TYPES = ENQUIRY_TYPES
 DEFAULT = "direct"
@@ -23,11 +23,3 @@ def detect_type(settings: Settings, note: str) -> tuple[str, str]:
             if re.search(rf"\b{re.escape(w.casefold())}\b", text):
                 return kind, f"the member's note says {w!r}"
     return DEFAULT, "no type keyword in the member's note"
-
-
-def target_days(settings: Settings, service: Service, enquiry_type: str) -> int:
-    """Working days a service has to answer a request of this type: the one rule."""
-    if enquiry_type == "complaint":
-        return (service.complaint_response_days or settings.complaints.response_days
-                or service.response_days)
-    return service.response_days

@@ -37,6 +37,12 @@ def request_dict(session: Session, r: models.Request, today: date | None = None)
         "answered_at": _iso(r.answered_at),
         "answered_by": r.answered_by,
         "target_days": r.target_days,
+        "target_due": _iso(r.target_due),
+        "proposed_due": _iso(r.proposed_due),
+        "ack_due": _iso(r.ack_due),
+        "chase_step": r.chase_step,
+        "next_step": r.next_step,
+        "next_step_on": _iso(r.next_step_on),
     }
 
 
@@ -100,6 +106,7 @@ def case_dict(session: Session, case: models.Case, today: date | None = None,
         out["constituent"].update(phone=constituent.phone, address=constituent.address)
     out["issue"] = case.issue
     out["member_note"] = case.member_note
+    out["open_until"] = _iso(case.open_until)
     requests = session.exec(select(models.Request).where(models.Request.case_id == case.id)
                             .order_by(col(models.Request.id))).all()
     out["requests"] = [request_dict(session, r, today) for r in requests]

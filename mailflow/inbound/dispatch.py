@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from mailflow import models
 from mailflow.app import App
-from mailflow.casework import attachments, cases
+from mailflow.casework import attachments, cases, commands, notify, sharing
 from mailflow.casework.intake import typed_case
 from mailflow.casework.routing import route
 from mailflow.inbound import classify as cls
@@ -109,8 +109,19 @@ def _open(app: App, session: Session, raw: models.RawMessage, u: Understanding,
     new.service, new.route_reason = r.service, r.reason
     new.received_at, new.raw_message_id, new.message_id = raw.received_at, raw.id, p.message_id
     new.files = u.files
+    # Commands at the top of the member's own text steer the new case once it is open.
+    cmds, _ = commands.parse(new.member_note if fwd else new.issue)
+    if cmds:
+        if fwd:
+            new.member_note = commands.strip(new.member_note)
+        else:
+            new.issue = commands.strip(new.issue)
     case = cases.open_case(app, session, new, now)
     where = f"sent to {r.service.name}" if r.service else "needs a service (" + r.reason + ")"
+    if cmds:
+        ctx = commands.Context(app, session, case, "member", None, u.sender or member.email,
+                               now, raw.id, p.message_id)
+        where += f"; {commands.run(ctx, cmds)}"
     return Outcome("case_opened", case.reference, f"{how} from {member.name}; {where}")
 
 
@@ -121,6 +132,9 @@ def _to_case(app: App, session: Session, raw: models.RawMessage, u: Understandin
     role, request = u.role, u.request
     if role is None and evidence in ("in-reply-to", "token") and s.is_trusted(u.sender):
         role, request = "officer", u.match.request  # the contact passed it to a colleague
+    if role is None and u.sender and sharing.can_see(session, s, case, u.sender) \
+            and s.member_for(u.sender):
+        role = "colleague"  # a ward colleague the case is shared with: #note only
     if role is None:
         why = {"tag": "uses the case tag", "token": "uses a reply address",
                "in-reply-to": "replies to our mail"}[evidence]
@@ -148,6 +162,23 @@ def _update(app: App, session: Session, raw: models.RawMessage, u: Understanding
     text = clean(u.reply_text)
     _attach(app, session, raw, u, case, now)
     how = f"matched by {evidence}" + (f" ({'; '.join(u.guess.why)})" if u.guess else "")
+    cmds, _ = commands.parse(text)
+    send = commands.find_send(text) if not cmds and role == "member" else None
+    if send:
+        cmds = [send]
+    if not cmds and role in ("contact", "officer") and request is not None:
+        promised = commands.promised_date(text, app.calendar.today(now))
+        if promised:  # "I will reply by 10 December": a holding reply, not the answer
+            cmds = [commands.Command("holding", promised.isoformat(), text, implicit=True)]
+    if cmds:
+        ctx = commands.Context(app, session, case, role, request, u.sender or "", now, raw.id,
+                               u.parsed.message_id)
+        result = commands.run(ctx, cmds)
+        return Outcome("update", case.reference, f"from the {role}, {how}: {result}")
+    if role == "colleague":
+        return _hold(session, raw, u, now, "stranger",
+                     f"{u.sender} may see {case.reference} (shared) but only use #note on it",
+                     case_id=case.id)
     if role in ("contact", "officer"):
         cases.record_service_reply(app, session, case, request, u.sender or "", text, now,
                                    raw_message_id=raw.id, message_id=u.parsed.message_id,
@@ -190,6 +221,8 @@ def _bounce(session: Session, raw: models.RawMessage, u: Understanding, now: dat
                      f"bounce that matches no message we sent: {b.summary()}",
                      case_id=m.case.id if m else None)
     case, request = m.case, m.request
+    notify.staff(session, case, "bounce", f"Mail about {case.reference} bounced ({u.sender}).",
+                 now, request=request)
     cases.event(session, case, "bounce", now, sender=u.sender, text=b.summary(),
                 raw_message_id=raw.id, request_id=request.id if request else None,
                 evidence=m.evidence, recipients=b.recipients, status=b.status,

@@ -8,6 +8,7 @@ from typing import Any
 
 from mailflow.app import App
 from mailflow.inbound import pipeline
+from mailflow.jobs import chase, digests
 from mailflow.outbound import outbox
 
 
@@ -22,9 +23,15 @@ def deliver_outbox(app: App, now: datetime) -> dict[str, Any]:
 
 Job = Callable[[App, datetime], dict[str, Any]]
 
-# In order: what the spool turns into mail should go out in the same tick.
+# In order: what the spool and the time jobs turn into mail goes out in the same tick, and
+# digests see the chases and closures of this tick.
 JOBS: dict[str, Job] = {
     "process_spool": process_spool,
+    "chase": chase.chase,
+    "close_answered": chase.close_answered,
+    "member_digests": digests.member_digests,
+    "staff_digest": digests.staff_digest,
+    "service_digests": digests.service_digests,
     "deliver_outbox": deliver_outbox,
 }
 

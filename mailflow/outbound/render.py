@@ -44,6 +44,7 @@ def render(
     sender: tuple[str, str],
     to: list[str],
     now: datetime,
+    cc: list[str] | None = None,
     message_id: str,
     reply_to: str | None = None,
     in_reply_to: str | None = None,
@@ -59,6 +60,8 @@ def render(
     msg = EmailMessage()
     msg["From"] = formataddr(sender)
     msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
     msg["Subject"] = first.removeprefix("Subject:").strip()
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = message_id
