@@ -63,8 +63,8 @@ def test_dry_run_reports_every_bad_row_and_changes_nothing(rules_app: App,
         "row 7, column closed: is empty, but the status is closed",
         "row 7, column subject: is empty",
         "row 8, column opened: 2030-01-01 is in the future",
-        "row 9, column type: unknown type 'sideways'; choose one of complaint, direct, "
-        "indirect, service-request or community",
+        "row 9, column type: unknown type 'sideways'; choose one of direct, indirect, complaint, "
+        "service-request or community",
         "row 10, column (row): has 9 cells; the header has 13",
     ]
     assert "2 row(s) can be imported, 10 problem(s)" in done.stdout

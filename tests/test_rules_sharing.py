@@ -214,7 +214,7 @@ def test_merge_across_members_needs_the_other_members_agreement(rules_app: App) 
         assert not sharing.can_see(s, app.settings, kept, BETH)
         data = views.case_dict(s, kept)
     assert [lk["kind"] for lk in data["links"]] == ["duplicate", "merged"]
-    assert data["timeline"][-1]["kind"] == "merged"
+    assert "merged" in [e["kind"] for e in data["timeline"]]
 
 
 def test_merge_by_staff_or_own_cases_is_at_once_and_refusals(rules_app: App) -> None:

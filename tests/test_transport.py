@@ -20,7 +20,7 @@ from mailflow.inbound import pipeline
 from mailflow.jobs import tick
 from tests.mail import JANE, ROADS, outlook_forward
 
-NOW = clock.parse("2026-11-20T10:00:00Z")
+NOW = clock.parse("2026-11-22T10:00:00Z")  # a Sunday: no digests due, only the case mail
 
 
 class Relay:
