@@ -10,6 +10,7 @@ import os
 import tomllib
 import zoneinfo
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,28 @@ class Scheduler(_Strict):
     outbox_seconds: int = 30
 
 
+class Reports(_Strict):
+    """Scheduled reports, sent as HTML email with the CSV attached."""
+
+    monthly: bool = True  # service performance for the last month: staff + escalation contacts
+    six_monthly: bool = True  # enquiry types for the last half-year (Jan-Jun, Jul-Dec): staff
+    send_at: str = "07:00"  # council-local time on the 1st (or the first tick after it)
+    target: float = Field(default=95, ge=0, le=100)  # on-time target (%), the charts' line
+    to: list[str] = Field(default_factory=list)  # more recipients of the staff reports
+    escalation_contacts: bool = True  # each head of service gets their own service's report
+
+    _a = field_validator("to")(classmethod(lambda cls, v: [_address(a) for a in v]))
+
+    @field_validator("send_at")
+    @classmethod
+    def _time(cls, v: str) -> str:
+        try:
+            time.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"not a time of day (HH:MM): {v!r}") from None
+        return v
+
+
 class FileModel(_Strict):
     council: Council
     database: Database = Field(default_factory=Database)
@@ -161,6 +184,7 @@ class FileModel(_Strict):
     smtp: Smtp = Field(default_factory=Smtp)
     templates: Templates = Field(default_factory=Templates)
     scheduler: Scheduler = Field(default_factory=Scheduler)
+    reports: Reports = Field(default_factory=Reports)
     wards: list[Ward] = Field(default_factory=list)
     members: list[Member] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
@@ -185,6 +209,7 @@ class Settings:
     smtp: Smtp
     templates: Templates
     scheduler: Scheduler
+    reports: Reports
     wards: list[Ward]
     members: list[Member]
     services: list[Service]

@@ -16,6 +16,7 @@ from mailflow.app import App
 from mailflow.casework import directory, tokens
 from mailflow.outbound import outbox
 from mailflow.outbound.render import new_message_id, render
+from mailflow.reports import stats
 from mailflow.settings import Member, Service
 
 
@@ -121,7 +122,14 @@ def open_case(app: App, session: Session, new: NewCase, now: datetime) -> models
               f"({new.route_reason}).")
     acknowledge(app, session, case, new.member, constituent, new.service, request, now,
                 in_reply_to=new.message_id)
+    changed(app, session, case)
     return case
+
+
+def changed(app: App, session: Session, case: models.Case) -> None:
+    """Keep the anonymised statistics (what reports count) in step with the case. Call it
+    after anything that opens, closes or escalates a case or sends or answers a request."""
+    stats.record(session, app.calendar, case)
 
 
 def constituent_line(c: models.Constituent | None) -> str:
@@ -181,6 +189,7 @@ def send_request(app: App, session: Session, case: models.Case, service: Service
     event(session, case, "request_sent", now, text=f"Request sent to {service.name} "
           f"<{service.contact}>, due {due.isoformat()}.", request_id=request.id,
           service=service.name, due=due.isoformat(), rule=request.due_rule, routing=reason)
+    changed(app, session, case)
     return request
 
 
@@ -243,3 +252,4 @@ def record_service_reply(app: App, session: Session, case: models.Case,
     outbox.queue(session, msg, kind="alert", now=now, case_id=case.id,
                  request_id=request.id if request else None)
     event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
+    changed(app, session, case)

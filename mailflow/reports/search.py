@@ -1,0 +1,141 @@
+"""Full-text search over cases: subjects, constituents (name, email, phone, address), the
+constituent's words, members' notes and the text of updates; ranked, filtered, and limited
+to what the asker may see (casework/visibility.py).
+
+The index is an FTS5 table on SQLite and a tsvector column with a GIN index on PostgreSQL,
+both created by migration 0006 and kept in step by database triggers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, column, exists, func, literal_column, table, text
+from sqlmodel import Session, col, select
+
+from mailflow import models
+from mailflow.casework import views
+from mailflow.casework.calendar import Calendar
+from mailflow.casework.visibility import visible_cases
+from mailflow.settings import Settings
+
+_TERM = re.compile(r'"([^"]+)"|([\w][\w\'’.@-]*\*?)', re.UNICODE)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass
+class Filters:
+    member: str | None = None  # the member's address or alias
+    ward: str | None = None
+    service: str | None = None
+    status: str | None = None
+    since: date | None = None  # opened on or after, council-local
+    until: date | None = None  # opened on or before, council-local
+    as_email: str | None = None  # search as this member or staff user
+
+
+class UnknownFilter(ValueError):
+    """A filter names a member, ward or service the council does not have."""
+
+
+def fts5_query(query: str) -> str:
+    """The user's words as an FTS5 query: every word must match (any form of it, thanks to
+    the porter stemmer); "a phrase" in quotes matches as a phrase; word* matches a prefix.
+    Everything else is quoted away, so no input is an FTS5 syntax error."""
+    parts = []
+    for phrase, word in _TERM.findall(query):
+        words = _WORD.findall(phrase or word)
+        if not words:
+            continue
+        star = "*" if word.endswith("*") and len(words) == 1 else ""
+        parts.append('"' + " ".join(words) + '"' + star)
+    return " ".join(parts)
+
+
+def _filters(session: Session, settings: Settings, calendar: Calendar, f: Filters
+             ) -> list[ColumnElement[bool]]:
+    Case = models.Case
+    out = [visible_cases(session, settings, f.as_email)]
+    if f.member:
+        m = settings.member_for(f.member)
+        row = m and session.exec(select(models.Member)
+                                 .where(models.Member.email == m.email)).first()
+        if not row:
+            raise UnknownFilter(f"--member: no member with address {f.member}")
+        out.append(Case.member_id == row.id)
+    if f.ward:
+        ward = session.exec(select(models.Ward).where(models.Ward.name == f.ward)).first()
+        if not ward:
+            raise UnknownFilter(f"--ward: no ward called {f.ward!r}")
+        out.append(Case.ward_id == ward.id)
+    if f.service:
+        service = session.exec(select(models.Service)
+                               .where(models.Service.name == f.service)).first()
+        if not service:
+            raise UnknownFilter(f"--service: no service called {f.service!r}")
+        out.append(exists().where(models.Request.case_id == Case.id,
+                                  models.Request.service_id == service.id)
+                   | (col(Case.category) == f.service))
+    if f.status:
+        out.append(Case.status == f.status)
+    if f.since:
+        out.append(col(Case.opened_at) >= _utc(calendar, f.since))
+    if f.until:
+        out.append(col(Case.opened_at) < _utc(calendar, f.until + timedelta(days=1)))
+    return out
+
+
+def _utc(calendar: Calendar, d: date) -> datetime:
+    """The start of a council-local day, as the UTC moment the database compares with."""
+    return datetime.combine(d, time(), calendar.tz).astimezone(UTC)
+
+
+def search(session: Session, settings: Settings, calendar: Calendar, query: str,
+           filters: Filters | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """The best `limit` cases for `query`, best first: each case's summary (as `cases
+    --json`) with its `score` (higher is better) and a `snippet` with the matches in [ ]."""
+    where = _filters(session, settings, calendar, filters or Filters())
+    if session.get_bind().dialect.name == "postgresql":
+        rows = _postgres(session, query, where, limit)
+    else:
+        q = fts5_query(query)
+        rows = _sqlite(session, q, where, limit) if q else []
+    out = []
+    for case_id, score, snippet in rows:
+        case = session.get(models.Case, case_id)
+        assert case is not None
+        out.append({**views.case_summary(session, case), "score": round(float(score), 4),
+                    "snippet": " ".join((snippet or "").split())})
+    return out
+
+
+def _sqlite(session: Session, q: str, where: list[ColumnElement[bool]], limit: int
+            ) -> list[Any]:
+    fts = table("case_fts", column("rowid"))
+    # Columns: subject, people, body; a match in the subject counts most.
+    rank = literal_column("bm25(case_fts, 10.0, 5.0, 1.0)")
+    stmt = (select(models.Case.id, -rank,
+                   literal_column("snippet(case_fts, -1, '[', ']', '…', 12)"))
+            .select_from(fts).join(models.Case, col(models.Case.id) == fts.c.rowid)
+            .where(text("case_fts MATCH :q").bindparams(q=q), *where)
+            .order_by(rank).limit(limit))
+    return list(session.execute(stmt).all())
+
+
+def _postgres(session: Session, query: str, where: list[ColumnElement[bool]], limit: int
+              ) -> list[Any]:
+    index = table("case_search", column("case_id"), column("document"))
+    tsq = func.websearch_to_tsquery("english", query)
+    score = func.ts_rank_cd(index.c.document, tsq, 1)  # 1: longer documents count less
+    Case = models.Case
+    snippet = func.ts_headline("english", func.concat_ws(" ", Case.subject, Case.issue,
+                                                         Case.member_note), tsq,
+                               "MaxFragments=1, MaxWords=18, MinWords=6, StartSel=[, StopSel=]")
+    stmt = (select(Case.id, score, snippet)
+            .select_from(index).join(Case, col(Case.id) == index.c.case_id)
+            .where(index.c.document.op("@@")(tsq), *where)
+            .order_by(score.desc(), col(Case.id).desc()).limit(limit))
+    return list(session.execute(stmt).all())
