@@ -7,7 +7,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-FONT = 'font-family="Arial, Helvetica, sans-serif" font-size="12"'
+FONT = 'font-family="Arial, Helvetica, sans-serif"'
 COLOURS = ("#1d70b8", "#f47738", "#00703c", "#d4351c")  # GOV.UK blue, orange, green, red
 GOOD, BAD, TARGET = "#00703c", "#d4351c", "#0b0c0c"
 
@@ -18,8 +18,10 @@ def _svg(kind: str, width: int, height: int, title: str, body: list[str]) -> str
             f"<title>{escape(title)}</title>{''.join(body)}</svg>")
 
 
-def _text(x: float, y: float, s: Any, anchor: str = "start", extra: str = "") -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" {FONT} {extra}>'
+def _text(x: float, y: float, s: Any, anchor: str = "start", extra: str = "",
+          size: int = 12) -> str:
+    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" {FONT} font-size="{size}"'
+            f'{" " + extra if extra else ""}>'
             f"{escape(str(s))}</text>")
 
 
@@ -56,7 +58,7 @@ def bars(title: str, labels: list[str], series: dict[str, list[float]]) -> str:
             y = y0 + i * bar_h
             body.append(f'<rect class="bar" x="{label_w}" y="{y}" width="{w:.1f}" '
                         f'height="{bar_h - 2}" fill="{COLOURS[i]}" data-value="{v}"/>')
-            body.append(_text(label_w + w + 4, y + bar_h - 3, f"{v:g}", extra='font-size="10"'))
+            body.append(_text(label_w + w + 4, y + bar_h - 3, f"{v:g}", size=10))
     body.append(f'<line x1="{label_w}" y1="30" x2="{label_w}" y2="{height - 16}" '
                 f'stroke="#b1b4b6"/>')
     return _svg("bars", width, height, title, body)

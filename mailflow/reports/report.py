@@ -81,6 +81,9 @@ def _count(session: Session, by: Sequence[str], p: Period, today: date
                    total(overdue), func.sum(cast(R.escalations, Integer)))
             .where(_between(R.sent_on, p)).group_by(*keys))
     for *k, n, n_answered, on_time, n_overdue, escalations in session.execute(stmt):
+        if not n:
+            continue  # no groups: the one row of an empty period
+        n_answered, on_time, n_overdue = n_answered or 0, on_time or 0, n_overdue or 0
         row = out[tuple(k)]
         row.update(requests=n, answered=n_answered, answered_on_time=on_time,
                    overdue_now=n_overdue, escalations=escalations or 0)
@@ -151,24 +154,24 @@ def report(session: Session, period: Period, by: Sequence[str], today: date
         # A month compares with the month as far back as the period is long, when it is made
         # of whole months; otherwise there is nothing like it to compare with.
         n = period.months
-        prev = {_shift_month(k, by, n): v for k, v in prev.items()} if n else {}
+        prev = {_shift_month(k, by, n): v for k, v in prev.items()} if n else None
         if by == ["month"]:
             for m in period.month_keys():  # every month, even an empty one: no gaps
                 now.setdefault((m,), _zero())
-    keys = set(now) | set(prev)
+    keys = set(now) | set(prev or {})
     if "month" in by:
         months = set(period.month_keys())
         keys = {k for k in keys if k[by.index("month")] in months}
-    empty = dict.fromkeys(METRICS)
     rows = []
     for key in sorted(keys, key=_sort_key):
         cur = now.get(key) or _zero()
-        before = prev.get(key, empty)
+        # A group with nothing in the previous period had zero of everything then.
+        before = dict.fromkeys(METRICS) if prev is None else prev.get(key) or _zero()
         row: dict[str, Any] = ({"group": key[0]} if len(by) == 1 else
                                {"group": "all"} if not by else dict(zip(by, key, strict=True)))
         row.update({m: cur[m] for m in METRICS})
         for m in METRICS:
-            row[f"{m}_prev"] = before[m] if m in before and key in prev else None
+            row[f"{m}_prev"] = before[m]
             a, b = cur[m], row[f"{m}_prev"]
             row[f"{m}_change"] = (round(a - b, 1) if isinstance(a, float) or isinstance(b, float)
                                   else a - b) if a is not None and b is not None else None
