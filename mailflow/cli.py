@@ -60,8 +60,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     app = _load(args)
     db.upgrade(app.url)
-    with app.session():
-        pass  # synchronises the directory from the config
+    with app.session() as s:  # synchronises the directory from the config
+        from mailflow.reports import stats
+
+        if n := stats.backfill(s, app.calendar):  # cases from before statistics existed
+            print(f"statistics written for {n} cases")
+        s.commit()
     app.settings.maildir.mkdir(parents=True, exist_ok=True)
     print(f"database ready: {settings._redact(app.url)}")
     return 0

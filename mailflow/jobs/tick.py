@@ -8,6 +8,7 @@ from typing import Any
 
 from mailflow.app import App
 from mailflow.inbound import pipeline
+from mailflow.jobs.reports import send_reports
 from mailflow.outbound import outbox
 
 
@@ -23,6 +24,7 @@ def deliver_outbox(app: App, now: datetime) -> dict[str, Any]:
 # In order: what the spool turns into mail should go out in the same tick.
 JOBS: dict[str, Callable[[App, datetime], dict[str, Any]]] = {
     "process_spool": process_spool,
+    "send_reports": send_reports,
     "deliver_outbox": deliver_outbox,
 }
 

@@ -25,7 +25,9 @@ def _label(row: dict[str, Any], by: Sequence[str]) -> str:
 
 def context(app: App, session: Session, period: Period, by: Sequence[str],
             rows: list[dict[str, Any]], total: dict[str, Any], today: date,
-            title: str | None = None) -> dict[str, Any]:
+            title: str | None = None, services: Sequence[str] | None = None
+            ) -> dict[str, Any]:
+    """`services`: only these services on the on-time chart (a head of service's report)."""
     target = app.settings.reports.target
     shown = sorted(rows, key=lambda r: -(r["opened"] + r["requests"]))[:MAX_BARS] \
         if len(rows) > MAX_BARS else rows
@@ -45,7 +47,8 @@ def context(app: App, session: Session, period: Period, by: Sequence[str],
         {"cases opened": [m["opened"] for m in months],
          "requests": [m["requests"] for m in months],
          "answered on time": [m["answered_on_time"] for m in months]})
-    services = [r for r in report.report(session, period, ["service"], today) if r["requests"]]
+    services = [r for r in report.report(session, period, ["service"], today)
+                if r["requests"] and (services is None or r["group"] in services)]
     on_time_chart = charts.on_time(
         f"Requests answered on time, by service, against the {target:g}% target",
         [_label(r, ["service"]) for r in services] + ["Council"],

@@ -182,6 +182,16 @@ def report(session: Session, period: Period, by: Sequence[str], today: date
     return rows
 
 
+def empty_row(group: str, period: Period) -> dict[str, Any]:
+    """The row of a group with nothing in the period (nor in the previous one)."""
+    row: dict[str, Any] = {"group": group, **_zero()}
+    for m in METRICS:
+        row[f"{m}_prev"], row[f"{m}_change"] = _zero()[m], None
+    prev = period.previous()
+    return {**row, "from": period.start.isoformat(), "to": period.end.isoformat(),
+            "previous_from": prev.start.isoformat(), "previous_to": prev.end.isoformat()}
+
+
 def columns(by: Sequence[str]) -> list[str]:
     """The CSV columns, in order."""
     groups = ["group"] if len(by) <= 1 else list(by)
