@@ -277,8 +277,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise Fail(str(e), EX_USAGE) from None
     with app.session() as s:
-        rows = report.report(s, p, by, today)
-        total = report.report(s, p, [], today)[0]
+        rows, total = report.with_total(s, p, by, today)
         page = html.page(app, s, p, by, rows, total, today) if args.html else None
     if page is not None:
         Path(args.html).write_text(page, encoding="utf-8")

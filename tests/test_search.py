@@ -151,3 +151,12 @@ def test_bulk_import_with_the_index_suspended(app: App) -> None:
     assert find(app, "flagstones") == ["Cracked flagstones"]  # indexed at the end
     rd.open_case(app, rd.JANE, "Roads", "2026-11-20T11:00:00Z", "Loose manhole cover")
     assert find(app, "manhole") == ["Loose manhole cover"]  # and the triggers are back
+
+
+def test_a_very_common_word_ranks_only_the_newest_matches(app: App, council: dict[str, int],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    everything = find(app, "pothole")
+    assert everything == ["Pothole on Main Street", "Bins not emptied"]
+    monkeypatch.setattr(search, "WINDOW", 1)
+    assert find(app, "pothole") == ["Bins not emptied"]  # the newer of the two
+    assert find(app, "pothole", until=date(2026, 11, 30)) == ["Pothole on Main Street"]

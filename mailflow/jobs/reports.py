@@ -80,8 +80,7 @@ def _service_performance(app: App, now: datetime, p: Period) -> int:
     today = app.calendar.local(now).date()
     mail: dict[str, tuple[dict[str, Any], str]] = {}
     with app.session() as session:
-        rows = report.report(session, p, ["service"], today)
-        total = report.report(session, p, [], today)[0]
+        rows, total = report.with_total(session, p, ["service"], today)
         council_row = {**total, "group": "Council"}
         if pending & set(_staff(app)):
             ctx = html.context(app, session, p, ["service"], rows, total, today,
@@ -107,8 +106,7 @@ def _enquiry_types(app: App, now: datetime, p: Period) -> int:
         return 0
     today = app.calendar.local(now).date()
     with app.session() as session:
-        rows = report.report(session, p, ["type"], today)
-        total = report.report(session, p, [], today)[0]
+        rows, total = report.with_total(session, p, ["type"], today)
         ctx = html.context(app, session, p, ["type"], rows, total, today,
                            f"{app.settings.council.name} casework: enquiry types, {p.label}")
     data = formats.to_csv(rows + [{**total, "group": "Council"}], ["type"])

@@ -17,8 +17,9 @@ What each column counts (dates are council-local):
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -55,57 +56,79 @@ def _between(column: Any, p: Period) -> Any:
     return col(column).between(p.start, p.end)
 
 
-def _count(session: Session, by: Sequence[str], p: Period, today: date
-           ) -> dict[Key, dict[str, Any]]:
-    """Every metric for one period, keyed by the group's values."""
-    out: dict[Key, dict[str, Any]] = defaultdict(_zero)
+@dataclass
+class _Tally:
+    """What one group counted in one period; tallies add up, so totals need no new query."""
 
+    opened: int = 0
+    closed: int = 0
+    requests: int = 0
+    on_time: int = 0
+    overdue: int = 0
+    escalations: int = 0
+    days: Counter[int] = field(default_factory=Counter)  # working days to answer -> answers
+
+    def __add__(self, other: _Tally) -> _Tally:
+        return _Tally().add(self).add(other)
+
+    def add(self, other: _Tally) -> _Tally:
+        self.opened += other.opened
+        self.closed += other.closed
+        self.requests += other.requests
+        self.on_time += other.on_time
+        self.overdue += other.overdue
+        self.escalations += other.escalations
+        self.days.update(other.days)
+        return self
+
+    def metrics(self) -> dict[str, Any]:
+        answered = sum(self.days.values())
+        decided = answered + self.overdue
+        hist = list(self.days.items())
+        return {"opened": self.opened, "closed": self.closed, "requests": self.requests,
+                "answered": answered, "answered_on_time": self.on_time,
+                "on_time_pct": round(100 * self.on_time / decided, 1) if decided else None,
+                "median_days": percentile(hist, 50), "p90_days": percentile(hist, 90),
+                "overdue_now": self.overdue, "escalations": self.escalations}
+
+
+def _count(session: Session, by: Sequence[str], p: Period, today: date) -> dict[Key, _Tally]:
+    """One period's tallies, keyed by the group's values: one scan of each statistics table
+    (their covering indexes hold every column these queries read)."""
+    out: dict[Key, _Tally] = defaultdict(_Tally)
     keys = _keys(CaseStat, by, CaseStat.opened_month)
     for *k, n in session.execute(select(*keys, func.count()).where(_between(CaseStat.opened_on, p))
                                  .group_by(*keys)):
-        out[tuple(k)]["opened"] = n
+        if n:
+            out[tuple(k)].opened = n
     keys = _keys(CaseStat, by, CaseStat.closed_month)
     for *k, n in session.execute(select(*keys, func.count()).where(_between(CaseStat.closed_on, p))
                                  .group_by(*keys)):
-        out[tuple(k)]["closed"] = n
+        if n:
+            out[tuple(k)].closed = n
 
     R = RequestStat
-    answered = col(R.answered_on).is_not(None)
     overdue = col(R.answered_on).is_(None) & (col(R.state) == "sent") & (col(R.due) < today)
 
     def total(cond: Any) -> Any:
         return func.sum(case((cond, 1), else_=0))
 
+    # Grouped by working days too: medians come from these few rows per group.
     keys = _keys(R, by, R.sent_month)
-    stmt = (select(*keys, func.count(), total(answered), total(col(R.on_time).is_(True)),
+    stmt = (select(*keys, R.working_days, func.count(), total(col(R.on_time).is_(True)),
                    total(overdue), func.sum(cast(R.escalations, Integer)))
-            .where(_between(R.sent_on, p)).group_by(*keys))
-    for *k, n, n_answered, on_time, n_overdue, escalations in session.execute(stmt):
+            .where(_between(R.sent_on, p)).group_by(*keys, R.working_days))
+    for *k, days, n, on_time, n_overdue, escalations in session.execute(stmt):
         if not n:
             continue  # no groups: the one row of an empty period
-        n_answered, on_time, n_overdue = n_answered or 0, on_time or 0, n_overdue or 0
-        row = out[tuple(k)]
-        row.update(requests=n, answered=n_answered, answered_on_time=on_time,
-                   overdue_now=n_overdue, escalations=escalations or 0)
-        decided = n_answered + n_overdue
-        row["on_time_pct"] = round(100 * on_time / decided, 1) if decided else None
-
-    # Medians from a histogram of working days: a few rows per group, whatever the volume.
-    histogram: dict[Key, list[tuple[int, int]]] = defaultdict(list)
-    stmt = (select(*keys, R.working_days, func.count())
-            .where(_between(R.sent_on, p), col(R.working_days).is_not(None))
-            .group_by(*keys, R.working_days))
-    for *k, days, n in session.execute(stmt):
-        histogram[tuple(k)].append((days, n))
-    for k, row in out.items():
-        row["median_days"] = percentile(histogram.get(k, []), 50)
-        row["p90_days"] = percentile(histogram.get(k, []), 90)
+        t = out[tuple(k)]
+        t.requests += n
+        t.on_time += on_time or 0
+        t.overdue += n_overdue or 0
+        t.escalations += escalations or 0
+        if days is not None:
+            t.days[days] += n
     return out
-
-
-def _zero() -> dict[str, Any]:
-    return {**dict.fromkeys(METRICS, 0), "on_time_pct": None, "median_days": None,
-            "p90_days": None}
 
 
 def percentile(histogram: list[tuple[int, int]], pct: int) -> float | int | None:
@@ -143,50 +166,63 @@ def _sort_key(key: Key) -> tuple[Any, ...]:
 
 def report(session: Session, period: Period, by: Sequence[str], today: date
            ) -> list[dict[str, Any]]:
+    """One row per group (see `with_total`)."""
+    return with_total(session, period, by, today)[0]
+
+
+def with_total(session: Session, period: Period, by: Sequence[str], today: date
+               ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One row per group, with each metric, its value in the previous period of the same
     length (`<metric>_prev`) and the change (`<metric>_change`, percentage points for
-    `on_time_pct`). Without groupings, one row for the whole council (`group` "all")."""
+    `on_time_pct`); and the row of the whole council (`group` "all"), which is also the one
+    row when there are no groupings."""
     by = list(by)
-    now = _count(session, by, period, today)
     prev_period = period.previous()
-    prev = _count(session, by, prev_period, today)
+    now = _count(session, by, period, today)
+    before = _count(session, by, prev_period, today)
+    total_now, total_prev = sum(now.values(), _Tally()), sum(before.values(), _Tally())
+    prev: dict[Key, _Tally] | None = before
     if "month" in by:
         # A month compares with the month as far back as the period is long, when it is made
         # of whole months; otherwise there is nothing like it to compare with.
         n = period.months
-        prev = {_shift_month(k, by, n): v for k, v in prev.items()} if n else None
+        prev = {_shift_month(k, by, n): v for k, v in before.items()} if n else None
         if by == ["month"]:
             for m in period.month_keys():  # every month, even an empty one: no gaps
-                now.setdefault((m,), _zero())
+                now.setdefault((m,), _Tally())
     keys = set(now) | set(prev or {})
     if "month" in by:
         months = set(period.month_keys())
         keys = {k for k in keys if k[by.index("month")] in months}
-    rows = []
-    for key in sorted(keys, key=_sort_key):
-        cur = now.get(key) or _zero()
+
+    def row(group: dict[str, Any], cur: _Tally, before: _Tally | None) -> dict[str, Any]:
+        out = {**group, **cur.metrics()}
         # A group with nothing in the previous period had zero of everything then.
-        before = dict.fromkeys(METRICS) if prev is None else prev.get(key) or _zero()
-        row: dict[str, Any] = ({"group": key[0]} if len(by) == 1 else
-                               {"group": "all"} if not by else dict(zip(by, key, strict=True)))
-        row.update({m: cur[m] for m in METRICS})
+        was = before.metrics() if before is not None else dict.fromkeys(METRICS)
         for m in METRICS:
-            row[f"{m}_prev"] = before[m]
-            a, b = cur[m], row[f"{m}_prev"]
-            row[f"{m}_change"] = (round(a - b, 1) if isinstance(a, float) or isinstance(b, float)
+            a, b = out[m], was[m]
+            out[f"{m}_prev"] = b
+            out[f"{m}_change"] = (round(a - b, 1) if isinstance(a, float) or isinstance(b, float)
                                   else a - b) if a is not None and b is not None else None
-        row.update({"from": period.start.isoformat(), "to": period.end.isoformat(),
+        out.update({"from": period.start.isoformat(), "to": period.end.isoformat(),
                     "previous_from": prev_period.start.isoformat(),
                     "previous_to": prev_period.end.isoformat()})
-        rows.append(row)
-    return rows
+        return out
+
+    rows = []
+    for key in sorted(keys, key=_sort_key):
+        group = {"group": key[0]} if len(by) == 1 else dict(zip(by, key, strict=True))
+        rows.append(row(group, now.get(key) or _Tally(),
+                        None if prev is None else prev.get(key) or _Tally()))
+    total = row({"group": "all"}, total_now, total_prev)
+    return (rows if by else [total]), total
 
 
 def empty_row(group: str, period: Period) -> dict[str, Any]:
     """The row of a group with nothing in the period (nor in the previous one)."""
-    row: dict[str, Any] = {"group": group, **_zero()}
+    row: dict[str, Any] = {"group": group, **_Tally().metrics()}
     for m in METRICS:
-        row[f"{m}_prev"], row[f"{m}_change"] = _zero()[m], None
+        row[f"{m}_prev"], row[f"{m}_change"] = row[m], None
     prev = period.previous()
     return {**row, "from": period.start.isoformat(), "to": period.end.isoformat(),
             "previous_from": prev.start.isoformat(), "previous_to": prev.end.isoformat()}

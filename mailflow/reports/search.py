@@ -15,7 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, column, exists, func, literal_column, table, text, true
+from sqlalchemy import (
+    ColumnElement,
+    column,
+    exists,
+    func,
+    literal_column,
+    table,
+    text,
+    true,
+)
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -27,6 +36,9 @@ from mailflow.settings import Settings
 
 _TERM = re.compile(r'"([^"]+)"|([\w][\w\'’.@-]*\*?)', re.UNICODE)
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+WINDOW = 5000  # relevance ranks the newest this many matches (see _window)
 
 
 @dataclass
@@ -107,13 +119,45 @@ def search(session: Session, settings: Settings, calendar: Calendar, query: str,
     else:
         q = fts5_query(query)
         rows = _sqlite(session, q, where, limit) if q else []
+    loaded = _preload(session, [r[0] for r in rows])  # noqa: F841 - held while we read
     out = []
-    for case_id, score, snippet in rows:
+    words = [w.lower() for w in _WORD.findall(query)]
+    for case_id, score in rows:
         case = session.get(models.Case, case_id)
         assert case is not None
         out.append({**views.case_summary(session, case), "score": round(float(score), 4),
-                    "snippet": " ".join((snippet or "").split())})
+                    "snippet": snippet(f"{case.subject}. {case.issue} {case.member_note}",
+                                       words)})
     return out
+
+
+def _same_word(word: str, term: str) -> bool:
+    """Near enough for a snippet: the index's stemmer decided the real match."""
+    n = max(4, len(term) - 2) if len(term) > 4 else len(term)
+    return word.lower().startswith(term[:n])
+
+
+def snippet(text_: str, words: list[str], size: int = 16) -> str:
+    """About `size` words of the case around the first query word, matches in [ ]."""
+    tokens = text_.split()
+    hits = {i for i, t in enumerate(tokens)
+            if any(_same_word(t.strip(".,;:!?()[]\"'"), w) for w in words)}
+    start = max(0, min(hits, default=0) - size // 3)
+    shown = [f"[{t}]" if i in hits else t
+             for i, t in enumerate(tokens[start:start + size], start)]
+    return " ".join(["…"] * (start > 0) + shown + ["…"] * (start + size < len(tokens)))
+
+
+def _preload(session: Session, ids: list[int]) -> list[Any]:
+    """Four queries put the cases and their people in the session, so the summaries cost no
+    query each. Keep what this returns: the session holds its objects only weakly."""
+    cases = session.exec(select(models.Case).where(col(models.Case.id).in_(ids))).all()
+    loaded: list[Any] = list(cases)
+    for model, attr in ((models.Member, "member_id"), (models.Ward, "ward_id"),
+                        (models.Constituent, "constituent_id")):
+        wanted = {getattr(c, attr) for c in cases} - {None}
+        loaded += session.exec(select(model).where(col(model.id).in_(wanted))).all()  # type: ignore[attr-defined]
+    return loaded
 
 
 def _sqlite(session: Session, q: str, where: list[ColumnElement[bool]], limit: int
@@ -122,15 +166,20 @@ def _sqlite(session: Session, q: str, where: list[ColumnElement[bool]], limit: i
     # Columns: subject, people, body; a match in the subject counts most.
     rank = literal_column("bm25(case_fts, 10.0, 5.0, 1.0)")
     match = text("case_fts MATCH :q").bindparams(q=q)
-    stmt = select(fts.c.rowid, -rank).select_from(fts).where(match)
+    matches = select(fts.c.rowid).select_from(fts).where(match)
     if where:
-        stmt = stmt.join(models.Case, col(models.Case.id) == fts.c.rowid).where(*where)
-    best = session.execute(stmt.order_by(rank).limit(limit)).all()
-    # Snippets for the few best only: making one costs as much as ranking a thousand rows.
-    snippets = dict(session.execute(
-        select(fts.c.rowid, literal_column("snippet(case_fts, -1, '[', ']', '…', 12)"))
-        .select_from(fts).where(match, fts.c.rowid.in_([r[0] for r in best]))).all())
-    return [(case_id, score, snippets.get(case_id)) for case_id, score in best]
+        matches = matches.join(models.Case, col(models.Case.id) == fts.c.rowid).where(*where)
+    newest = _window(session, matches, fts.c.rowid)
+    if newest is not None:
+        matches = matches.where(fts.c.rowid >= newest)
+    return list(session.execute(matches.add_columns(-rank).order_by(rank).limit(limit)).all())
+
+
+def _window(session: Session, matches: Any, case_id: Any) -> int | None:
+    """The oldest case among the newest WINDOW matches, or None when there are fewer. A word
+    found in a third of all cases would otherwise be ranked across tens of thousands."""
+    return session.execute(matches.with_only_columns(case_id).order_by(case_id.desc())
+                           .offset(WINDOW - 1).limit(1)).scalar()
 
 
 def _postgres(session: Session, query: str, where: list[ColumnElement[bool]], limit: int
@@ -139,14 +188,14 @@ def _postgres(session: Session, query: str, where: list[ColumnElement[bool]], li
     tsq = func.websearch_to_tsquery("english", query)
     score = func.ts_rank_cd(index.c.document, tsq, 1)  # 1: longer documents count less
     Case = models.Case
-    snippet = func.ts_headline("english", func.concat_ws(" ", Case.subject, Case.issue,
-                                                         Case.member_note), tsq,
-                               "MaxFragments=1, MaxWords=18, MinWords=6, StartSel=[, StopSel=]")
-    stmt = (select(Case.id, score, snippet)
-            .select_from(index).join(Case, col(Case.id) == index.c.case_id)
-            .where(index.c.document.op("@@")(tsq), *where)
-            .order_by(score.desc(), col(Case.id).desc()).limit(limit))
-    return list(session.execute(stmt).all())
+    matches = select(index.c.case_id).select_from(index).where(index.c.document.op("@@")(tsq))
+    if where:
+        matches = matches.join(Case, col(Case.id) == index.c.case_id).where(*where)
+    newest = _window(session, matches, index.c.case_id)
+    if newest is not None:
+        matches = matches.where(index.c.case_id >= newest)
+    return list(session.execute(matches.add_columns(score)
+                                .order_by(score.desc(), index.c.case_id.desc()).limit(limit)))
 
 
 def rebuild(session: Session) -> None:
