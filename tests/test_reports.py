@@ -224,3 +224,17 @@ def test_every_format_parses(app: App, config_file: Path, tmp_path: Path) -> Non
 def test_bad_arguments_exit_64(app: App, config_file: Path, args: list[str]) -> None:
     done = run_cli(config_file, "report", *args)
     assert done.returncode == 64, done.stdout + done.stderr
+
+
+def test_init_backfills_statistics_for_older_cases(app: App, config_file: Path) -> None:
+    rd.council_autumn(app)
+    before = rows(app, period.parse("2026Q4"), ["service"])
+    with app.session() as s:  # a database from before statistics existed
+        s.execute(delete(models.RequestStat))
+        s.execute(delete(models.CaseStat))
+        s.commit()
+    assert rows(app, period.parse("2026Q4"), ["service"]) == []
+    done = run_cli(config_file, "init")
+    assert done.returncode == 0, done.stderr
+    assert "statistics written for 8 cases" in done.stdout
+    assert rows(app, period.parse("2026Q4"), ["service"]) == before

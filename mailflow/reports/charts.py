@@ -36,7 +36,8 @@ def _nice(top: float) -> float:
     return 10 * step
 
 
-def bars(title: str, labels: list[str], series: dict[str, list[float]]) -> str:
+def bars(title: str, labels: list[str], series: dict[str, list[float]], per: str = "group"
+         ) -> str:
     """Horizontal bars, one bar per series for each label (e.g. cases opened, requests)."""
     names = list(series)
     label_w, bar_h, gap, width = 180, 12, 10, 720
@@ -44,7 +45,7 @@ def bars(title: str, labels: list[str], series: dict[str, list[float]]) -> str:
     top = _nice(max([v for vals in series.values() for v in vals] or [0]))
     group_h = bar_h * len(names) + gap
     height = 40 + group_h * len(labels) + 20
-    body = [_text(label_w, 16, " / ".join(names) + " per group", extra='font-weight="bold"')]
+    body = [_text(label_w, 16, " / ".join(names) + f" per {per}", extra='font-weight="bold"')]
     for i, name in enumerate(names):
         x = width - 200 + i * 100
         body.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{COLOURS[i]}"/>')
@@ -66,7 +67,7 @@ def bars(title: str, labels: list[str], series: dict[str, list[float]]) -> str:
 
 def trend(title: str, months: list[str], series: dict[str, list[float | None]]) -> str:
     """A line per series over the months (e.g. cases opened and requests sent per month)."""
-    width, height, left, right, top_pad, bottom = 720, 260, 50, 20, 30, 40
+    width, height, left, right, top_pad, bottom = 720, 260, 50, 40, 30, 40
     plot_w, plot_h = width - left - right, height - top_pad - bottom
     top = _nice(max([v for vals in series.values() for v in vals if v is not None] or [0]))
     step = plot_w / max(len(months) - 1, 1)

@@ -35,7 +35,7 @@ def context(app: App, session: Session, period: Period, by: Sequence[str],
         f"Cases opened and requests sent by {', '.join(by) or 'council'}",
         [_label(r, by) for r in shown],
         {"cases opened": [r["opened"] for r in shown],
-         "requests": [r["requests"] for r in shown]})
+         "requests": [r["requests"] for r in shown]}, per=" / ".join(by) or "council")
     # The trend covers at least a year, so a monthly report still shows where things go.
     first = month_of(period.end)
     for _ in range(11):
@@ -59,6 +59,7 @@ def context(app: App, session: Session, period: Period, by: Sequence[str],
         "title": title or f"{app.settings.council.name} casework report: {period.label}",
         "period": period, "previous": period.previous(), "today": today, "target": target,
         "by": list(by), "group_columns": names, "rows": rows, "total": total,
+        "headings": {n: (by[0] if n == "group" and by else n) for n in names},
         "shown_groups": len(shown), "label": lambda r: _label(r, by),
         "num": formats._num, "signed": formats._signed,
         "charts": [Markup(group_chart), Markup(trend_chart), Markup(on_time_chart)],
