@@ -302,7 +302,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", type=int, default=200_000)
     ap.add_argument("--postgres", help="a PostgreSQL URL: a fresh schema is made and dropped")
-    ap.add_argument("--keep", help="folder to keep the SQLite file in (default: a temp dir)")
+    ap.add_argument("--keep", help="folder to keep the SQLite file in (default: a temp dir); "
+                                   "the PostgreSQL schema is kept too")
+    ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = ap.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -310,7 +312,8 @@ def main() -> int:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "bench.db"
         path.unlink(missing_ok=True)
-        results["sqlite"] = bench(_app(folder, f"sqlite:///{path}"), "sqlite", args.cases)
+        if not args.no_sqlite:
+            results["sqlite"] = bench(_app(folder, f"sqlite:///{path}"), "sqlite", args.cases)
         if args.postgres:
             schema = "bench_" + uuid.uuid4().hex[:8]
             admin = create_engine(db.normalise_url(args.postgres), isolation_level="AUTOCOMMIT")
@@ -321,8 +324,11 @@ def main() -> int:
                 url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
                 results["postgresql"] = bench(_app(folder, url), "postgresql", args.cases)
             finally:
-                with admin.connect() as c:
-                    c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                if args.keep:
+                    print(f"kept PostgreSQL schema {schema}")
+                else:
+                    with admin.connect() as c:
+                        c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     ok = all(r["report_median_s"] < 2 and r["search_1_median_ms"] < 50
              and r["search_3_median_ms"] < 50 for r in results.values())
     print("targets (report < 2 s, search median < 50 ms):", "met" if ok else "MISSED")

@@ -38,7 +38,7 @@ _TERM = re.compile(r'"([^"]+)"|([\w][\w\'’.@-]*\*?)', re.UNICODE)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-WINDOW = 5000  # relevance ranks the newest this many matches (see _window)
+WINDOW = 2000  # relevance ranks the newest this many matches (see _window)
 
 
 @dataclass
@@ -177,7 +177,8 @@ def _sqlite(session: Session, q: str, where: list[ColumnElement[bool]], limit: i
 
 def _window(session: Session, matches: Any, case_id: Any) -> int | None:
     """The oldest case among the newest WINDOW matches, or None when there are fewer. A word
-    found in a third of all cases would otherwise be ranked across tens of thousands."""
+    found in a third of all cases would otherwise be ranked across tens of thousands (FTS5
+    ranks only inside its own query, so this is a query of its own)."""
     return session.execute(matches.with_only_columns(case_id).order_by(case_id.desc())
                            .offset(WINDOW - 1).limit(1)).scalar()
 
@@ -186,16 +187,15 @@ def _postgres(session: Session, query: str, where: list[ColumnElement[bool]], li
               ) -> list[Any]:
     index = table("case_search", column("case_id"), column("document"))
     tsq = func.websearch_to_tsquery("english", query)
-    score = func.ts_rank_cd(index.c.document, tsq, 1)  # 1: longer documents count less
-    Case = models.Case
+    score = func.ts_rank(index.c.document, tsq, 1)  # 1: longer documents count less
     matches = select(index.c.case_id).select_from(index).where(index.c.document.op("@@")(tsq))
     if where:
-        matches = matches.join(Case, col(Case.id) == index.c.case_id).where(*where)
-    newest = _window(session, matches, index.c.case_id)
-    if newest is not None:
-        matches = matches.where(index.c.case_id >= newest)
-    return list(session.execute(matches.add_columns(score)
-                                .order_by(score.desc(), index.c.case_id.desc()).limit(limit)))
+        matches = matches.join(models.Case, col(models.Case.id) == index.c.case_id).where(*where)
+    # One statement: the newest WINDOW matches by id alone (cheap), then rank just those.
+    newest = matches.order_by(index.c.case_id.desc()).limit(WINDOW)
+    return list(session.execute(
+        select(index.c.case_id, score).where(index.c.case_id.in_(newest))
+        .order_by(score.desc(), index.c.case_id.desc()).limit(limit)))
 
 
 def rebuild(session: Session) -> None:
