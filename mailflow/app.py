@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from mailflow.settings import Settings
 class App:
     settings: Settings
     _synced: bool = field(default=False, init=False)
+    # serve's receiver and jobs start together, each in its own thread: one syncs the
+    # directory, the others wait (two inserting the same ward fail on its unique name).
+    _sync_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -45,7 +49,9 @@ class App:
         """A session on a database whose directory matches the config file."""
         with db.session(self.url) as s:
             if not self._synced:
-                directory.sync(s, self.settings)
-                s.commit()
-                self._synced = True
+                with self._sync_lock:
+                    if not self._synced:
+                        directory.sync(s, self.settings)
+                        s.commit()
+                        self._synced = True
             yield s
