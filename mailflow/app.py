@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from jinja2 import Environment
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from mailflow import clock, db
+from mailflow import clock, db, models
 from mailflow.casework import deadlines, directory
 from mailflow.casework.calendar import Calendar
 from mailflow.outbound.render import environment
@@ -47,6 +48,7 @@ class App:
     def session(self) -> Iterator[Session]:
         """A session on a database whose directory matches the config file."""
         with db.session(self.url) as s:
+            s.info["app"] = self
             if not self._synced:
                 self._sync(s)
             yield s
@@ -67,3 +69,34 @@ class App:
         # A changed calendar (closure days, nation...) moves open deadlines.
         deadlines.follow_calendar(s, self.settings, self.calendar, clock.now())
         s.commit()
+
+
+# Reports count anonymised statistics (reports/stats.py). Rather than every code path that
+# opens, answers, escalates or closes a case remembering to update them, each commit brings
+# the statistics of every case it touched in step.
+@event.listens_for(Session, "before_flush")
+def _note_touched_cases(session: Session, _ctx: object, _instances: object) -> None:
+    if "app" not in session.info:
+        return
+    touched = session.info.setdefault("touched_cases", set())
+    for obj in (*session.new, *session.dirty):
+        if isinstance(obj, models.Case):
+            touched.add(obj)
+        elif isinstance(obj, models.Request | models.Event) and obj.case_id:
+            touched.add(obj.case_id)
+
+
+@event.listens_for(Session, "before_commit")
+def _record_statistics(session: Session) -> None:
+    app = session.info.get("app")
+    if app is None:
+        return
+    from mailflow.reports import stats
+
+    session.flush()
+    touched = session.info.pop("touched_cases", set())
+    for item in touched:
+        case = item if isinstance(item, models.Case) else session.get(models.Case, item)
+        if case is not None and case.id is not None:
+            stats.record(session, app.calendar, case)
+    session.info.pop("touched_cases", None)  # what stats.record itself flushed

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     app = _load(args)
     db.upgrade(app.url)
-    with app.session():
-        pass  # synchronises the directory from the config
+    with app.session() as s:  # synchronises the directory from the config
+        from mailflow.reports import stats
+
+        if n := stats.backfill(s, app.calendar):  # cases from before statistics existed
+            print(f"statistics written for {n} cases")
+        s.commit()
     app.settings.maildir.mkdir(parents=True, exist_ok=True)
     print(f"database ready: {settings._redact(app.url)}")
     return 0
@@ -367,6 +372,75 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date(value: str | None, flag: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        raise Fail(f"{flag}: not a date (YYYY-MM-DD): {value!r}", EX_USAGE) from None
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from mailflow.casework.visibility import NotAllowed
+    from mailflow.reports import search
+
+    app = _load(args)
+    filters = search.Filters(member=args.member, ward=args.ward, service=args.service,
+                             status=args.status, since=_date(args.since, "--since"),
+                             until=_date(args.until, "--until"), as_email=args.as_email)
+    with app.session() as s:
+        try:
+            rows = search.search(s, app.settings, app.calendar, " ".join(args.query), filters,
+                                 limit=args.limit)
+        except search.UnknownFilter as e:
+            raise Fail(str(e), EX_USAGE) from None
+        except NotAllowed as e:
+            raise Fail(f"--as: {e}", EX_USAGE) from None
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print("no cases found")
+    for r in rows:
+        who = r["constituent"]["name"] or r["constituent"]["email"] or ""
+        print(f"{r['reference']}  {r['status']:<8} {r['member']['name']}  {who}  {r['subject']}")
+        print(f"    {r['snippet']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mailflow.reports import formats, html, period, report
+
+    _pin(args)
+    app = _load(args)
+    today = app.calendar.local(clock.now()).date()
+    try:
+        by = report.parse_groupings(args.by)
+        if args.period and (args.date_from or args.date_to):
+            raise ValueError("use --period or --from/--to, not both")
+        if args.period:
+            p = period.parse(args.period)
+        elif args.date_from or args.date_to:
+            start = _date(args.date_from, "--from") or date(today.year, 1, 1)
+            p = period.between(start, _date(args.date_to, "--to") or today)
+        else:  # the last whole month, like the monthly report
+            p = period.month_of(today).previous()
+    except ValueError as e:
+        raise Fail(str(e), EX_USAGE) from None
+    with app.session() as s:
+        rows, total = report.with_total(s, p, by, today)
+        page = html.page(app, s, p, by, rows, total, today) if args.html else None
+    if page is not None:
+        Path(args.html).write_text(page, encoding="utf-8")
+        print(f"wrote {args.html}")
+    elif args.json:
+        _print_json(rows)
+    elif args.csv:
+        sys.stdout.write(formats.to_csv(rows, by))
+    else:
+        print(formats.to_text(rows, by, p, total))
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -423,6 +497,30 @@ def parser() -> argparse.ArgumentParser:
     sp = add("outbox", cmd_outbox, "list outbound mail")
     sp.add_argument("--state", choices=["queued", "sending", "sent", "held"])
     sp.add_argument("--json", action="store_true")
+    sp = add("search", cmd_search, "full-text search over cases, best match first")
+    sp.add_argument("query", nargs="+", help='words (all must match), "a phrase", or prefix*')
+    sp.add_argument("--member", help="only this member's cases (address or alias)")
+    sp.add_argument("--ward", help="only cases of this ward")
+    sp.add_argument("--service", help="only cases with a request to this service")
+    sp.add_argument("--status", choices=["triage", "open", "answered", "closed"])
+    sp.add_argument("--since", help="opened on or after this date (YYYY-MM-DD)")
+    sp.add_argument("--until", help="opened on or before this date (YYYY-MM-DD)")
+    sp.add_argument("--as", dest="as_email", metavar="EMAIL",
+                    help="search as this member or staff user (sees only what they may see)")
+    sp.add_argument("--limit", type=int, default=20, help="at most this many cases (20)")
+    sp.add_argument("--json", action="store_true")
+    sp = add("report", cmd_report, "volumes and timeliness, grouped, over a period")
+    sp.add_argument("--by", metavar="GROUPS",
+                    help="group by ward, member, category, service, type and/or month, "
+                         "comma-separated (e.g. service,month); default: the whole council")
+    sp.add_argument("--period", help="2026, 2026H1, 2026Q3 or 2026-10 (default: last month)")
+    sp.add_argument("--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD)")
+    sp.add_argument("--to", dest="date_to", metavar="DATE", help="last day (YYYY-MM-DD)")
+    fmt = sp.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="CSV on standard output")
+    fmt.add_argument("--json", action="store_true", help="JSON on standard output")
+    fmt.add_argument("--html", metavar="FILE", help="a self-contained HTML report with charts")
+    sp.add_argument("--now", help="pin the clock (what is overdue now) (ISO-8601)")
     return p
 
 

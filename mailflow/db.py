@@ -76,6 +76,18 @@ def upgrade(url: str) -> None:
         command.upgrade(cfg, "head")
 
 
+# Tables the search index owns: created by raw SQL in migrations (FTS5 and its shadow tables on
+# SQLite, a tsvector table on PostgreSQL), so they are not in SQLModel.metadata on purpose.
+SEARCH_INDEX_TABLES = ("case_fts", "case_search")
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:  # type: ignore[no-untyped-def]
+    """For Alembic's autogenerate/compare: skip only the search index's own tables."""
+    if type_ == "table" and reflected and compare_to is None and name:
+        return not any(name == t or name.startswith(t + "_") for t in SEARCH_INDEX_TABLES)
+    return True
+
+
 @contextmanager
 def read_only_session(url: str) -> Iterator[Session | None]:
     """A session that cannot write (`mailflow inspect`), or None when there is no database:

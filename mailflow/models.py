@@ -268,3 +268,71 @@ class Outbox(SQLModel, table=True):
     claimed_at: datetime | None = None
     last_error: str | None = None
     sent_at: datetime | None = None
+
+
+# -- statistics and scheduled reports ---------------------------------------------------------
+# Anonymised copies of what reports count: no constituent, no text, no FK to the case, so a
+# retention policy can delete or anonymise cases without changing past reports. Written by
+# reports/stats.py whenever a case or its requests change; dates are council-local.
+# Reports read these tables by date ranges only: the covering indexes hold every column a
+# report reads, so a report scans one index in date order and never touches the table.
+_GROUPS = ("ward", "member", "category", "service", "enquiry_type")
+
+
+class CaseStat(SQLModel, table=True):
+    __tablename__ = "case_stat"
+    __table_args__ = (
+        Index("ix_case_stat_opened", "opened_on", *_GROUPS, "opened_month"),
+        Index("ix_case_stat_closed", "closed_on", *_GROUPS, "closed_month"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(unique=True)  # no FK: the statistic outlives the case
+    ward: str | None = None
+    member_id: int | None = None
+    member: str | None = None
+    category: str | None = None
+    service: str | None = None  # the service of the case's first request
+    enquiry_type: str = "direct"
+    opened_on: date
+    opened_month: str  # YYYY-MM, for grouping by month on any database
+    closed_on: date | None = None
+    closed_month: str | None = None
+
+
+class RequestStat(SQLModel, table=True):
+    __tablename__ = "request_stat"
+    __table_args__ = (
+        Index("ix_request_stat_sent", "sent_on", *_GROUPS, "sent_month", "working_days",
+              "on_time", "answered_on", "state", "due", "escalations"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(unique=True)  # no FK: the statistic outlives the request
+    case_id: int = Field(index=True)
+    ward: str | None = None
+    member_id: int | None = None
+    member: str | None = None
+    category: str | None = None
+    service: str | None = None
+    enquiry_type: str = "direct"
+    state: str = "sent"  # sent | answered | undeliverable
+    sent_on: date
+    sent_month: str
+    due: date
+    answered_on: date | None = None
+    working_days: int | None = None  # from the day the case counts as received to the answer
+    on_time: bool | None = None
+    escalations: int = 0
+
+
+class SentReport(SQLModel, table=True):
+    """A scheduled report claimed for one period and recipient: inserted once, so a double
+    tick or a second node never sends it twice."""
+
+    __tablename__ = "sent_report"
+    __table_args__ = (UniqueConstraint("kind", "period", "recipient"),)
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str  # service_performance | enquiry_types
+    period: str  # 2026-10, 2026H2
+    recipient: str
+    created_at: datetime
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")

@@ -294,6 +294,26 @@ class Scheduler(_Strict):
 class Attachments(_Strict):
     # Larger files are not copied out of the message: they stay in the raw message only.
     max_size: int = Field(default=10 * 1024 * 1024, ge=0)
+class Reports(_Strict):
+    """Scheduled reports, sent as HTML email with the CSV attached."""
+
+    monthly: bool = True  # service performance for the last month: staff + escalation contacts
+    six_monthly: bool = True  # enquiry types for the last half-year (Jan-Jun, Jul-Dec): staff
+    send_at: str = "07:00"  # council-local time on the 1st (or the first tick after it)
+    target: float = Field(default=95, ge=0, le=100)  # on-time target (%), the charts' line
+    to: list[str] = Field(default_factory=list)  # more recipients of the staff reports
+    escalation_contacts: bool = True  # each head of service gets their own service's report
+
+    _a = field_validator("to")(classmethod(lambda cls, v: [_address(a) for a in v]))
+
+    @field_validator("send_at")
+    @classmethod
+    def _time(cls, v: str) -> str:
+        try:
+            time.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"not a time of day (HH:MM): {v!r}") from None
+        return v
 
 
 class FileModel(_Strict):
@@ -311,6 +331,7 @@ class FileModel(_Strict):
     after_answer: AfterAnswer = Field(default_factory=AfterAnswer)
     holding: Holding = Field(default_factory=Holding)
     digests: Digests = Field(default_factory=Digests)
+    reports: Reports = Field(default_factory=Reports)
     wards: list[Ward] = Field(default_factory=list)
     members: list[Member] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
@@ -343,6 +364,7 @@ class Settings:
     after_answer: AfterAnswer
     holding: Holding
     digests: Digests
+    reports: Reports
     wards: list[Ward]
     members: list[Member]
     services: list[Service]

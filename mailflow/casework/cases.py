@@ -25,6 +25,7 @@ from mailflow.casework import (
 )
 from mailflow.outbound import outbox
 from mailflow.outbound.render import new_message_id, render
+from mailflow.reports import stats
 from mailflow.settings import Member, Service, Settings
 
 
@@ -153,6 +154,7 @@ def open_case(app: App, session: Session, new: NewCase, now: datetime) -> models
     acknowledge_constituent(app, session, case, new.member, constituent, now)
     notify.member(app, session, case, "opened", f"Case opened: {case.subject}", now,
                   request=request, email=False)
+    changed(app, session, case)
     return case
 
 
@@ -181,6 +183,11 @@ def _tell_other_member(app: App, session: Session, other: models.Case, new_case:
         message_id=new_message_id(_domain(app), other.reference),
     )
     queue_mail(app, session, msg, kind="duplicate", now=now, case_id=other.id)
+
+
+def changed(app: App, session: Session, case: models.Case) -> None:
+    """Bring the anonymised statistics in step now (app.py also does it at every commit)."""
+    stats.record(session, app.calendar, case)
 
 
 def constituent_line(c: models.Constituent | None) -> str:
@@ -231,6 +238,7 @@ def send_request(app: App, session: Session, case: models.Case, service: Service
     event(session, case, "request_sent", now, text=f"Request sent to {service.name} "
           f"<{service.contact}>, due {due.isoformat()}.", request_id=request.id,
           service=service.name, due=due.isoformat(), rule=request.due_rule, routing=reason)
+    changed(app, session, case)
     return request
 
 
@@ -358,6 +366,7 @@ def record_service_reply(app: App, session: Session, case: models.Case,
         queue_mail(app, session, msg, kind="alert", now=now, case_id=case.id,
                    request_id=request.id if request else None)
         event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
+    changed(app, session, case)
 
 
 def alert_recipients(app: App, session: Session, case: models.Case) -> list[str]:

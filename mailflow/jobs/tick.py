@@ -9,6 +9,7 @@ from typing import Any
 from mailflow.app import App
 from mailflow.inbound import pipeline
 from mailflow.jobs import chase, digests
+from mailflow.jobs.reports import send_reports
 from mailflow.outbound import outbox
 
 
@@ -32,6 +33,7 @@ JOBS: dict[str, Job] = {
     "member_digests": digests.member_digests,
     "staff_digest": digests.staff_digest,
     "service_digests": digests.service_digests,
+    "send_reports": send_reports,
     "deliver_outbox": deliver_outbox,
 }
 

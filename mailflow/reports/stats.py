@@ -1,0 +1,91 @@
+"""The anonymised statistics every report counts from: one `CaseStat` per case and one
+`RequestStat` per request, rewritten from the case whenever it changes (`record`).
+
+They hold no constituent and no text, and no foreign key to the case, so deleting or
+anonymising old cases under a retention policy leaves past reports exactly as they were.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from mailflow import models
+from mailflow.casework.calendar import Calendar
+
+ESCALATED = "escalated"  # the timeline event kind of an escalation
+
+
+def _month(d: date) -> str:
+    return f"{d.year:04d}-{d.month:02d}"
+
+
+def record(session: Session, calendar: Calendar, case: models.Case) -> None:
+    """Bring the statistics of one case and its requests in step with the case itself."""
+    session.flush()
+    member = session.get(models.Member, case.member_id)
+    ward = session.get(models.Ward, case.ward_id) if case.ward_id else None
+    requests = session.exec(select(models.Request).where(models.Request.case_id == case.id)
+                            .order_by(col(models.Request.id))).all()
+    services = {s.id: s.name for s in session.exec(select(models.Service))}
+    common = {
+        "case_id": case.id,
+        "ward": ward.name if ward else None,
+        "member_id": case.member_id,
+        "member": member.name if member else None,
+        "category": case.category,
+        "enquiry_type": case.enquiry_type,
+    }
+
+    stat = session.exec(select(models.CaseStat)
+                        .where(models.CaseStat.case_id == case.id)).first() or models.CaseStat(
+        case_id=case.id, opened_on=date.min, opened_month="")  # type: ignore[arg-type]
+    opened = calendar.local(case.opened_at).date()
+    closed = calendar.local(case.closed_at).date() if case.closed_at else None
+    for k, v in common.items():
+        setattr(stat, k, v)
+    stat.service = services.get(requests[0].service_id) if requests else None
+    stat.opened_on, stat.opened_month = opened, _month(opened)
+    stat.closed_on, stat.closed_month = closed, _month(closed) if closed else None
+    session.add(stat)
+    if not requests:
+        return
+
+    escalations = dict(session.exec(
+        select(models.Event.request_id, func.count())
+        .where(models.Event.case_id == case.id, models.Event.kind == ESCALATED)
+        .group_by(col(models.Event.request_id))
+    ).all())
+    existing = {r.request_id: r for r in session.exec(
+        select(models.RequestStat).where(models.RequestStat.case_id == case.id))}
+    received = calendar.received_day(case.received_at)
+    for r in requests:
+        row = existing.get(r.id) or models.RequestStat(  # type: ignore[call-arg]
+            request_id=r.id, sent_on=date.min, sent_month="", due=r.due)
+        for k, v in common.items():
+            setattr(row, k, v)
+        sent = calendar.local(r.sent_at).date()
+        row.service = services.get(r.service_id)
+        row.state, row.due = r.state, r.due
+        row.sent_on, row.sent_month = sent, _month(sent)
+        row.escalations = escalations.get(r.id, 0)
+        if r.answered_at is not None:
+            answered = calendar.local(r.answered_at).date()
+            row.answered_on = answered
+            row.working_days = max(calendar.working_days_between(received, answered), 0)
+            row.on_time = answered <= r.due
+        else:
+            row.answered_on = row.working_days = row.on_time = None
+        session.add(row)
+
+
+def backfill(session: Session, calendar: Calendar) -> int:
+    """Statistics for cases that have none yet (a database from before statistics existed)."""
+    missing = session.exec(
+        select(models.Case).where(col(models.Case.id).not_in(select(models.CaseStat.case_id)))
+    ).all()
+    for case in missing:
+        record(session, calendar, case)
+    return len(missing)

@@ -1,0 +1,35 @@
+"""The report scripts run, on a very small data set, so they cannot rot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_bench_reports_runs() -> None:
+    done = subprocess.run([sys.executable, "scripts/bench_reports.py", "--cases", "300"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "report_median_s" in done.stdout and "search_3_median_ms" in done.stdout
+    assert "300 cases, 300 requests" in done.stdout
+
+
+def test_example_report_is_made(tmp_path: Path) -> None:
+    out = tmp_path / "example.html"
+    done = subprocess.run([sys.executable, "scripts/example_report.py", "--cases", "30",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    charts = []
+
+    class Page(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            if tag == "svg":
+                charts.append(dict(attrs)["data-chart"])
+
+    Page().feed(out.read_text(encoding="utf-8"))
+    assert charts == ["bars", "trend", "on-time"]
