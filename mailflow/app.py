@@ -78,12 +78,12 @@ class App:
 def _note_touched_cases(session: Session, _ctx: object, _instances: object) -> None:
     if "app" not in session.info:
         return
-    touched = session.info.setdefault("touched_cases", set())
+    touched = session.info.setdefault("touched_cases", {})  # identity -> case or case id
     for obj in (*session.new, *session.dirty):
         if isinstance(obj, models.Case):
-            touched.add(obj)
+            touched[id(obj)] = obj  # a new case has no id before the flush
         elif isinstance(obj, models.Request | models.Event) and obj.case_id:
-            touched.add(obj.case_id)
+            touched[obj.case_id] = obj.case_id
 
 
 @event.listens_for(Session, "before_commit")
@@ -94,9 +94,12 @@ def _record_statistics(session: Session) -> None:
     from mailflow.reports import stats
 
     session.flush()
-    touched = session.info.pop("touched_cases", set())
-    for item in touched:
+    touched = session.info.pop("touched_cases", {})
+    cases = {}
+    for item in touched.values():
         case = item if isinstance(item, models.Case) else session.get(models.Case, item)
         if case is not None and case.id is not None:
-            stats.record(session, app.calendar, case)
+            cases[case.id] = case
+    for case in cases.values():
+        stats.record(session, app.calendar, case)
     session.info.pop("touched_cases", None)  # what stats.record itself flushed
