@@ -186,7 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mailflow.serve import serve
 
     app = _load(args)
-    serve(app, args.host, args.port)
+    serve(app, args.host, args.port, "lmtp" if args.lmtp else None)
     return 0
 
 
@@ -470,9 +470,11 @@ def parser() -> argparse.ArgumentParser:
     sp = add("tick", cmd_tick, "run every due job once and exit")
     sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
     sp.add_argument("--json", action="store_true")
-    sp = add("serve", cmd_serve, "run the SMTP receiver and the scheduled jobs")
+    sp = add("serve", cmd_serve, "run the SMTP or LMTP receiver and the scheduled jobs")
     sp.add_argument("--host", help="override [smtp] host")
     sp.add_argument("--port", type=int, help="override [smtp] port")
+    sp.add_argument("--lmtp", action="store_true",
+                    help="speak LMTP (Postfix lmtp: transport) instead of SMTP")
     sp = add("cases", cmd_cases, "list cases")
     sp.add_argument("--member", help="only this member's cases (address or alias)")
     sp.add_argument("--status", choices=["triage", "open", "answered", "closed"])

@@ -1,6 +1,7 @@
-"""`mailflow serve`: the SMTP receiver, the pipeline worker and the scheduled jobs in one
-process. Stops cleanly on SIGTERM or Ctrl-C: the receiver first, then the worker finishes
-the message it holds (the rest stay in the spool for the next start)."""
+"""`mailflow serve`: the SMTP (or LMTP) receiver, the spool writer, the pipeline worker and
+the scheduled jobs in one process. Stops cleanly on SIGTERM or Ctrl-C: the receiver first,
+then the writer commits what it holds, then the worker finishes the message it holds (the
+rest stay in the spool for the next start)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import queue
 import signal
 import threading
 
-from aiosmtpd.controller import Controller
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailflow import clock
 from mailflow.app import App
 from mailflow.inbound import pipeline
-from mailflow.inbound.smtp import Handler
+from mailflow.inbound.smtp import Handler, Listener
+from mailflow.inbound.writer import SpoolWriter
 from mailflow.jobs import tick
 
 log = logging.getLogger(__name__)
@@ -24,15 +25,17 @@ log = logging.getLogger(__name__)
 class Worker(threading.Thread):
     """Takes stored messages through the pipeline, so SMTP answers at disk speed."""
 
-    def __init__(self, app: App):
+    def __init__(self, app: App, writer: SpoolWriter):
         super().__init__(name="pipeline", daemon=True)
         self.app = app
+        self.writer = writer
         self.todo: queue.Queue[int | None] = queue.Queue()
 
     def run(self) -> None:
         for raw_id in pipeline.pending(self.app):
             self.todo.put(raw_id)
         while (raw_id := self.todo.get()) is not None:
+            self.writer.wait_quiet()  # storing comes first: a sender is waiting for its 250
             try:
                 pipeline.process(self.app, raw_id, clock.now())
             except Exception:  # noqa: BLE001 - it stays in the spool; the sweep job retries
@@ -43,16 +46,21 @@ class Worker(threading.Thread):
         self.join(timeout=30)
 
 
-def serve(app: App, host: str | None = None, port: int | None = None) -> None:
+def serve(app: App, host: str | None = None, port: int | None = None,
+          protocol: str | None = None) -> None:
     s = app.settings
+    protocol = protocol or s.smtp.protocol
     stop = threading.Event()
-    worker = Worker(app)
+    writer = SpoolWriter(app, lambda raw_id: worker.todo.put(raw_id))
+    worker = Worker(app, writer)
     worker.start()
-    controller = Controller(
-        Handler(app, worker.todo.put), hostname=host or s.smtp.host, port=port or s.smtp.port,
-        data_size_limit=s.smtp.max_message_size, server_hostname="mailflow",
-        decode_data=False, ident="mailflow",
+    writer.start()
+    controller = Listener(
+        Handler(writer, protocol), protocol, hostname=host or s.smtp.host,
+        port=port or s.smtp.port, data_size_limit=s.smtp.max_message_size,
+        server_hostname="mailflow", decode_data=False, ident="mailflow",
     )
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
     scheduler = BackgroundScheduler(timezone="UTC")
     every = s.scheduler.outbox_seconds
     for name, job in tick.JOBS.items():
@@ -67,14 +75,15 @@ def serve(app: App, host: str | None = None, port: int | None = None) -> None:
     signal.signal(signal.SIGINT, _stop)
     controller.start()
     scheduler.start()
-    log.info("mailflow serving SMTP on %s:%s for %s", controller.hostname, controller.port,
-             s.council.casework_address)
-    print(f"mailflow: SMTP on {controller.hostname}:{controller.port}, "
+    log.info("mailflow serving %s on %s:%s for %s", protocol.upper(), controller.hostname,
+             controller.port, s.council.casework_address)
+    print(f"mailflow: {protocol.upper()} on {controller.hostname}:{controller.port}, "
           f"database {app.url}, outbound {s.outbound.transport}", flush=True)
     try:
         stop.wait()
     finally:
         controller.stop()
+        writer.stop()
         scheduler.shutdown(wait=True)
         worker.stop()
         log.info("mailflow stopped")

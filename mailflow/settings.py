@@ -150,7 +150,15 @@ class Outbound(_Strict):
 class Smtp(_Strict):
     host: str = "127.0.0.1"
     port: int = 8025
-    max_message_size: int = 25 * 1024 * 1024
+    protocol: str = "smtp"  # or "lmtp", for Postfix's lmtp: transport
+    max_message_size: int = 25 * 1024 * 1024  # bytes; advertised as SIZE, 552 above it
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, v: str) -> str:
+        if v not in ("smtp", "lmtp"):
+            raise ValueError(f"unknown protocol {v!r}; use smtp or lmtp")
+        return v
 
 
 class Ward(_Strict):

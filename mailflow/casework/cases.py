@@ -25,7 +25,6 @@ from mailflow.casework import (
 )
 from mailflow.outbound import outbox
 from mailflow.outbound.render import new_message_id, render
-from mailflow.reports import stats
 from mailflow.settings import Member, Service, Settings
 
 
@@ -186,8 +185,8 @@ def _tell_other_member(app: App, session: Session, other: models.Case, new_case:
 
 
 def changed(app: App, session: Session, case: models.Case) -> None:
-    """Bring the anonymised statistics in step now (app.py also does it at every commit)."""
-    stats.record(session, app.calendar, case)
+    """Mark the case for its anonymised statistics, which app.py rewrites once per commit."""
+    session.info.setdefault("touched_cases", {})[id(case)] = case
 
 
 def constituent_line(c: models.Constituent | None) -> str:

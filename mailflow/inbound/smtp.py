@@ -1,37 +1,71 @@
-"""The SMTP receiver of `mailflow serve` (aiosmtpd). It only moves bytes: store, then 250."""
+"""The SMTP and LMTP receivers of `mailflow serve` (aiosmtpd). They only move bytes: hand the
+message to the spool writer, answer 250 once it is committed, 451 if it could not be."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from typing import Any
 
+from aiosmtpd.controller import Controller
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailflow import clock
-from mailflow.app import App
-from mailflow.inbound import pipeline
+from mailflow.inbound import spool
+from mailflow.inbound.writer import SpoolWriter
 
 log = logging.getLogger(__name__)
 
 
 class Handler:
-    def __init__(self, app: App, on_stored: Callable[[int], None]):
-        self.app = app
-        self.on_stored = on_stored
+    def __init__(self, writer: SpoolWriter, source: str = "smtp"):
+        self.writer = writer
+        self.source = source
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
+        item = spool.Incoming(raw, self.source, envelope.mail_from,
+                              [r.lower() for r in envelope.rcpt_tos])
         try:
-            raw_id, duplicate = await asyncio.to_thread(
-                pipeline.receive, self.app, raw, source="smtp", now=clock.now(),
-                envelope_from=envelope.mail_from,
-                envelope_to=[r.lower() for r in envelope.rcpt_tos],
-            )
+            raw_id, duplicate = await asyncio.wrap_future(self.writer.submit(item))
         except Exception as e:  # noqa: BLE001 - whatever broke, the sender must retry
-            log.exception("could not store a message from %s", envelope.mail_from)
-            return f"451 4.3.0 Not stored, please try again later ({type(e).__name__})"
-        if not duplicate:
-            self.on_stored(raw_id)
-        return f"250 2.0.0 Stored as {raw_id}" + (" (already had it)" if duplicate else "")
+            status = f"451 4.3.0 Not stored, please try again later ({type(e).__name__})"
+        else:
+            status = f"250 2.0.0 Stored as {raw_id}" + (" (already had it)" if duplicate else "")
+        if self.source == "lmtp":  # RFC 2033: one answer per recipient, in RCPT order
+            return "\r\n".join(status for _ in envelope.rcpt_tos)
+        return status
+
+
+class _ClearSize:
+    """aiosmtpd says only "Too much mail data"; a member whose forward bounces should read
+    what the limit is."""
+
+    data_size_limit: int | None
+
+    async def push(self, status: str) -> None:
+        if status.startswith("552 Error") and self.data_size_limit:
+            mb = self.data_size_limit / 1024 / 1024
+            status = (f"552 5.3.4 Message too big for mailflow: the limit is {mb:g} MB "
+                      f"({self.data_size_limit} bytes)")
+        await super().push(status)  # type: ignore[misc]
+
+
+class SmtpServer(_ClearSize, SMTP):
+    pass
+
+
+class LmtpServer(_ClearSize, LMTP):
+    pass
+
+
+class Listener(Controller):
+    """An aiosmtpd controller speaking SMTP or, for Postfix's `lmtp:` transport, LMTP."""
+
+    def __init__(self, handler: Handler, protocol: str, **kwargs: Any):
+        self.server_class = LmtpServer if protocol == "lmtp" else SmtpServer
+        super().__init__(handler, **kwargs)
+
+    def factory(self) -> SMTP:
+        return self.server_class(self.handler, **self.SMTP_kwargs)

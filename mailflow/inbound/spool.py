@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailflow.models import RawMessage
 
@@ -36,6 +37,48 @@ def identify(raw: bytes) -> tuple[str | None, str]:
     return message_id, hashlib.sha256(normalised).hexdigest()
 
 
+def store_many(session: Session, items: list[Incoming], now: datetime
+               ) -> list[tuple[RawMessage, bool]]:
+    """Store several messages in one commit (one fsync for all of them). Returns (row,
+    duplicate) for each item, in order; a repeat within the batch is a duplicate too."""
+    keyed = [(identify(i.raw), i) for i in items]
+    digests = {digest for (_, digest), _ in keyed}
+    seen = {r.digest: r for r in session.exec(
+        select(RawMessage).where(col(RawMessage.digest).in_(digests)))}
+    out = []
+    for (message_id, digest), i in keyed:
+        if digest in seen:
+            out.append((seen[digest], True))
+            continue
+        row = _row(i, message_id, digest, now)
+        session.add(row)
+        seen[digest] = row
+        out.append((row, False))
+    try:
+        session.commit()
+    except IntegrityError:  # another path stored one of them at the same moment: one by one
+        session.rollback()
+        return [store(session, i.raw, source=i.source, now=now, envelope_from=i.envelope_from,
+                      envelope_to=i.envelope_to) for i in items]
+    return out
+
+
+@dataclass
+class Incoming:
+    raw: bytes
+    source: str
+    envelope_from: str | None = None
+    envelope_to: list[str] | None = None
+
+
+def _row(i: Incoming, message_id: str | None, digest: str, now: datetime) -> RawMessage:
+    return RawMessage(
+        message_id=message_id[:990] if message_id else None, digest=digest, received_at=now,
+        source=i.source, envelope_from=i.envelope_from, envelope_to=i.envelope_to,
+        size=len(i.raw), raw=i.raw,
+    )
+
+
 def store(
     session: Session,
     raw: bytes,
@@ -51,16 +94,7 @@ def store(
     existing = session.exec(select(RawMessage).where(RawMessage.digest == digest)).first()
     if existing:
         return existing, True
-    row = RawMessage(
-        message_id=message_id[:990] if message_id else None,
-        digest=digest,
-        received_at=now,
-        source=source,
-        envelope_from=envelope_from,
-        envelope_to=envelope_to,
-        size=len(raw),
-        raw=raw,
-    )
+    row = _row(Incoming(raw, source, envelope_from, envelope_to), message_id, digest, now)
     session.add(row)
     try:
         session.commit()

@@ -1,0 +1,90 @@
+"""The spool writer of `mailflow serve`: one thread stores what the receivers hand it, every
+message waiting at that moment in one commit (group commit). One fsync answers many SMTP
+sessions, so acceptance runs at disk speed while the pipeline catches up."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from mailflow import clock
+from mailflow.app import App
+from mailflow.inbound import spool
+
+log = logging.getLogger(__name__)
+
+BATCH = 200  # messages per commit at most: bounds one transaction's size and wait
+
+
+class SpoolWriter(threading.Thread):
+    def __init__(self, app: App, on_stored: Callable[[int], None]):
+        super().__init__(name="spool-writer", daemon=True)
+        self.app = app
+        self.on_stored = on_stored
+        self.todo: queue.Queue[tuple[spool.Incoming, Future[tuple[int, bool]]] | None] = (
+            queue.Queue())
+        self.idle = threading.Event()
+        self.idle.set()
+        self.last_submit = 0.0
+
+    def submit(self, item: spool.Incoming) -> Future[tuple[int, bool]]:
+        """Future of (spool id, duplicate); raises if the message could not be stored."""
+        done: Future[tuple[int, bool]] = Future()
+        self.last_submit = time.monotonic()
+        self.idle.clear()
+        self.todo.put((item, done))
+        return done
+
+    def wait_quiet(self, quiet: float = 0.05, most: float = 2.0) -> None:
+        """Hold the pipeline while mail is arriving (on SQLite a pipeline transaction would
+        make every sender wait for it), but never for longer than `most` seconds."""
+        give_up = time.monotonic() + most
+        while time.monotonic() < give_up:
+            if self.idle.is_set() and time.monotonic() - self.last_submit >= quiet:
+                return
+            time.sleep(quiet / 5)
+
+    def run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self.todo.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < BATCH:
+                try:
+                    more = self.todo.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                batch.append(more)
+            self._store(batch)
+            if self.todo.empty():
+                self.idle.set()
+        self.idle.set()
+
+    def _store(self, batch: list[tuple[spool.Incoming, Future[tuple[int, bool]]]]) -> None:
+        try:
+            with self.app.session() as session:
+                stored = spool.store_many(session, [item for item, _ in batch], clock.now())
+                results = [(row.id, duplicate) for row, duplicate in stored]
+        except Exception as e:  # noqa: BLE001 - every sender in the batch gets 451 and retries
+            log.exception("could not store %d message(s)", len(batch))
+            for _, done in batch:
+                done.set_exception(e)
+            return
+        for (_, done), (raw_id, duplicate) in zip(batch, results, strict=True):
+            assert raw_id is not None
+            done.set_result((raw_id, duplicate))
+            if not duplicate:
+                self.on_stored(raw_id)
+
+    def stop(self) -> None:
+        self.todo.put(None)
+        self.join(timeout=30)

@@ -1,0 +1,266 @@
+"""Benchmark the inbound side of `mailflow serve` against a null SMTP sink, in one run.
+
+Each round sends the same N realistic messages (member forwards with and without
+attachments, officer replies to earlier requests; 2-40 KB) from several concurrent clients
+on persistent SMTP connections, first to a null aiosmtpd sink (answers 250, discards), then
+to `mailflow serve` on a fresh SQLite database. Both servers run as child
+processes, so the clients never share a GIL with the server. Prints per round and as
+medians:
+
+  acceptance  messages/s until every message had its 250 (mailflow answers 250 only once
+              the raw message is durably in the spool)
+  end-to-end  messages/s until every message is disposed (its case, update or holding-pen
+              item committed, with the mail it causes in the outbox)
+
+each also as a ratio to the null sink of the same round.
+
+    .venv/bin/python scripts/bench_ingest.py                 # 1,000 messages, 4 clients, 3 rounds
+    .venv/bin/python scripts/bench_ingest.py --messages 100 --rounds 1   # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mailflow import clock, db, models, settings  # noqa: E402
+from mailflow.app import App  # noqa: E402
+from mailflow.inbound import pipeline  # noqa: E402
+
+WORDS = ("pothole road pavement bin recycling collection housing repair damp mould noise "
+         "rats street light outside number the a of my and it has been since weeks please "
+         "neighbour children school bus stop corner flooding drain broken again still").split()
+TOPICS = ("Pothole on {s}", "Missed bin collection, {s}", "Damp and mould at {s}",
+          "Street light out on {s}", "Noise from {s} every night", "Rats near {s}")
+STREETS = ("Main Street", "High Street", "Mill Road", "Church Lane", "Station Road", "Union Place")
+
+
+def words(rng: random.Random, n: int) -> str:
+    lines, line = [], []
+    for _ in range(n):
+        line.append(rng.choice(WORDS))
+        if len(line) == 12:
+            lines.append(" ".join(line).capitalize() + ".")
+            line = []
+    return "\n".join(lines + [" ".join(line)])
+
+
+def forward(rng: random.Random, council: settings.Settings, i: int) -> EmailMessage:
+    member = rng.choice(council.members)
+    subject = rng.choice(TOPICS).format(s=rng.choice(STREETS))
+    body = words(rng, rng.randint(250, 5500))  # 2-40 KB with the quoted headers
+    msg = EmailMessage()
+    msg["From"] = f"{member.name} <{member.email}>"
+    msg["To"] = council.council.casework_address
+    msg["Subject"] = f"FW: {subject}"
+    msg["Date"] = "Mon, 23 Nov 2026 09:15:00 +0000"
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}@member.example>"
+    msg.set_content(f"Can you look into this please?\n\n{member.name}\n\n"
+                    "________________________________\n"
+                    f"From: Resident {i} <resident{i}@example.org>\n"
+                    "Sent: 20 November 2026 18:04\n"
+                    f"To: {member.name} <{member.email}>\nSubject: {subject}\n\n{body}\n")
+    if rng.random() < 0.2:
+        msg.add_attachment(rng.randbytes(rng.randint(2_000, 20_000)), maintype="image",
+                           subtype="jpeg", filename=f"photo{i}.jpg")
+    return msg
+
+
+def reply(rng: random.Random, request: EmailMessage) -> EmailMessage:
+    officer = str(request["To"])
+    msg = EmailMessage()
+    msg["From"] = officer
+    msg["To"] = str(request["Reply-To"] or request["From"])
+    msg["Subject"] = f"RE: {request['Subject']}"
+    msg["Date"] = "Tue, 24 Nov 2026 10:00:00 +0000"
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}@officer.example>"
+    msg["In-Reply-To"] = msg["References"] = str(request["Message-ID"])
+    body = request.get_body(("plain",))
+    quoted = "\n".join("> " + ln for ln in (body.get_content() if body else "").splitlines())
+    msg.set_content(f"{words(rng, rng.randint(30, 200))}\n\nKind regards\nA. Officer\n\n"
+                    f"From: {request['From']}\nSent: 23 November 2026 10:00\n"
+                    f"To: {officer}\nSubject: {request['Subject']}\n\n{quoted}\n")
+    return msg
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listening on {port}")
+
+
+def send_all(port: int, messages: list[bytes], clients: int) -> float:
+    """Seconds until every message has its 250, over `clients` persistent connections."""
+    errors: list[str] = []
+
+    def client(share: list[bytes]) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
+            for raw in share:
+                refused = smtp.sendmail("bench@example.org", ["casework@council.example"], raw)
+                if refused:
+                    errors.append(str(refused))
+
+    threads = [threading.Thread(target=client, args=(messages[i::clients],))
+               for i in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise SystemExit(f"refused: {errors[:3]}")
+    return time.perf_counter() - start
+
+
+def null_sink(port: int) -> None:
+    """The baseline server: aiosmtpd, same data size limit, answers 250 and discards."""
+    from aiosmtpd.controller import Controller
+
+    class Null:
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+            return "250 2.0.0 OK"
+
+    c = Controller(Null(), hostname="127.0.0.1", port=port, decode_data=False,
+                   data_size_limit=25 * 1024 * 1024)
+    c.start()
+    print("ready", flush=True)
+    threading.Event().wait()
+
+
+def prepare(folder: Path, rng: random.Random, n: int
+            ) -> tuple[Path, list[bytes], str]:
+    """A copy of the sample council on a fresh database holding the cases the replies answer,
+    and the N messages of the round: 60% new forwards, 40% replies to earlier requests."""
+    (folder / "config").mkdir(parents=True)
+    config = folder / "config" / "mailflow.toml"
+    shutil.copy(ROOT / "config" / "mailflow.toml", config)
+    council = settings.load(config)
+    app = App(council)
+    db.upgrade(app.url)
+    now = clock.now()
+    replies = int(n * 0.4)
+    for i in range(replies):
+        raw = forward(rng, council, 100_000 + i).as_bytes(policy=policy.SMTP)
+        pipeline.receive(app, raw, source="ingest", now=now)
+    pipeline.drain(app, now)
+    with app.session() as s:
+        requests = [message_from_bytes(raw, policy=policy.default) for raw in s.exec(
+            select(models.Outbox.raw).where(models.Outbox.kind == "request")).scalars()]
+    mail = [reply(rng, r) for r in requests[:replies]]
+    mail += [forward(rng, council, i) for i in range(n - len(mail))]
+    rng.shuffle(mail)
+    db.engine(app.url).dispose()
+    return config, [m.as_bytes(policy=policy.SMTP) for m in mail], app.url
+
+
+def waiting(url: str, since: int) -> int:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        new = conn.execute(select(func.count()).select_from(models.RawMessage.__table__)
+                           .where(models.RawMessage.state == "new")).scalar_one()
+        total = conn.execute(select(func.count()).select_from(models.RawMessage.__table__)
+                             ).scalar_one()
+    engine.dispose()
+    return new + max(0, since - total)
+
+
+def one_round(n: int, clients: int, seed: int) -> dict[str, float]:
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        config, messages, db_url = prepare(Path(tmp), rng, n)
+        with create_engine(db_url).connect() as conn:
+            before = conn.execute(select(func.count()).select_from(
+                models.RawMessage.__table__)).scalar_one()
+        # The baseline, in the same round.
+        port = free_port()
+        sink = subprocess.Popen([sys.executable, __file__, "--null-sink", str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        wait_listening(port, sink)
+        null_s = send_all(port, messages, clients)
+        sink.kill()
+        sink.wait()
+        # mailflow serve on the council.
+        port = free_port()
+        env = {**os.environ, "MAILFLOW_DATABASE_URL": db_url}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mailflow.cli", "--config", str(config), "serve",
+             "--port", str(port)], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            wait_listening(port, proc)
+            start = time.perf_counter()
+            accept_s = send_all(port, messages, clients)
+            while waiting(db_url, before + n):
+                time.sleep(0.02)
+            e2e_s = time.perf_counter() - start
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    size = sum(map(len, messages)) / n / 1024
+    return {"messages": n, "mean_kb": round(size, 1), "null_per_s": n / null_s,
+            "accept_per_s": n / accept_s, "e2e_per_s": n / e2e_s,
+            "accept_ratio": null_s / accept_s, "e2e_ratio": null_s / e2e_s}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--messages", type=int, default=1000)
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--null-sink", type=int, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.null_sink:
+        null_sink(a.null_sink)
+        return
+    rounds = []
+    for r in range(a.rounds):
+        result = one_round(a.messages, a.clients, seed=r)
+        rounds.append(result)
+        if not a.json:
+            print(f"round {r + 1}: null sink {result['null_per_s']:.0f}/s, acceptance "
+                  f"{result['accept_per_s']:.0f}/s ({result['accept_ratio']:.2f}x), end-to-end "
+                  f"{result['e2e_per_s']:.0f}/s ({result['e2e_ratio']:.2f}x), "
+                  f"mean {result['mean_kb']} KB", flush=True)
+    median = {k: round(statistics.median(r[k] for r in rounds), 3) for k in rounds[0]}
+    if a.json:
+        print(json.dumps({"rounds": rounds, "median": median}))
+    else:
+        print(f"median of {a.rounds}: acceptance {median['accept_ratio']:.2f}x the null sink "
+              f"(target 0.4x), end-to-end {median['e2e_ratio']:.2f}x (target 0.12x)")
+
+
+if __name__ == "__main__":
+    main()
