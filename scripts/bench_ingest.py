@@ -52,7 +52,17 @@ WORDS = ("pothole road pavement bin recycling collection housing repair damp mou
          "neighbour children school bus stop corner flooding drain broken again still").split()
 TOPICS = ("Pothole on {s}", "Missed bin collection, {s}", "Damp and mould at {s}",
           "Street light out on {s}", "Noise from {s} every night", "Rats near {s}")
-STREETS = ("Main Street", "High Street", "Mill Road", "Church Lane", "Station Road", "Union Place")
+# Each message its own street, as in a real ward: the same street twice is a likely
+# duplicate, and a council does not get hundreds of duplicates an hour.
+NAMES = ("Rowan Birch Hazel Alder Willow Cedar Maple Linden Aspen Holly Elm Ash Oak Beech Larch "
+         "Mill Station Church School Castle Bridge Market Union Victoria Albert Kings Queens "
+         "Park Burn Glen Brae Loch Craig Whin Broom Heather Thistle Crown Abbey").split()
+KINDS = ("Street", "Road", "Lane", "Avenue", "Crescent", "Drive", "Place", "Terrace")
+
+
+def street(i: int) -> str:
+    a, b = divmod(i, len(NAMES))
+    return f"{NAMES[b]} {NAMES[a % len(NAMES)]} {KINDS[i % len(KINDS)]}"
 
 
 def words(rng: random.Random, n: int) -> str:
@@ -67,7 +77,7 @@ def words(rng: random.Random, n: int) -> str:
 
 def forward(rng: random.Random, council: settings.Settings, i: int) -> EmailMessage:
     member = rng.choice(council.members)
-    subject = rng.choice(TOPICS).format(s=rng.choice(STREETS))
+    subject = rng.choice(TOPICS).format(s=street(i))
     body = words(rng, rng.randint(250, 5500))  # 2-40 KB with the quoted headers
     msg = EmailMessage()
     msg["From"] = f"{member.name} <{member.email}>"
@@ -172,7 +182,7 @@ def prepare(folder: Path, rng: random.Random, n: int
     now = clock.now()
     replies = int(n * 0.4)
     for i in range(replies):
-        raw = forward(rng, council, 100_000 + i).as_bytes(policy=policy.SMTP)
+        raw = forward(rng, council, n + i).as_bytes(policy=policy.SMTP)
         pipeline.receive(app, raw, source="ingest", now=now)
     pipeline.drain(app, now)
     with app.session() as s:

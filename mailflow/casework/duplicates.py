@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from rapidfuzz import fuzz
 from sqlmodel import Session, col, select
@@ -42,7 +43,8 @@ class Similar:
     reason: str
 
 
-def places(address: str | None, *texts: str) -> set[str]:
+@lru_cache(maxsize=8192)  # every new case compares itself with each open case in its ward
+def places(address: str | None, *texts: str) -> frozenset[str]:
     """Streets and postcodes named in an address or a text, normalised."""
     found = set()
     for text in (address or "", *texts):
@@ -54,7 +56,7 @@ def places(address: str | None, *texts: str) -> set[str]:
         for m in re.finditer(rf"\b([a-z][\w']*(?:\s+[a-z][\w']*){{0,2}}\s+(?:{_STREET_WORDS}))\b",
                              address.lower()):
             found.add("street:" + " ".join(m.group(1).split()))
-    return found
+    return frozenset(found)
 
 
 def _words(text: str, place_words: set[str] | frozenset[str]) -> str:

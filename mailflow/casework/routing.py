@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mailflow.settings import Service
 
@@ -19,6 +20,7 @@ def route(services: list[Service], subject: str, text: str) -> Route:
     """Keyword hits, the subject's counted twice. A tie between services is not a match:
     a person decides rather than the request going to the wrong officer."""
     scores: dict[str, int] = {}
+    subject, text = subject.lower(), text.lower()
     for s in services:
         score = sum(2 * _hits(k, subject) + _hits(k, text) for k in s.keywords)
         if score:
@@ -33,6 +35,11 @@ def route(services: list[Service], subject: str, text: str) -> Route:
     return Route(service, scores, f"keywords matched {service.name}")
 
 
-def _hits(keyword: str, text: str) -> int:
+def _hits(keyword: str, lowered: str) -> int:
+    return len(_pattern(keyword).findall(lowered))
+
+
+@lru_cache(maxsize=1024)
+def _pattern(keyword: str) -> re.Pattern[str]:
     words = r"\s+".join(re.escape(w) for w in keyword.lower().split())
-    return len(re.findall(rf"\b{words}(?:e?s)?\b", text.lower()))
+    return re.compile(rf"\b{words}(?:e?s)?\b")

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
-from mailflow import clock
+from mailflow import clock, db
 from mailflow.app import App
 from mailflow.inbound import spool
 
@@ -71,7 +71,8 @@ class SpoolWriter(threading.Thread):
 
     def _store(self, batch: list[tuple[spool.Incoming, Future[tuple[int, bool]]]]) -> None:
         try:
-            with self.app.session() as session:
+            # A plain session: the spool needs none of the casework hooks of app.session().
+            with db.session(self.app.url) as session:
                 stored = spool.store_many(session, [item for item, _ in batch], clock.now())
                 results = [(row.id, duplicate) for row, duplicate in stored]
         except Exception as e:  # noqa: BLE001 - every sender in the batch gets 451 and retries
