@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -33,3 +34,14 @@ def test_example_report_is_made(tmp_path: Path) -> None:
 
     Page().feed(out.read_text(encoding="utf-8"))
     assert charts == ["bars", "trend", "on-time"]
+
+
+def test_bench_ingest_runs() -> None:
+    """A tiny round: both servers answer every message, and mailflow disposes of each."""
+    done = subprocess.run([sys.executable, "scripts/bench_ingest.py", "--messages", "20",
+                           "--rounds", "1", "--clients", "2", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    median = json.loads(done.stdout.splitlines()[-1])["median"]
+    assert median["messages"] == 20 and 2 <= median["mean_kb"] <= 40
+    assert median["accept_ratio"] > 0 and median["e2e_ratio"] > 0
