@@ -357,6 +357,18 @@ def cmd_holding(args: argparse.Namespace) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     app = _load(args)
+    if args.release:
+        with app.session() as s:
+            row = s.get(models.Outbox, args.release)
+            if row is None or row.state != "held":
+                print(f"error: outbox message {args.release} is not held", file=sys.stderr)
+                return 2
+            row.state, row.held_reason = "queued", None
+            row.next_attempt_at = clock.now()
+            s.add(row)
+            s.commit()
+        print(f"outbox message {args.release} released: the next tick sends it")
+        return 0
     with app.session() as s:
         q = select(models.Outbox).order_by(col(models.Outbox.id))
         if args.state:
@@ -498,6 +510,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp = add("outbox", cmd_outbox, "list outbound mail")
     sp.add_argument("--state", choices=["queued", "sending", "sent", "held"])
+    sp.add_argument("--release", type=int, metavar="ID",
+                    help="send a held message after all (a person decided it should go)")
     sp.add_argument("--json", action="store_true")
     sp = add("search", cmd_search, "full-text search over cases, best match first")
     sp.add_argument("query", nargs="+", help='words (all must match), "a phrase", or prefix*')

@@ -169,3 +169,9 @@ def test_held_mail_is_listed_by_the_cli(limited: App, config_file: Path) -> None
     assert [r["state"] for r in rows] == ["held"] and rows[0]["held_reason"].startswith("rate")
     assert rows[0]["next_attempt_at"] is None
 
+    # A person decides it should go after all; a second release is refused.
+    released = run_cli(config_file, "outbox", "--release", str(rows[0]["id"]))
+    assert released.returncode == 0, released.stderr
+    assert run_cli(config_file, "outbox", "--release", str(rows[0]["id"])).returncode == 2
+    assert run_cli(config_file, "tick").returncode == 0
+    assert len(sent_of_kind(limited.settings.maildir, "alert")) == 3
