@@ -1,6 +1,7 @@
-"""`mailflow serve`: the SMTP receiver, the pipeline worker and the scheduled jobs in one
-process. Stops cleanly on SIGTERM or Ctrl-C: the receiver first, then the worker finishes
-the message it holds (the rest stay in the spool for the next start)."""
+"""`mailflow serve`: the SMTP receiver, the IMAP receiver (with `[imap]`), the pipeline worker
+and the scheduled jobs in one process. Stops cleanly on SIGTERM or Ctrl-C: the receivers
+first, then the worker finishes the message it holds (the rest stay in the spool for the
+next start)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from mailflow import clock
 from mailflow.app import App
 from mailflow.inbound import pipeline
+from mailflow.inbound.imap import Receiver
 from mailflow.inbound.smtp import Handler
 from mailflow.jobs import tick
 
@@ -53,6 +55,7 @@ def serve(app: App, host: str | None = None, port: int | None = None) -> None:
         data_size_limit=s.smtp.max_message_size, server_hostname="mailflow",
         decode_data=False, ident="mailflow",
     )
+    imap = Receiver(app, worker.todo.put) if s.imap.host else None
     scheduler = BackgroundScheduler(timezone="UTC")
     every = s.scheduler.outbox_seconds
     for name, job in tick.JOBS.items():
@@ -66,15 +69,20 @@ def serve(app: App, host: str | None = None, port: int | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     controller.start()
+    if imap:
+        imap.start()
     scheduler.start()
     log.info("mailflow serving SMTP on %s:%s for %s", controller.hostname, controller.port,
              s.council.casework_address)
     print(f"mailflow: SMTP on {controller.hostname}:{controller.port}, "
-          f"database {app.url}, outbound {s.outbound.transport}", flush=True)
+          f"database {app.url}, outbound {s.outbound.transport}"
+          + (f", IMAP {imap.where}" if imap else ""), flush=True)
     try:
         stop.wait()
     finally:
         controller.stop()
+        if imap:
+            imap.stop()
         scheduler.shutdown(wait=True)
         worker.stop()
         log.info("mailflow stopped")
