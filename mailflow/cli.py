@@ -200,8 +200,9 @@ def cmd_poll(args: argparse.Namespace) -> int:
     cfg = app.settings.imap
     if not cfg.host:
         raise Fail(f"IMAP is not configured: no [imap] host in {app.settings.path}", 2)
-    if not args.once:  # until SIGTERM, like serve's IMAP thread; the worker is inline here
-        receiver = imap.Receiver(app, lambda raw_id: pipeline.process(app, raw_id, clock.now()))
+    if not args.once:  # until SIGTERM, like serve's IMAP thread, processing as it goes
+        # drain, not process(raw_id): it also takes what an interrupted fetch had stored.
+        receiver = imap.Receiver(app, lambda _id: pipeline.drain(app, clock.now()))
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: receiver.stopping.set())
         receiver.run()

@@ -1,8 +1,10 @@
 """A real Dovecot IMAP server for the tests and scripts/bench_imap.py: an unprivileged
-instance on 127.0.0.1 and a free port, in its own temporary folder, one mailbox `casework`."""
+instance on 127.0.0.1 and a free port, in its own temporary folder. It starts with one
+mailbox in use, `casework`, and 99 more (`casework1`...) for tests that share one server."""
 
 from __future__ import annotations
 
+import copy
 import grp
 import os
 import pwd
@@ -31,6 +33,7 @@ class Dovecot:
         """`extra`: more configuration lines (e.g. an `imap_capability` without MOVE)."""
         if not shutil.which("dovecot"):
             raise FileNotFoundError("dovecot is not installed (apt-get install dovecot-imapd)")
+        self.user = USER
         self.base = Path(tempfile.mkdtemp(prefix="mailflow-dovecot-"))
         self.base.chmod(0o755)  # the dovecot user must reach mail/ and users
         self.port = free_port()
@@ -41,7 +44,9 @@ class Dovecot:
             (self.base / d).mkdir()
         if root:
             shutil.chown(self.base / "mail", user, group)
-        (self.base / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+        # All made now: Dovecot may not notice a line added to the file in the same second.
+        (self.base / "users").write_text("".join(
+            f"{USER}{n or ''}:{{PLAIN}}{PASSWORD}\n" for n in range(100)))
         self.conf = self.base / "dovecot.conf"
         self.conf.write_text(CONF.read_text().replace("@BASE@", str(self.base))
                              .replace("@PORT@", str(self.port)).replace("@USER@", user)
@@ -62,13 +67,19 @@ class Dovecot:
                     raise RuntimeError(f"dovecot did not listen: {self.log()}") from None
                 time.sleep(0.05)
 
+    def mailbox(self, n: int) -> Dovecot:
+        """The same server, seen as the mailbox `casework<n>` (1-99)."""
+        other = copy.copy(self)
+        other.user = f"{USER}{n}"
+        return other
+
     def log(self, name: str = "dovecot.log") -> str:
         path = self.base / "log" / name
         return path.read_text(errors="replace") if path.exists() else ""
 
     def client(self) -> IMAPClient:
         c = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=30)
-        c.login(USER, PASSWORD)
+        c.login(self.user, PASSWORD)
         return c
 
     def append(self, *messages: bytes, folder: str = "INBOX") -> None:
@@ -101,7 +112,7 @@ class Dovecot:
 
     def kick(self) -> None:
         """Drop every connection of the mailbox, as a server restart or a network fault would."""
-        done = self.doveadm("kick", USER)
+        done = self.doveadm("kick", self.user)
         assert "kicked" in done.stdout and "no users" not in done.stdout, done
 
     def stop(self) -> None:

@@ -4,6 +4,7 @@ connection neither loses nor repeats a message."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import signal
@@ -37,18 +38,27 @@ def start_dovecot(extra: str = "") -> Dovecot:
         pytest.skip(str(e))
 
 
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
+@pytest.fixture(scope="module")
+def dovecot_server() -> Iterator[Dovecot]:
     server = start_dovecot()
     yield server
     server.stop()
 
 
+@pytest.fixture
+def dovecot(dovecot_server: Dovecot) -> Dovecot:
+    """A new, empty mailbox for each test, on the module's server."""
+    return dovecot_server.mailbox(next(_mailboxes))
+
+
+_mailboxes = itertools.count(1)
+
+
 def with_imap(config_file: Path, server: Dovecot | None, **settings_: object) -> App:
     """The test council with an [imap] section pointing at the test Dovecot."""
     values: dict[str, object] = {"host": "127.0.0.1", "port": server.port if server else 1,
-                                 "tls": "none", "username": USER, "password": PASSWORD,
-                                 **settings_}
+                                 "tls": "none", "username": server.user if server else USER,
+                                 "password": PASSWORD, **settings_}
     lines = [f"{k} = {_toml(v)}" for k, v in values.items() if v is not None]
     text_ = config_file.read_text().split("\n[imap]\n")[0]
     config_file.write_text(text_ + "\n[imap]\n" + "\n".join(lines) + "\n")
@@ -121,7 +131,7 @@ def test_the_last_uid_is_remembered_so_nothing_is_fetched_twice(
     with app.session() as s:
         state = s.exec(select(models.ImapState)).one()
     assert (state.host, state.username, state.folder, state.last_uid) == (
-        "127.0.0.1", USER, "INBOX", 5)
+        "127.0.0.1", dovecot.user, "INBOX", 5)
 
 
 def _break_the_spool_after(app: App, stored: int) -> None:
@@ -328,7 +338,7 @@ def test_poll_says_what_is_wrong(app: App, config_file: Path, dovecot: Dovecot) 
     with_imap(config_file, dovecot, password="wrong")
     done = run_cli(config_file, "poll", "--once")
     assert done.returncode == 1
-    assert f"IMAP {USER}@127.0.0.1:{dovecot.port}: LoginError" in done.stderr
+    assert f"IMAP {dovecot.user}@127.0.0.1:{dovecot.port}: LoginError" in done.stderr
     port = free_port()
     with_imap(config_file, None, port=port)
     done = run_cli(config_file, "poll", "--once")
@@ -352,7 +362,7 @@ def test_serve_fetches_from_imap_and_stops_on_sigterm(app: App, config_file: Pat
             proc.kill()
             proc.wait()
     output = proc.stdout.read().decode() if proc.stdout else ""
-    assert f"IMAP {USER}@127.0.0.1:{dovecot.port}/INBOX" in output
+    assert f"IMAP {dovecot.user}@127.0.0.1:{dovecot.port}/INBOX" in output
     assert dovecot.count("Processed") == 1
 
 
