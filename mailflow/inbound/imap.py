@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 FLAG = b"$Mailflow"  # marks a message done when there is no processed folder
 CHUNK, CHUNK_BYTES = 50, 8 * 1024 * 1024  # fetched in one round trip, then stored one by one
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
-TOKEN_MARGIN = 300  # seconds: log in again with a fresh token this long before it expires
+# Log in again with a fresh token this many seconds before it expires: less than msal's own
+# five minutes, so by then msal asks Microsoft for a new token instead of its cached one.
+TOKEN_MARGIN = 240
 
 
 @dataclass
@@ -60,7 +62,8 @@ class Tokens:
         if self.cfg.token_command:
             return self._command(self.cfg.token_command)
         token, expires_in = self._client_credentials()
-        self.expires_at = time.monotonic() + expires_in if expires_in else None
+        long_enough = expires_in and expires_in > 2 * TOKEN_MARGIN  # else no early re-login
+        self.expires_at = time.monotonic() + expires_in if long_enough else None
         return token
 
     def expiring(self) -> bool:
@@ -187,6 +190,8 @@ class Receiver:
         client.idle()
         try:  # short checks, so a stop is noticed within a second
             end = time.monotonic() + self.cfg.idle_seconds
+            if self.tokens and self.tokens.expires_at:
+                end = min(end, self.tokens.expires_at - TOKEN_MARGIN)
             while not self.stopping.is_set() and time.monotonic() < end:
                 if client.idle_check(timeout=1):
                     break
