@@ -160,8 +160,9 @@ class Receiver:
     # -- the connection --------------------------------------------------------------------
     def connect(self) -> IMAPClient:
         cfg = self.cfg
-        context = ssl.create_default_context(
-            cafile=str(self.app.settings.resolve(cfg.ca_file)) if cfg.ca_file else None)
+        context = ssl.create_default_context()
+        if cfg.ca_file:  # besides the system's CAs
+            context.load_verify_locations(cafile=str(self.app.settings.resolve(cfg.ca_file)))
         client = IMAPClient(cfg.host, port=cfg.port_number, ssl=cfg.tls == "ssl",
                             ssl_context=context, timeout=60)
         try:
@@ -187,16 +188,18 @@ class Receiver:
         if not (self.cfg.idle and client.has_capability("IDLE")):
             self.sleep(self.cfg.poll_seconds)
             return True
+        end = time.monotonic() + self.cfg.idle_seconds
+        if self.tokens and self.tokens.expires_at:
+            end = min(end, self.tokens.expires_at - TOKEN_MARGIN)
         client.idle()
-        try:  # short checks, so a stop is noticed within a second
-            end = time.monotonic() + self.cfg.idle_seconds
-            if self.tokens and self.tokens.expires_at:
-                end = min(end, self.tokens.expires_at - TOKEN_MARGIN)
-            while not self.stopping.is_set() and time.monotonic() < end:
-                if client.idle_check(timeout=1):
-                    break
-        finally:
-            client.idle_done()
+        while not self.stopping.is_set() and time.monotonic() < end:  # a stop within 1 s
+            if responses := client.idle_check(timeout=1):
+                bye = [r for r in responses if r and r[0] == b"BYE"]
+                if bye:  # the server's own words say more than the EOF that follows
+                    raise ConnectionError("the server closed the connection: " + " ".join(
+                        x.decode("utf-8", "replace") for x in bye[0][1:] if isinstance(x, bytes)))
+                break
+        client.idle_done()  # not after an error: that connection is closed, not reused
         return True
 
     # -- one pass --------------------------------------------------------------------------
