@@ -190,6 +190,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_poll(args: argparse.Namespace) -> int:
+    import dataclasses
+    import signal
+
+    from mailflow.inbound import imap, pipeline
+
+    app = _load(args)
+    cfg = app.settings.imap
+    if not cfg.host:
+        raise Fail(f"IMAP is not configured: no [imap] host in {app.settings.path}", 2)
+    if not args.once:  # until SIGTERM, like serve's IMAP thread, processing as it goes
+        # drain, not process(raw_id): it also takes what an interrupted fetch had stored.
+        receiver = imap.Receiver(app, lambda _id: pipeline.drain(app, clock.now()))
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: receiver.stopping.set())
+        receiver.run()
+        return 0
+    try:
+        counts = imap.Receiver(app).once()
+    except Exception as e:  # noqa: BLE001 - cron mails this line to the admin
+        raise Fail(f"IMAP {cfg.username}@{cfg.host}:{cfg.port_number}: {imap.why(e)}",
+                   EX_TEMPFAIL if isinstance(e, OSError) else 1) from None
+    # Processed here, after the moves; also what an earlier run stored and did not process.
+    processed = pipeline.drain(app, clock.now())
+    result = {**dataclasses.asdict(counts), "processed": processed}
+    if args.json:
+        _print_json(result)
+    else:
+        print(", ".join(f"{k} {v}" for k, v in result.items()))
+    return 0
+
+
 def cmd_cases(args: argparse.Namespace) -> int:
     app = _load(args)
     with app.session() as s:
@@ -487,6 +519,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, help="override [smtp] port")
     sp.add_argument("--lmtp", action="store_true",
                     help="speak LMTP (Postfix lmtp: transport) instead of SMTP")
+    sp = add("poll", cmd_poll, "fetch mail from the [imap] mailbox (until SIGTERM, or --once)")
+    sp.add_argument("--once", action="store_true",
+                    help="fetch what is there, process it, print a summary and exit (cron)")
+    sp.add_argument("--json", action="store_true", help="the --once summary as JSON")
     sp = add("cases", cmd_cases, "list cases")
     sp.add_argument("--member", help="only this member's cases (address or alias)")
     sp.add_argument("--status", choices=["triage", "open", "answered", "closed"])
@@ -543,6 +579,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose or args.command == "serve"
+                        or (args.command == "poll" and not args.once)
                         else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

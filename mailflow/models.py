@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -208,6 +208,18 @@ class RawMessage(SQLModel, table=True):
     case_id: int | None = Field(default=None, index=True)  # no FK: case points back here
     reason: str | None = None
     processed_at: datetime | None = None
+
+
+class ImapState(SQLModel, table=True):
+    """How far the IMAP receiver got in one mailbox folder, so a restart neither misses nor
+    repeats a message. UIDs and UIDVALIDITY are unsigned 32-bit: too big for INTEGER."""
+
+    host: str = Field(primary_key=True)
+    username: str = Field(primary_key=True)
+    folder: str = Field(primary_key=True)
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime
 
 
 class Holding(SQLModel, table=True):

@@ -1,7 +1,7 @@
-"""`mailflow serve`: the SMTP (or LMTP) receiver, the spool writer, the pipeline worker and
-the scheduled jobs in one process. Stops cleanly on SIGTERM or Ctrl-C: the receiver first,
-then the writer commits what it holds, then the worker finishes the message it holds (the
-rest stay in the spool for the next start)."""
+"""`mailflow serve`: the SMTP (or LMTP) receiver, the IMAP receiver (with `[imap]`), the
+spool writer, the pipeline worker and the scheduled jobs in one process. Stops cleanly on
+SIGTERM or Ctrl-C: the receivers first, then the writer commits what it holds, then the
+worker finishes the message it holds (the rest stay in the spool for the next start)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from mailflow import clock
 from mailflow.app import App
 from mailflow.inbound import pipeline
+from mailflow.inbound.imap import Receiver
 from mailflow.inbound.smtp import Handler, Listener
 from mailflow.inbound.writer import SpoolWriter
 from mailflow.jobs import tick
@@ -61,6 +62,7 @@ def serve(app: App, host: str | None = None, port: int | None = None,
         server_hostname="mailflow", decode_data=False, ident="mailflow",
     )
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
+    imap = Receiver(app, worker.todo.put) if s.imap.host else None
     scheduler = BackgroundScheduler(timezone="UTC")
     every = s.scheduler.outbox_seconds
     for name, job in tick.JOBS.items():
@@ -74,16 +76,21 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     controller.start()
+    if imap:
+        imap.start()
     scheduler.start()
     log.info("mailflow serving %s on %s:%s for %s", protocol.upper(), controller.hostname,
              controller.port, s.council.casework_address)
     print(f"mailflow: {protocol.upper()} on {controller.hostname}:{controller.port}, "
-          f"database {app.url}, outbound {s.outbound.transport}", flush=True)
+          f"database {app.url}, outbound {s.outbound.transport}"
+          + (f", IMAP {imap.where}" if imap else ""), flush=True)
     try:
         stop.wait()
     finally:
         controller.stop()
         writer.stop()
+        if imap:
+            imap.stop()
         scheduler.shutdown(wait=True)
         worker.stop()
         log.info("mailflow stopped")

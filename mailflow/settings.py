@@ -12,9 +12,9 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 NATIONS = ("ENG", "SCT", "WLS", "NIR")
 # As members type them (`#type service-request`); config keys may use the long names too.
@@ -159,6 +159,73 @@ class Smtp(_Strict):
         if v not in ("smtp", "lmtp"):
             raise ValueError(f"unknown protocol {v!r}; use smtp or lmtp")
         return v
+
+
+class ImapOAuth2(_Strict):
+    """Where the XOAUTH2 access token comes from: a command that prints one, or Microsoft
+    365 client credentials (msal, the `m365` extra)."""
+
+    token_command: str | None = None
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None  # MAILFLOW_IMAP_CLIENT_SECRET overrides
+    scope: str = "https://outlook.office365.com/.default"
+    authority: str = "https://login.microsoftonline.com"
+
+    @property
+    def secret(self) -> str | None:
+        return os.environ.get("MAILFLOW_IMAP_CLIENT_SECRET") or self.client_secret
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImapOAuth2:
+        m365 = [self.tenant_id, self.client_id]
+        if self.token_command and any(m365):
+            raise ValueError("use token_command or tenant_id/client_id/client_secret, not both")
+        if not self.token_command and not all(m365):
+            raise ValueError("needs token_command, or tenant_id and client_id (and a "
+                             "client_secret or MAILFLOW_IMAP_CLIENT_SECRET)")
+        return self
+
+
+class Imap(_Strict):
+    """The IMAP receiver (`serve`, `poll`). No host: IMAP is off."""
+
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)  # 993 with ssl, else 143
+    tls: Literal["ssl", "starttls", "none"] = "ssl"
+    ca_file: str | None = None  # trust this CA (a council's own) besides the system's
+    username: str | None = None
+    password: str | None = None  # MAILFLOW_IMAP_PASSWORD overrides
+    oauth2: ImapOAuth2 | None = None
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"  # "": leave messages in place, flagged \Seen $Mailflow
+    failed_folder: str = "Failed"
+    idle: bool = True
+    poll_seconds: int = Field(default=60, ge=1, le=86400)  # when the server has no IDLE
+    idle_seconds: int = Field(default=25 * 60, ge=1, le=29 * 60)  # servers drop IDLE at 30 min
+    max_message_size: int | None = Field(default=None, ge=1)  # default: [smtp] max_message_size
+
+    @model_validator(mode="after")
+    def _login(self) -> Imap:
+        if not self.host:
+            return self
+        if not self.username:
+            raise ValueError("username is missing")
+        password = self.password or os.environ.get("MAILFLOW_IMAP_PASSWORD")
+        if password and self.oauth2:
+            raise ValueError("use password or [imap.oauth2], not both")
+        if not password and not self.oauth2:
+            raise ValueError("needs a password (or MAILFLOW_IMAP_PASSWORD) or an "
+                             "[imap.oauth2] table")
+        return self
+
+    @property
+    def secret(self) -> str | None:
+        return os.environ.get("MAILFLOW_IMAP_PASSWORD") or self.password
+
+    @property
+    def port_number(self) -> int:
+        return self.port or (993 if self.tls == "ssl" else 143)
 
 
 class Ward(_Strict):
@@ -329,6 +396,7 @@ class FileModel(_Strict):
     database: Database = Field(default_factory=Database)
     outbound: Outbound = Field(default_factory=Outbound)
     smtp: Smtp = Field(default_factory=Smtp)
+    imap: Imap = Field(default_factory=Imap)
     templates: Templates = Field(default_factory=Templates)
     scheduler: Scheduler = Field(default_factory=Scheduler)
     attachments: Attachments = Field(default_factory=Attachments)
@@ -362,6 +430,7 @@ class Settings:
     database: Database
     outbound: Outbound
     smtp: Smtp
+    imap: Imap
     templates: Templates
     scheduler: Scheduler
     attachments: Attachments
