@@ -9,6 +9,7 @@ import logging
 import queue
 import signal
 import threading
+from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -33,14 +34,24 @@ class Worker(threading.Thread):
         self.todo: queue.Queue[int | None] = queue.Queue()
 
     def run(self) -> None:
-        for raw_id in pipeline.pending(self.app):
-            self.todo.put(raw_id)
+        self.sweep(self.app, clock.now())
         while (raw_id := self.todo.get()) is not None:
             self.writer.wait_quiet()  # storing comes first: a sender is waiting for its 250
             try:
                 pipeline.process(self.app, raw_id, clock.now())
             except Exception:  # noqa: BLE001 - it stays in the spool; the sweep job retries
                 log.exception("pipeline failed on message %s", raw_id)
+
+    def sweep(self, app: App, now: datetime) -> dict[str, int]:
+        """serve's spool job: what another process stored (or a crash left) joins this
+        worker's queue rather than being processed in the scheduler's thread, so it too
+        waits while mail is arriving."""
+        if not self.todo.empty():
+            return {"queued": 0}
+        ids = pipeline.pending(app)
+        for raw_id in ids:
+            self.todo.put(raw_id)
+        return {"queued": len(ids)}
 
     def stop(self) -> None:
         self.todo.put(None)
@@ -65,7 +76,8 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     imap = Receiver(app, worker.todo.put) if s.imap.host else None
     scheduler = BackgroundScheduler(timezone="UTC")
     every = s.scheduler.outbox_seconds
-    for name, job in tick.JOBS.items():
+    jobs: dict[str, tick.Job] = {**tick.JOBS, "process_spool": worker.sweep}
+    for name, job in jobs.items():
         scheduler.add_job(_run, "interval", seconds=every, args=[app, name, job], id=name,
                           max_instances=1, coalesce=True)
 

@@ -73,15 +73,13 @@ class SpoolWriter(threading.Thread):
         try:
             # A plain session: the spool needs none of the casework hooks of app.session().
             with db.session(self.app.url) as session:
-                stored = spool.store_many(session, [item for item, _ in batch], clock.now())
-                results = [(row.id, duplicate) for row, duplicate in stored]
+                results = spool.store_many(session, [item for item, _ in batch], clock.now())
         except Exception as e:  # noqa: BLE001 - every sender in the batch gets 451 and retries
             log.exception("could not store %d message(s)", len(batch))
             for _, done in batch:
                 done.set_exception(e)
             return
         for (_, done), (raw_id, duplicate) in zip(batch, results, strict=True):
-            assert raw_id is not None
             done.set_result((raw_id, duplicate))
             if not duplicate:
                 self.on_stored(raw_id)
