@@ -34,7 +34,10 @@ class Worker(threading.Thread):
         self.todo: queue.Queue[int | None] = queue.Queue()
 
     def run(self) -> None:
-        self.sweep(self.app, clock.now())
+        try:
+            self.sweep(self.app, clock.now())
+        except Exception:  # noqa: BLE001 - the database may not be up yet; the job sweeps again
+            log.exception("could not read the spool at start")
         while (raw_id := self.todo.get()) is not None:
             self.writer.wait_quiet()  # storing comes first: a sender is waiting for its 250
             try:

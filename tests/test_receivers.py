@@ -47,7 +47,7 @@ def small_limit(config_file: Path) -> Path:
 
 
 @pytest.fixture
-def lmtp(small_limit: Path) -> Iterator[int]:
+def lmtp(app: App, small_limit: Path) -> Iterator[int]:  # app: the schema exists first
     port, proc = start(small_limit, "--lmtp")
     yield port
     proc.kill()
@@ -101,7 +101,7 @@ def test_size_limit_is_advertised_and_answered_with_a_clear_552(lmtp: int, app: 
     assert spool_count(app) == 0
 
 
-def test_concurrent_senders_are_each_stored_once(small_limit: Path, app: App) -> None:
+def test_concurrent_senders_are_each_stored_once(app: App, small_limit: Path) -> None:
     port, proc = start(small_limit)
     messages = [wire(outlook_forward(constituent=f"Resident {i} <r{i}@example.org>",
                                      subject=f"Pothole {i} on Main Street"))
