@@ -159,6 +159,7 @@ def _write(conn: Any, table: Any, columns: list[str], chunk: list[dict[str, Any]
     if not pg:
         conn.execute(insert(table), chunk)
         return len(chunk)
+    columns = [c for c in columns if c in chunk[0]]  # the rest take their server defaults
     buf = io.StringIO()
     for row in chunk:
         buf.write("\t".join(r"\N" if row[c] is None else str(row[c]) for c in columns) + "\n")
