@@ -438,6 +438,16 @@ def test_member_digest_drops_stale_items_and_empty_ones_are_not_sent(app: App) -
                 if o.created_at.date() == date(2026, 11, 11)]) == 1
 
 
+def test_member_digest_counts_the_overdue_it_does_not_list(app: App) -> None:
+    refs = [bins(app, subject=f"Bins not collected, street {n}") for n in range(3)]
+    small = with_config(app, "[outbound]", "[digests]\nmax_items = 1\n\n[outbound]")
+    tick.tick(small, at("2026-11-11", "08:00"))  # all three overdue since Monday
+    [d] = outbox(small, "member_digest")
+    text = body(d)
+    assert sum(f"{r}  [overdue]" in text for r in refs) == 1
+    assert "and 2 more" in text
+
+
 def test_missed_digest_run_loses_nothing(app: App) -> None:
     ref = bins(app)
     # No tick on Tuesday or Wednesday; the first tick is Thursday afternoon.

@@ -189,7 +189,13 @@ def member_sections(app: App, session: Session, m: Member, now: datetime, digest
     theirs = select(models.Case.id).where(models.Case.member_id == member_row.id)
     mine = (select(R).where(col(R.case_id).in_(theirs)).where(col(R.state) == "sent")
             .where(col(R.due) < today))
-    total = session.exec(select(func.count()).select_from(mine.subquery())).one()
+    # Counted per case and summed, so the cost follows the member's cases: counted as one
+    # join, PostgreSQL hashed every overdue request of the council (0.5 s a member at 1M).
+    per_case = (select(func.count()).select_from(R).where(col(R.case_id) == models.Case.id)
+                .where(col(R.state) == "sent").where(col(R.due) < today)
+                .correlate(models.Case).scalar_subquery())
+    total = int(session.exec(select(func.coalesce(func.sum(per_case), 0))
+                             .where(models.Case.member_id == member_row.id)).one())
     rows = session.exec(mine.order_by(col(R.due), col(R.id)).limit(limit)).all()
     services = {sv.id: sv.name for sv in session.exec(select(models.Service))}
     their_cases = {c.id: c for c in session.exec(
