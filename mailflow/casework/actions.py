@@ -62,17 +62,24 @@ def _closed(case: models.Case) -> Result | None:
 
 
 # -- the case's details --------------------------------------------------------------------
+def _set(session: Session, case: models.Case, field: str, value: str, actor: str,
+         now: datetime, message: int | None) -> Result:
+    """One of the case's own fields, with its timeline event and audited change."""
+    old = getattr(case, field)
+    setattr(case, field, value)
+    session.add(case)
+    _record(session, case, field, actor, now, message, f"{field.capitalize()} set to {value}.",
+            changes={field: [old, value]})
+    return ok(f"{field} set to {value}")
+
+
 def category(app: App, session: Session, case: models.Case, actor: str, arg: str,
              now: datetime, *, message: int | None = None) -> Result:
     choices = [n for s in app.settings.services for n in (s.name, *s.categories)]
     name, why = names.match(arg, choices, "category")
     if name is None:
         return refused(why)
-    old, case.category = case.category, name
-    session.add(case)
-    _record(session, case, "category", actor, now, message, f"Category set to {name}.",
-            changes={"category": [old, name]})
-    return ok(f"category set to {name}")
+    return _set(session, case, "category", name, actor, now, message)
 
 
 def service(app: App, session: Session, case: models.Case, actor: str, arg: str,
@@ -146,11 +153,7 @@ def priority(app: App, session: Session, case: models.Case, actor: str, arg: str
     level, why = names.match(arg, ("high", "normal"), "priority")
     if level is None:
         return refused(why)
-    old, case.priority = case.priority, level
-    session.add(case)
-    _record(session, case, "priority", actor, now, message, f"Priority set to {level}.",
-            changes={"priority": [old, level]})
-    return ok(f"priority set to {level}")
+    return _set(session, case, "priority", level, actor, now, message)
 
 
 def _sharing_now(session: Session, case: models.Case) -> str:
