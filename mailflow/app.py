@@ -1,31 +1,36 @@
-"""What every command needs once per process: settings, database, calendar, templates."""
+"""The composition root: settings, database, calendar, templates and transport, put together
+once per process. Casework gets a `Context` from here; the statistics hook is registered on
+every session this opens. Nothing here runs as a side effect of reading: the directory and
+the calendar are brought in step with the config file by `start`, which the commands that
+run the loop call (`init`, `serve`, `tick`, `ingest`, `poll`, `import`)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
+from typing import Any
 
 from jinja2 import Environment
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from mailflow import clock, db, models
+from mailflow import db, models
 from mailflow.casework import deadlines, directory
 from mailflow.casework.calendar import Calendar
+from mailflow.casework.context import Context
 from mailflow.outbound.render import environment
 from mailflow.outbound.transports import Transport, transport_for
+from mailflow.reports import stats
 from mailflow.settings import Settings
 
 
 @dataclass
 class App:
     settings: Settings
-    _synced: bool = field(default=False, init=False)
-    _sync_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -44,62 +49,57 @@ class App:
     def transport(self) -> Transport:
         return transport_for(self.settings.outbound, self.settings.maildir)
 
+    @cached_property
+    def context(self) -> Context:
+        return Context(self.settings, self.calendar, self.templates)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session on a database whose directory matches the config file."""
+        """A session whose commits keep the anonymised statistics in step."""
         with db.session(self.url) as s:
-            s.info["app"] = self
-            if not self._synced:
-                self._sync(s)
+            _track_statistics(s, self.calendar)
             yield s
 
-    def _sync(self, s: Session) -> None:
-        with self._sync_lock:
-            if self._synced:
-                return
+    def start(self, now: datetime) -> None:
+        """Bring the directory (wards, members, services) and open deadlines in step with the
+        config file. Safe on several nodes at once: a node that loses the race reads again."""
+        with self.session() as s:
             try:
-                self._sync_once(s)
+                self._sync(s, now)
             except IntegrityError:  # another node synchronised the same rows at the same time
                 s.rollback()
-                self._sync_once(s)
-            self._synced = True
+                self._sync(s, now)
 
-    def _sync_once(self, s: Session) -> None:
+    def _sync(self, s: Session, now: datetime) -> None:
         directory.sync(s, self.settings)
         # A changed calendar (closure days, nation...) moves open deadlines.
-        deadlines.follow_calendar(s, self.settings, self.calendar, clock.now())
+        deadlines.follow_calendar(s, self.settings, self.calendar, now)
         s.commit()
 
 
 # Reports count anonymised statistics (reports/stats.py). Rather than every code path that
 # opens, answers, escalates or closes a case remembering to update them, each commit brings
 # the statistics of every case it touched in step.
-@event.listens_for(Session, "before_flush")
-def _note_touched_cases(session: Session, _ctx: object, _instances: object) -> None:
-    if "app" not in session.info:
-        return
-    touched = session.info.setdefault("touched_cases", {})  # identity -> case or case id
-    for obj in (*session.new, *session.dirty):
-        if isinstance(obj, models.Case):
-            touched[id(obj)] = obj  # a new case has no id before the flush
-        elif isinstance(obj, models.Request | models.Event) and obj.case_id:
-            touched[obj.case_id] = obj.case_id
+def _track_statistics(session: Session, calendar: Calendar) -> None:
+    def note_touched(session: Session, _ctx: object, _instances: object) -> None:
+        touched = session.info.setdefault("touched_cases", {})  # identity -> case or case id
+        for obj in (*session.new, *session.dirty):
+            if isinstance(obj, models.Case):
+                touched[id(obj)] = obj  # a new case has no id before the flush
+            elif isinstance(obj, models.Request | models.Event) and obj.case_id:
+                touched[obj.case_id] = obj.case_id
 
+    def record(session: Session) -> None:
+        session.flush()
+        touched: dict[Any, Any] = session.info.pop("touched_cases", {})
+        cases = {}
+        for item in touched.values():
+            case = item if isinstance(item, models.Case) else session.get(models.Case, item)
+            if case is not None and case.id is not None:
+                cases[case.id] = case
+        for case in cases.values():
+            stats.record(session, calendar, case)
+        session.info.pop("touched_cases", None)  # what stats.record itself flushed
 
-@event.listens_for(Session, "before_commit")
-def _record_statistics(session: Session) -> None:
-    app = session.info.get("app")
-    if app is None:
-        return
-    from mailflow.reports import stats
-
-    session.flush()
-    touched = session.info.pop("touched_cases", {})
-    cases = {}
-    for item in touched.values():
-        case = item if isinstance(item, models.Case) else session.get(models.Case, item)
-        if case is not None and case.id is not None:
-            cases[case.id] = case
-    for case in cases.values():
-        stats.record(session, app.calendar, case)
-    session.info.pop("touched_cases", None)  # what stats.record itself flushed
+    event.listen(session, "before_flush", note_touched)
+    event.listen(session, "before_commit", record)

@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
 from mailflow import clock, db, models, settings
@@ -29,6 +30,19 @@ class Fail(Exception):
 
 def _load(args: argparse.Namespace) -> App:
     return App(settings.load(getattr(args, "config", None)))
+
+
+def _started(args: argparse.Namespace, unreachable: int = 1) -> App:
+    """The app, with its directory and calendar brought in step with the config file: the
+    commands that run the loop start with this; reading commands do not write."""
+    app = _load(args)
+    try:
+        app.start(clock.now())
+    except (SQLAlchemyError, OSError) as e:
+        why = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise Fail(f"database {settings._redact(app.url)} cannot be used: {why}",
+                   unreachable) from None
+    return app
 
 
 def _pin(args: argparse.Namespace) -> None:
@@ -61,7 +75,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     app = _load(args)
     db.upgrade(app.url)
-    with app.session() as s:  # synchronises the directory from the config
+    app.start(clock.now())
+    with app.session() as s:
         from mailflow.reports import stats
 
         if n := stats.backfill(s, app.calendar):  # cases from before statistics existed
@@ -77,7 +92,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from mailflow.inbound.spool import identify
 
     _pin(args)
-    app = _load(args)
+    app = _started(args, EX_TEMPFAIL)  # the MTA keeps the message and retries
     sources: list[tuple[str, bytes]] = []
     if not args.files:
         sources.append(("-", sys.stdin.buffer.read()))
@@ -99,11 +114,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if duplicate:
             first = pipeline.describe(app, raw_id)
             outcome = pipeline.Outcome("duplicate_delivery", first.case,
-                                       f"already received as message {raw_id}")
+                                       f"already received as message {raw_id}", "duplicate")
         else:
             outcome = pipeline.process(app, raw_id, now) or pipeline.describe(app, raw_id)
         result = {"file": name, "message_id": identify(raw)[0], "disposition": outcome.disposition,
-                  "case": outcome.case, "reason": outcome.reason}
+                  "case": outcome.case, "reason": outcome.reason, "rule": outcome.rule or None}
         if args.json:
             _print_json(result)
         else:
@@ -172,7 +187,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
     from mailflow.jobs import tick
 
     _pin(args)
-    app = _load(args)
+    app = _started(args)
     result = tick.tick(app, clock.now())
     if args.json:
         _print_json(result)
@@ -185,7 +200,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from mailflow.serve import serve
 
-    app = _load(args)
+    app = _started(args, EX_TEMPFAIL)
     serve(app, args.host, args.port, "lmtp" if args.lmtp else None)
     return 0
 
@@ -200,6 +215,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     cfg = app.settings.imap
     if not cfg.host:
         raise Fail(f"IMAP is not configured: no [imap] host in {app.settings.path}", 2)
+    app = _started(args, EX_TEMPFAIL)
     if not args.once:  # until SIGTERM, like serve's IMAP thread, processing as it goes
         # drain, not process(raw_id): it also takes what an interrupted fetch had stored.
         receiver = imap.Receiver(app, lambda _id: pipeline.drain(app, clock.now()))
@@ -323,13 +339,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     app = _load(args)
     path = Path(args.file)
     try:
-        text = imports.read_text(path)
+        text = imports.decode(path.read_bytes())
     except OSError as e:
         raise Fail(f"{args.file}: {e.strerror}", EX_NOINPUT) from None
     now = clock.now()
-    with app.session():
-        pass  # the directory, synchronised, before rows are checked against it
-    rows, problems = imports.check(app, text, now)
+    app.start(now)  # the directory, synchronised, before rows are checked against it
+    rows, problems = imports.check(app.context, text, now)
     for p in problems:
         print(f"{path.name}: {p}", file=sys.stderr)
     if args.dry_run:
@@ -340,7 +355,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     bar = _Progress(len(rows)) if sys.stderr.isatty() else None
     with app.session() as s:
         for i, row in enumerate(rows, 1):
-            if imports.take(app, s, row, now, who, path.name) is None:
+            if imports.take(app.context, s, row, now, who, path.name) is None:
                 skipped += 1
             else:
                 done += 1

@@ -179,6 +179,7 @@ def prepare(folder: Path, rng: random.Random, n: int
     council = settings.load(config)
     app = App(council)
     db.upgrade(app.url)
+    app.start(clock.now())  # the directory, synchronised
     now = clock.now()
     replies = int(n * 0.4)
     for i in range(replies):

@@ -31,7 +31,7 @@ from sqlmodel import select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mailflow import db, models, settings  # noqa: E402
+from mailflow import clock, db, models, settings  # noqa: E402
 from mailflow.app import App  # noqa: E402
 from mailflow.reports import report, search  # noqa: E402
 from mailflow.reports.period import between  # noqa: E402
@@ -347,6 +347,7 @@ def _app(folder: Path, url: str) -> App:
     cfg.write_text(council_toml(url))
     app = App(settings.load(cfg))
     db.upgrade(app.url)
+    app.start(clock.now())  # the directory, synchronised
     return app
 
 

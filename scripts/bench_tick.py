@@ -205,6 +205,7 @@ def main() -> int:
 def run(a: argparse.Namespace, folder: Path, url: str) -> dict[str, Any]:
     app = App(settings.load(config(folder, url, a.members, a.services)))
     db.upgrade(app.url)
+    app.start(clock.now())  # the directory, synchronised
     clock.pin(NOW)
     with app.session() as s:  # the directory, and the calendar remembered
         members = [m.id for m in s.exec(select(models.Member).order_by(models.Member.id))]

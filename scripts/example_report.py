@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mailflow import db, models, settings  # noqa: E402
+from mailflow import clock, db, models, settings  # noqa: E402
 from mailflow.app import App  # noqa: E402
 from mailflow.casework import cases  # noqa: E402
 from mailflow.reports import html, report  # noqa: E402
@@ -51,7 +51,7 @@ def build(app: App, n: int, seed: int = 2026) -> None:
         member = rng.choice(app.settings.members)
         service = app.settings.service(svc_name)
         with app.session() as s:
-            case = cases.open_case(app, s, cases.NewCase(
+            case = cases.open_case(app.context, s, cases.NewCase(
                 member=member, subject=rng.choice(subjects), issue="(example)", member_note="",
                 constituent_name=f"Resident {i}", constituent_email=f"resident{i}@example.org",
                 service=service, received_at=received), received)
@@ -60,7 +60,7 @@ def build(app: App, n: int, seed: int = 2026) -> None:
                 [req] = list(s.exec(db_select(case.id)))
                 cases.event(s, case, "escalated", received + timedelta(days=21),
                             request_id=req.id, text="Escalated to the head of service.")
-                cases.changed(app, s, case)
+                cases.changed(s, case)
                 s.commit()
                 continue
             # Slower in the autumn, as a service under pressure is.
@@ -70,13 +70,13 @@ def build(app: App, n: int, seed: int = 2026) -> None:
             at = datetime(answered.year, answered.month, answered.day, 11, tzinfo=UTC)
             if at.date() < TODAY:
                 [req] = list(s.exec(db_select(case.id)))
-                cases.record_service_reply(app, s, case, req, req.contact, "Answered.", at,
+                cases.record_service_reply(app.context, s, case, req, req.contact, "Answered.", at,
                                            raw_message_id=None, message_id=None,
                                            evidence="example")
                 closed = at + timedelta(days=7)  # kept open a week for follow-up, then closed
                 if closed.date() < TODAY and rng.random() < 0.9:
                     case.status, case.closed_at = "closed", closed
-                    cases.changed(app, s, case)
+                    cases.changed(s, case)
             s.commit()
 
 
@@ -100,6 +100,7 @@ def main() -> int:
         cfg.write_text(text)
         app = App(settings.load(cfg))
         db.upgrade(app.url)
+        app.start(clock.now())  # the directory, synchronised
         build(app, args.cases)
         period = parse("2026H2")
         with app.session() as s:

@@ -128,6 +128,7 @@ def config_file(tmp_path: Path, db_url: str) -> Path:
 def app(config_file: Path) -> Iterator[App]:
     a = App(settings.load(config_file))
     db.upgrade(a.url)
+    a.start(clock.now())
     yield a
     clock.pin(None)
     db.engine(a.url).dispose()

@@ -33,7 +33,7 @@ def open_case(app: App, member: str, service: str, when: str, subject: str,
             constituent_email=email or f"{name.lower().replace(' ', '.')}@example.org",
             constituent_address=address,
             service=app.settings.service(service), received_at=now)
-        case = cases.open_case(app, s, new, now)
+        case = cases.open_case(app.context, s, new, now)
         s.commit()
         assert case.id is not None
         return case.id
@@ -48,7 +48,7 @@ def answer(app: App, case_id: int, when: str, text: str = "Done.") -> None:
     with app.session() as s:
         case = s.get(models.Case, case_id)
         req = the_request(s, case_id)
-        cases.record_service_reply(app, s, case, req, req.contact, text, now,  # type: ignore[arg-type]
+        cases.record_service_reply(app.context, s, case, req, req.contact, text, now,  # type: ignore[arg-type]
                                    raw_message_id=None, message_id=None, evidence="test")
         s.commit()
 
@@ -60,7 +60,7 @@ def escalate(app: App, case_id: int, when: str) -> None:
         assert case is not None
         req = the_request(s, case_id)
         cases.event(s, case, "escalated", at(when), text="Escalated.", request_id=req.id)
-        cases.changed(app, s, case)
+        cases.changed(s, case)
         s.commit()
 
 
@@ -70,7 +70,7 @@ def close(app: App, case_id: int, when: str) -> None:
         assert case is not None
         case.status, case.closed_at = "closed", at(when)
         s.add(case)
-        cases.changed(app, s, case)
+        cases.changed(s, case)
         s.commit()
 
 

@@ -7,14 +7,16 @@ import contextlib
 import io
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from mailflow import clock, db, models, settings
 from mailflow.app import App
+from mailflow.casework import actions
 from mailflow.cli import main
 from mailflow.inbound import pipeline
 from tests.conftest import COUNCIL
@@ -56,6 +58,7 @@ def make_app(tmp_path: Path, db_url: str, extra: str = "", jane: str = "") -> Ap
     path.write_text(council(db_url, extra, jane))
     a = App(settings.load(path))
     db.upgrade(a.url)
+    a.start(clock.now())
     return a
 
 
@@ -104,3 +107,17 @@ def cli(app: App, *args: str) -> subprocess.CompletedProcess[str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(["--config", str(app.settings.path), *args])
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+@dataclass
+class Said:
+    ok: bool
+    text: str
+
+
+def run(app: App, s: Session, case: models.Case, actor: str, command: str, arg: str,
+        now: datetime, message: int | None = None) -> Said:
+    """One command, by email's own path: the role from the sender, the production `run`."""
+    r = actions.execute(app.context, s, case, actor, f"#{command} {arg}".strip(), now,
+                        raw_message_id=message)
+    return Said(not r.refused, "; ".join([*r.done, *r.refused]))

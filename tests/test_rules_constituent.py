@@ -13,10 +13,20 @@ from sqlmodel import select
 
 from mailflow import db, models
 from mailflow.app import App
-from mailflow.casework.actions import run, send_to_constituent
 from mailflow.jobs import tick
 from tests.mail import ROADS, reply_to, sent_of_kind
-from tests.rules import FRIDAY, JANE, STAFF, cli, get_case, ingest, make_app, open_case, rules_app
+from tests.rules import (
+    FRIDAY,
+    JANE,
+    STAFF,
+    cli,
+    get_case,
+    ingest,
+    make_app,
+    open_case,
+    rules_app,
+    run,
+)
 
 __all__ = ["rules_app"]
 
@@ -37,7 +47,7 @@ def _answered(app: App) -> str:
 def _send(app: App, ref: str, text: str) -> tuple[bool, str]:
     with app.session() as s:
         case = s.exec(select(models.Case).where(models.Case.reference == ref)).one()
-        r = send_to_constituent(app, s, case, text, FRIDAY)
+        r = run(app, s, case, JANE, "send", text, FRIDAY)
         s.commit()
     return r.ok, r.text
 

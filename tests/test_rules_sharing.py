@@ -11,7 +11,6 @@ from sqlmodel import select
 from mailflow import models
 from mailflow.app import App
 from mailflow.casework import duplicates, sharing, views
-from mailflow.casework.actions import run
 from mailflow.jobs import tick
 from tests.conftest import run_cli
 from tests.mail import ROADS, sent_of_kind
@@ -27,6 +26,7 @@ from tests.rules import (
     get_case,
     open_case,
     rules_app,
+    run,
     set_case,
 )
 

@@ -100,7 +100,9 @@ def member_reply(app: App, to_kind: str, text: str) -> EmailMessage:
 def with_config(app: App, old: str, new: str) -> App:
     path = app.settings.path
     path.write_text(path.read_text().replace(old, new, 1))
-    return App(settings.load(path))
+    a = App(settings.load(path))
+    a.start(clock.now())  # as `serve` or `tick` would after the change
+    return a
 
 
 # -- the calendar -------------------------------------------------------------------------------
@@ -188,15 +190,12 @@ def test_calendar_change_recomputes_open_deadlines(app: App) -> None:
     clock.pin(at("2026-11-03"))
     moved = with_config(app, 'secret = "test-secret"',
                         'secret = "test-secret"\nclosure_days = ["2026-11-05"]')
-    with moved.session():
-        pass
     r = request_of(moved, ref)
     assert r.due == date(2026, 11, 10) and "calendar changed" in r.due_rule
     assert r.next_step_on == date(2026, 11, 11)
     assert kinds(moved, ref)[-1] == "deadline_changed"
     # The same calendar again changes nothing.
-    with App(settings.load(moved.settings.path)).session():
-        pass
+    App(settings.load(moved.settings.path)).start(clock.now())
     assert kinds(moved, ref).count("deadline_changed") == 1
 
 
@@ -500,7 +499,7 @@ def test_two_processes_ticking_at_once_send_each_chase_once(app: App, config_fil
     n = 120  # more than two claim batches, so the two processes interleave
     with app.session() as s:
         jane, waste = app.settings.member(JANE), app.settings.service("Waste")
-        refs = [cases.open_case(app, s, cases.NewCase(
+        refs = [cases.open_case(app.context, s, cases.NewCase(
             member=jane, subject=f"Bins {i}", issue="Missed again.", member_note="",  # type: ignore[arg-type]
             constituent_name=None, constituent_email=None, service=waste, received_at=MON),
             MON).reference for i in range(n)]

@@ -1,95 +1,125 @@
-"""What the email commands do: one plain function per command, all of one shape.
+"""What the email commands do: one handler per command, all of one shape, in one registry,
+and the one `run` that every path (email, tests) goes through.
 
-    handler(app, session, case, actor, arg, now, *, message=None) -> Result
+    handler(call: Call, cmd: Command) -> str
 
-`actor` is the sender's address, `arg` the text after the command word, `message` the id of
-the inbound message (RawMessage) that carried it, for the audit trail. Each handler changes
-the case, records the change on the timeline (`cases.event`, kind = what changed, `sender` =
-the actor) and returns a short confirmation or a refusal saying why. Handlers do not check
-who may use them: `run` does, through the one matrix in casework/authz.py; the parser of
-`#word args` lines (casework/commands.py) looks a command up in `ACTIONS`, or calls `run`.
+Each handler changes the case, records the change on the timeline (`cases.event`, kind =
+what changed, `sender` = who) and returns a short confirmation, or raises `CommandError`
+saying why it could not. Handlers do not check who may use them: `run` does, through the one
+matrix in casework/authz.py. Every message with commands gets one reply: what was done, what
+was refused, why.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
-from dateutil import parser as dateparser
 from sqlmodel import Session, col, select
 
 from mailflow import models
-from mailflow.app import App
-from mailflow.casework import authz, cases, deadlines, names, sharing, tokens
+from mailflow.casework import authz, cases, closing, extensions, names, parties, sharing, tokens
+from mailflow.casework.commands import Call, Command, CommandError, Result, parse, parse_date
+from mailflow.casework.context import Context
 from mailflow.casework.enquiry import TYPES
-from mailflow.outbound.render import new_message_id, render
+from mailflow.outbound import mail
+
+Handler = Callable[[Call, Command], str]
+REGISTRY: dict[str, Handler] = {}
 
 
-@dataclass
-class Result:
-    ok: bool
-    text: str
+def command(name: str) -> Callable[[Handler], Handler]:
+    assert name in authz.BY_NAME, f"#{name} is not in the matrix (casework/authz.py)"
+
+    def register(fn: Handler) -> Handler:
+        REGISTRY[name] = fn
+        return fn
+    return register
 
 
-def ok(text: str) -> Result:
-    return Result(True, text)
+def run(call: Call, cmds: list[Command]) -> Result:
+    """Carry out each command the sender may use (authz.py decides), record refusals on the
+    case, and answer the sender once with what was done and what was refused."""
+    result = Result()
+    role = "contact" if call.role == "officer" else call.role  # an officer acts for the contact
+    for cmd in cmds:
+        if cmd.name not in REGISTRY:
+            result.refused.append(f"#{cmd.name}: not a command. {authz.help_text(role)}")
+            continue
+        try:
+            ok, why = authz.allowed(role, cmd.name)
+            if not ok:
+                raise CommandError(why)
+            result.done.append(f"#{cmd.name}: {REGISTRY[cmd.name](call, cmd)}")
+        except CommandError as e:
+            result.refused.append(f"#{cmd.name}: {e}")
+            cases.event(call.session, call.case, "command_refused", call.now, sender=call.sender,
+                        text=f"#{cmd.name} {cmd.args}".strip() + f": {e}",
+                        raw_message_id=call.raw_message_id, command=cmd.name)
+    if not all(c.implicit for c in cmds):
+        mail.send(call.ctx, call.session, "command_reply",
+                  {"done": result.done, "refused": result.refused},
+                  to=[call.sender], now=call.now, case=call.case, in_reply_to=call.message_id)
+    return result
 
 
-def refused(text: str) -> Result:
-    return Result(False, text)
+def execute(ctx: Context, session: Session, case: models.Case, sender: str, text: str,
+            now: datetime, *, raw_message_id: int | None = None) -> Result:
+    """The commands at the top of `text` from `sender`, whose role is worked out here (for
+    staff tools and tests; the pipeline passes the role it has proven)."""
+    role, request = parties.role_of(session, ctx.settings, case, sender)
+    cmds, _ = parse(text)
+    return run(Call(ctx, session, case, role, request, sender.lower(), now, raw_message_id),
+               cmds)
 
 
-class Handler(Protocol):
-    def __call__(self, app: App, session: Session, case: models.Case, actor: str, arg: str,
-                 now: datetime, *, message: int | None = None) -> Result: ...
+def _record(call: Call, kind: str, text: str, **data: Any) -> None:
+    cases.event(call.session, call.case, kind, call.now, sender=call.sender, text=text,
+                raw_message_id=call.raw_message_id, **data)
 
 
-def _record(session: Session, case: models.Case, kind: str, actor: str, now: datetime,
-            message: int | None, text: str, **data: Any) -> None:
-    cases.event(session, case, kind, now, sender=actor, text=text, raw_message_id=message,
-                **data)
-
-
-def _closed(case: models.Case) -> Result | None:
+def _not_closed(case: models.Case) -> None:
     if case.merged_into_id is not None:
-        return refused(f"{case.reference} was merged into another case; write to that one")
+        raise CommandError(f"{case.reference} was merged into another case; write to that one")
     if case.status == "closed":
-        return refused(f"{case.reference} is closed; #reopen it first")
-    return None
+        raise CommandError(f"{case.reference} is closed; #reopen it first")
+
+
+def _choose(value: str, choices: Any, what: str) -> str:
+    name, why = names.match(value, choices, what)
+    if name is None:
+        raise CommandError(why)
+    return name
 
 
 # -- the case's details --------------------------------------------------------------------
-def _set(session: Session, case: models.Case, field: str, value: str, actor: str,
-         now: datetime, message: int | None) -> Result:
+def _set(call: Call, field: str, value: str) -> str:
     """One of the case's own fields, with its timeline event and audited change."""
-    old = getattr(case, field)
-    setattr(case, field, value)
-    session.add(case)
-    _record(session, case, field, actor, now, message, f"{field.capitalize()} set to {value}.",
-            changes={field: [old, value]})
-    return ok(f"{field} set to {value}")
+    old = getattr(call.case, field)
+    setattr(call.case, field, value)
+    call.session.add(call.case)
+    _record(call, field, f"{field.capitalize()} set to {value}.", changes={field: [old, value]})
+    return f"{field} set to {value}"
 
 
-def category(app: App, session: Session, case: models.Case, actor: str, arg: str,
-             now: datetime, *, message: int | None = None) -> Result:
-    choices = [n for s in app.settings.services for n in (s.name, *s.categories)]
-    name, why = names.match(arg, choices, "category")
-    if name is None:
-        return refused(why)
-    return _set(session, case, "category", name, actor, now, message)
+@command("category")
+def category(call: Call, cmd: Command) -> str:
+    choices = [n for s in call.ctx.settings.services for n in (s.name, *s.categories)]
+    return _set(call, "category", _choose(cmd.args, choices, "category"))
 
 
-def service(app: App, session: Session, case: models.Case, actor: str, arg: str,
-            now: datetime, *, message: int | None = None) -> Result:
-    if (stop := _closed(case)) is not None:
-        return stop
-    name, why = names.match(arg, [s.name for s in app.settings.services], "service")
-    if name is None:
-        return refused(why)
-    svc = app.settings.service(name)
+@command("priority")
+def priority(call: Call, cmd: Command) -> str:
+    return _set(call, "priority", _choose(cmd.args, ("high", "normal"), "priority"))
+
+
+@command("service")
+def service(call: Call, cmd: Command) -> str:
+    session, case, settings = call.session, call.case, call.ctx.settings
+    _not_closed(case)
+    name = _choose(cmd.args, [s.name for s in settings.services], "service")
+    svc = settings.service(name)
     assert svc is not None
     row = session.exec(select(models.Service).where(models.Service.name == name)).one()
     waiting = session.exec(
@@ -98,9 +128,10 @@ def service(app: App, session: Session, case: models.Case, actor: str, arg: str,
         .where(col(models.Request.state) != "answered")
     ).first()
     if waiting is not None:
-        return refused(f"{case.reference} already has a request to {name}, due "
-                       f"{waiting.due.isoformat()}")
-    request = cases.send_request(app, session, case, svc, now, reason=f"#service from {actor}")
+        raise CommandError(f"{case.reference} already has a request to {name}, due "
+                           f"{waiting.due.isoformat()}")
+    request = cases.send_request(call.ctx, session, case, svc, call.now,
+                                 reason=f"#service from {call.sender}")
     changes: dict[str, Any] = {}
     if case.status != "open":
         changes["status"] = [case.status, "open"]
@@ -112,48 +143,32 @@ def service(app: App, session: Session, case: models.Case, actor: str, arg: str,
     for h in session.exec(select(models.Holding).where(models.Holding.case_id == case.id)
                           .where(models.Holding.kind == "needs_service")
                           .where(col(models.Holding.resolved_at).is_(None))):
-        h.resolved_at = now
+        h.resolved_at = call.now
         session.add(h)
-    _record(session, case, "service_added", actor, now, message,
-            f"Request to {name} added.", service=name, request=request.id, changes=changes)
-    return ok(f"request sent to {name} <{request.contact}>, due {request.due.isoformat()}")
+    _record(call, "service_added", f"Request to {name} added.", service=name,
+            request=request.id, changes=changes)
+    return f"request sent to {name} <{request.contact}>, due {request.due.isoformat()}"
 
 
-def enquiry_type(app: App, session: Session, case: models.Case, actor: str, arg: str,
-                 now: datetime, *, message: int | None = None) -> Result:
-    kind, why = names.match(arg, TYPES, "enquiry type")
-    if kind is None:
-        return refused(why)
+@command("type")
+def enquiry_type(call: Call, cmd: Command) -> str:
+    session, case, ctx = call.session, call.case, call.ctx
+    kind = _choose(cmd.args, TYPES, "enquiry type")
     old, case.enquiry_type = case.enquiry_type, kind
     session.add(case)
     moved = []
     for r in session.exec(select(models.Request).where(models.Request.case_id == case.id)
                           .where(models.Request.state == "sent")):
         svc_row = session.get(models.Service, r.service_id)
-        svc = app.settings.service(svc_row.name if svc_row else None)
+        svc = ctx.settings.service(svc_row.name if svc_row else None)
         if svc is None:
             continue
-        days, why = deadlines.target(app.settings, svc.name, case.category, kind)
-        extended = r.target_due is not None and r.due != r.target_due  # an agreed new date
-        if days != r.target_days and not extended:
-            cal = app.calendar
-            r.target_days = r.due_days = days
-            r.due = r.target_due = cal.due(case.received_at, days)
-            r.due_rule = deadlines.rule_text(cal, days, why, case.received_at)
-            deadlines.restart_chain(cal, app.settings.chasing, r, cal.today(now))
+        if cases.retarget(ctx, case, r, svc.name, call.now):
             session.add(r)
             moved.append(f"{svc.name} now due {r.due.isoformat()}")
-    _record(session, case, "enquiry_type", actor, now, message, f"Enquiry type set to {kind}.",
+    _record(call, "enquiry_type", f"Enquiry type set to {kind}.",
             changes={"enquiry_type": [old, kind]}, requests=moved)
-    return ok(f"enquiry type set to {kind}" + (f" ({'; '.join(moved)})" if moved else ""))
-
-
-def priority(app: App, session: Session, case: models.Case, actor: str, arg: str,
-             now: datetime, *, message: int | None = None) -> Result:
-    level, why = names.match(arg, ("high", "normal"), "priority")
-    if level is None:
-        return refused(why)
-    return _set(session, case, "priority", level, actor, now, message)
+    return f"enquiry type set to {kind}" + (f" ({'; '.join(moved)})" if moved else "")
 
 
 def _sharing_now(session: Session, case: models.Case) -> str:
@@ -169,271 +184,263 @@ def _sharing_now(session: Session, case: models.Case) -> str:
     return f"ward colleagues of your party ({owner.party if owner else '?'}) can now see the case"
 
 
-def share(app: App, session: Session, case: models.Case, actor: str, arg: str,
-          now: datetime, *, message: int | None = None) -> Result:
-    how, why = names.match(arg, sharing.SHARES, "sharing")
-    if how is None:
-        return refused(why)
+@command("share")
+def share(call: Call, cmd: Command) -> str:
+    session, case = call.session, call.case
+    how = _choose(cmd.args, sharing.SHARES, "sharing")
     owner = session.get(models.Member, case.member_id)
     if how == "party" and not (owner and owner.party):
-        return refused("you have no party in the council directory, so #share party cannot "
-                       "work; ask member services, or use #share ward")
+        raise CommandError("you have no party in the council directory, so #share party "
+                           "cannot work; ask member services, or use #share ward")
     old, case.share = case.share, how
     session.add(case)
-    _record(session, case, "share", actor, now, message, f"Sharing set to {how}.",
-            changes={"share": [old, how]}, effective=sharing.effective_share(case))
-    return ok(f"sharing set to {how}: {_sharing_now(session, case)}")
+    _record(call, "share", f"Sharing set to {how}.", changes={"share": [old, how]},
+            effective=sharing.effective_share(case))
+    return f"sharing set to {how}: {_sharing_now(session, case)}"
 
 
-def consent(app: App, session: Session, case: models.Case, actor: str, arg: str,
-            now: datetime, *, message: int | None = None) -> Result:
-    answer, why = names.match(arg, ("yes", "no"), "answer")
+@command("consent")
+def consent(call: Call, cmd: Command) -> str:
+    session, case = call.session, call.case
+    answer, why = names.match(cmd.args, ("yes", "no"), "answer")
     if answer is None:
-        return refused(why + " (#consent yes or #consent no)")
+        raise CommandError(why + " (#consent yes or #consent no)")
     old, case.consent = case.consent, answer == "yes"
     session.add(case)
-    _record(session, case, "consent", actor, now, message,
-            f"Constituent's consent to sharing recorded: {answer}.",
+    _record(call, "consent", f"Constituent's consent to sharing recorded: {answer}.",
             changes={"consent": [old, case.consent]}, effective=sharing.effective_share(case))
-    return ok(f"consent recorded: {answer}; {_sharing_now(session, case)}")
+    return f"consent recorded: {answer}; {_sharing_now(session, case)}"
 
 
-def note(app: App, session: Session, case: models.Case, actor: str, arg: str,
-         now: datetime, *, message: int | None = None) -> Result:
-    text = arg.strip()
-    if not text:
-        return refused("#note needs the text of the note on the same line")
-    _record(session, case, "note", actor, now, message, text, private=True)
-    return ok("note added (private: it is sent to no one)")
+@command("note")
+def note(call: Call, cmd: Command) -> str:
+    if not cmd.text:
+        raise CommandError("#note needs the text of the note on the same line")
+    _record(call, "note", cmd.text, private=True)
+    return "note added (private: it is sent to no one)"
 
 
-def parse_date(value: str, today: date) -> date | None:
-    """`2026-12-18`, `18/12/2026` (UK order), `18 Dec`, `18 December 2026`; a date without a
-    year is the next one to come (`18 Jan` said in December means next January)."""
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        d = dateparser.parse(value, dayfirst=True,
-                             default=datetime(today.year, today.month, today.day)).date()
-    except (ValueError, OverflowError):
-        return None
-    if d < today and not re.search(r"\d{4}|\d+[/.-]\d+[/.-]\d+", value):
-        d = d.replace(year=d.year + 1)
-    return d
-
-
-def deadline(app: App, session: Session, case: models.Case, actor: str, arg: str,
-             now: datetime, *, message: int | None = None) -> Result:
-    today = app.calendar.local(now).date()
-    if arg.strip().lower() in ("none", "clear", "off"):
+@command("deadline")
+def deadline(call: Call, cmd: Command) -> str:
+    today, case = call.today, call.case
+    if cmd.args.strip().lower() in ("none", "clear", "off"):
         new = None
     else:
-        new = parse_date(arg, today)
+        new = parse_date(cmd.args, today)
         if new is None:
-            return refused(f"cannot read {arg.strip()!r} as a date; write it like "
-                           f"{today:%Y-%m-%d} or {today.day} {today:%B %Y}")
+            raise CommandError(f"cannot read {cmd.args.strip()!r} as a date; write it like "
+                               f"{today:%Y-%m-%d} or {today.day} {today:%B %Y}")
         if new < today:
-            return refused(f"{new.isoformat()} is in the past")
+            raise CommandError(f"{new.isoformat()} is in the past")
     old, case.deadline = case.deadline, new
-    session.add(case)
+    call.session.add(case)
     text = f"Deadline set to {new.isoformat()}." if new else "Deadline cleared."
-    _record(session, case, "deadline", actor, now, message, text,
-            changes={"deadline": [old.isoformat() if old else None,
-                                  new.isoformat() if new else None]})
-    return ok(text[0].lower() + text[1:-1])
+    _record(call, "deadline", text, changes={"deadline": [old.isoformat() if old else None,
+                                                          new.isoformat() if new else None]})
+    return text[0].lower() + text[1:-1]
 
 
 # -- merging -------------------------------------------------------------------------------
-def merge(app: App, session: Session, case: models.Case, actor: str, arg: str,
-          now: datetime, *, message: int | None = None) -> Result:
+@command("merge")
+def merge(call: Call, cmd: Command) -> str:
     """`#merge REF`: the two cases are one enquiry. Staff, or a member who owns both, merge at
     once; otherwise it is a proposal to the other case's member, who agrees by sending
     `#merge` naming this case on theirs. The older case is kept; the other is closed as
     merged into it, and its member can still see the kept case."""
-    ref = tokens.normalise_reference(arg.split()[0] if arg.split() else "",
-                                     app.settings.council.reference_prefix)
+    session, case, settings = call.session, call.case, call.ctx.settings
+    prefix = settings.council.reference_prefix
+    ref = tokens.normalise_reference(cmd.args.split()[0] if cmd.args.split() else "", prefix)
     other = ref and session.exec(select(models.Case).where(models.Case.reference == ref)).first()
     if not other:
-        return refused(f"no case {arg.strip() or '(no reference given)'}; write #merge "
-                       f"{app.settings.council.reference_prefix}-2026-00042")
+        raise CommandError(f"no case {cmd.args.strip() or '(no reference given)'}; write "
+                           f"#merge {prefix}-2026-00042")
     if other.id == case.id:
-        return refused("a case cannot be merged with itself")
+        raise CommandError("a case cannot be merged with itself")
     for c in (case, other):
         if c.merged_into_id is not None or c.status == "closed":
-            return refused(f"{c.reference} is closed" + (" (already merged)"
-                                                         if c.merged_into_id else ""))
+            raise CommandError(f"{c.reference} is closed"
+                               + (" (already merged)" if c.merged_into_id else ""))
     pending = session.exec(
         select(models.CaseLink).where(models.CaseLink.kind == "merge_proposed")
         .where(models.CaseLink.case_id == other.id).where(models.CaseLink.other_id == case.id)
     ).first()
-    if app.settings.is_staff(actor) or other.member_id == case.member_id or pending:
-        how = "agreed" if pending and not app.settings.is_staff(actor) else "merged"
-        keep, gone = _merge(session, case, other, actor, now, message)
-        return ok(f"{gone.reference} merged into {keep.reference}"
-                  + (" (both members agreed)" if how == "agreed" else ""))
+    staff = settings.is_staff(call.sender)
+    if staff or other.member_id == case.member_id or pending:
+        keep, gone = _merge(call, other)
+        return f"{gone.reference} merged into {keep.reference}" + (
+            " (both members agreed)" if pending and not staff else "")
     mine = session.exec(
         select(models.CaseLink).where(models.CaseLink.kind == "merge_proposed")
         .where(models.CaseLink.case_id == case.id).where(models.CaseLink.other_id == other.id)
     ).first()
     if mine is None:
         session.add(models.CaseLink(case_id=case.id, other_id=other.id,  # type: ignore[arg-type]
-                                    kind="merge_proposed", by=actor, created_at=now))
-        _record(session, case, "merge_proposed", actor, now, message,
+                                    kind="merge_proposed", by=call.sender, created_at=call.now))
+        _record(call, "merge_proposed",
                 f"Merge with {other.reference} proposed; waiting for its member.",
                 other=other.reference)
-        _ask_to_agree(app, session, case, other, now)
-    return ok(f"merge with {other.reference} proposed: its member must agree by sending "
-              f"#merge {case.reference}")
+        _ask_to_agree(call, other)
+    return (f"merge with {other.reference} proposed: its member must agree by sending "
+            f"#merge {case.reference}")
 
 
-def _merge(session: Session, a: models.Case, b: models.Case, actor: str, now: datetime,
-           message: int | None) -> tuple[models.Case, models.Case]:
-    keep, gone = sorted((a, b), key=lambda c: (c.opened_at, c.id or 0))
+def _merge(call: Call, other: models.Case) -> tuple[models.Case, models.Case]:
+    session, now = call.session, call.now
+    keep, gone = sorted((call.case, other), key=lambda c: (c.opened_at, c.id or 0))
     old = gone.status
     gone.status, gone.closed_at, gone.merged_into_id = "closed", now, keep.id
     session.add(gone)
     for x, y in ((keep, gone), (gone, keep)):
-        session.add(models.CaseLink(case_id=x.id, other_id=y.id, kind="merged", by=actor,  # type: ignore[arg-type]
-                                    created_at=now))
-    _record(session, gone, "merged", actor, now, message,
-            f"Merged into {keep.reference}; this case is closed.", other=keep.reference,
-            changes={"status": [old, "closed"], "merged_into": [None, keep.reference]})
-    _record(session, keep, "merged", actor, now, message,
-            f"{gone.reference} was merged into this case.", other=gone.reference)
+        session.add(models.CaseLink(case_id=x.id, other_id=y.id, kind="merged",  # type: ignore[arg-type]
+                                    by=call.sender, created_at=now))
+    for c, text, data in (
+        (gone, f"Merged into {keep.reference}; this case is closed.",
+         {"other": keep.reference,
+          "changes": {"status": [old, "closed"], "merged_into": [None, keep.reference]}}),
+        (keep, f"{gone.reference} was merged into this case.", {"other": gone.reference}),
+    ):
+        cases.event(session, c, "merged", now, sender=call.sender, text=text,
+                    raw_message_id=call.raw_message_id, **data)
     return keep, gone
 
 
-def _ask_to_agree(app: App, session: Session, case: models.Case, other: models.Case,
-                  now: datetime) -> None:
-    owner = session.get(models.Member, other.member_id)
-    proposer = session.get(models.Member, case.member_id)
+def _ask_to_agree(call: Call, other: models.Case) -> None:
+    owner = call.session.get(models.Member, other.member_id)
+    proposer = call.session.get(models.Member, call.case.member_id)
     if owner is None:
         return
-    c = app.settings.council
-    msg = render(app.templates, "merge_proposal",
-                 {"council": c, "case": other, "other": case,
-                  "proposer": proposer.name if proposer else "A colleague"},
-                 sender=(f"{c.name} casework", c.casework_address), to=[owner.email], now=now,
-                 message_id=new_message_id(c.casework_address.partition("@")[2],
-                                           other.reference))
-    cases.queue_mail(app, session, msg, kind="merge_proposal", now=now, case_id=other.id)
+    mail.send(call.ctx, call.session, "merge_proposal",
+              {"other": call.case, "proposer": proposer.name if proposer else "A colleague"},
+              to=[owner.email], now=call.now, case=other)
 
 
 # -- the service contact -------------------------------------------------------------------
-def redirect(app: App, session: Session, case: models.Case, actor: str, arg: str,
-             now: datetime, *, message: int | None = None) -> Result:
-    role, request = authz.role_of(session, app, case, actor)
-    if role != "contact" or request is None:
-        return refused("only the service contact of a request can redirect it")
-    new = arg.strip().strip("<>").lower()
+@command("redirect")
+def redirect(call: Call, cmd: Command) -> str:
+    session, case, settings, request = call.session, call.case, call.ctx.settings, call.request
+    if call.role != "contact" or request is None:
+        raise CommandError("only the service contact of a request can redirect it")
+    new = cmd.args.strip().strip("<>").lower()
     local, _, domain = new.partition("@")
     if not local or "." not in domain or " " in new:
-        return refused(f"{arg.strip() or '(nothing)'} is not an email address; write "
-                       "#redirect colleague@council.example")
-    if not app.settings.is_trusted(new):
-        return refused(f"{new} is not a council address (trusted domains: "
-                       f"{', '.join(app.settings.council.trusted_domains) or 'none'})")
+        raise CommandError(f"{cmd.args.strip() or '(nothing)'} is not an email address; write "
+                           "#redirect colleague@council.example")
+    if not settings.is_trusted(new):
+        raise CommandError(f"{new} is not a council address (trusted domains: "
+                           f"{', '.join(settings.council.trusted_domains) or 'none'})")
     if request.state == "answered":
-        return refused("your request is already answered")
+        raise CommandError("your request is already answered")
     if new == request.contact:
-        return refused(f"{new} already has this request")
+        raise CommandError(f"{new} already has this request")
     svc_row = session.get(models.Service, request.service_id)
-    svc = app.settings.service(svc_row.name if svc_row else None)
+    svc = settings.service(svc_row.name if svc_row else None)
     if svc is None:
-        return refused("this request's service is no longer in the council directory")
+        raise CommandError("this request's service is no longer in the council directory")
     old, request.contact = request.contact, new
     session.add(request)
-    cases.mail_request(app, session, case, request, svc, now)
-    _record(session, case, "redirected", actor, now, message,
-            f"Request to {svc.name} redirected from {old} to {new}.", request_id=request.id,
-            changes={"contact": [old, new]})
-    return ok(f"request passed to {new}; they have been sent it, due {request.due.isoformat()}")
+    cases.mail_request(call.ctx, session, case, request, svc, call.now)
+    _record(call, "redirected", f"Request to {svc.name} redirected from {old} to {new}.",
+            request_id=request.id, changes={"contact": [old, new]})
+    return f"request passed to {new}; they have been sent it, due {request.due.isoformat()}"
+
+
+@command("holding")
+def holding(call: Call, cmd: Command) -> str:
+    if call.request is None:
+        raise CommandError("no request of yours on this case to move")
+    new_due = parse_date(cmd.args, call.today)
+    if new_due is None:
+        raise CommandError(f"{cmd.args or '(nothing)'} is not a date; write #holding 2026-12-10")
+    if not cmd.body.strip():
+        raise CommandError("a holding reply needs the reason and next action below the date")
+    return extensions.propose(call.ctx, call.session, call.case, call.request, call.sender,
+                              new_due, cmd.body, call.now, raw_message_id=call.raw_message_id,
+                              how="fallback" if cmd.implicit else "#holding")
+
+
+# -- the member's answer to a service ------------------------------------------------------
+def _decide(call: Call, cmd: Command, agree: bool) -> str:
+    request = extensions.pending(call.session, call.case)
+    if request is None:
+        raise CommandError("no extension is waiting for agreement on this case")
+    return extensions.decide(call.ctx, call.session, call.case, request, call.sender, agree,
+                             cmd.text, call.now, call.raw_message_id)
+
+
+@command("agree")
+def agree(call: Call, cmd: Command) -> str:
+    return _decide(call, cmd, True)
+
+
+@command("refuse")
+def refuse(call: Call, cmd: Command) -> str:
+    return _decide(call, cmd, False)
+
+
+@command("reject")
+def reject(call: Call, cmd: Command) -> str:
+    if not cmd.text:
+        raise CommandError("say why, e.g. #reject the pothole is still there")
+    request = closing.last_answered(call.session, call.case)
+    if request is None:
+        raise CommandError("no answer on this case to reject")
+    return closing.reject(call.ctx, call.session, call.case, request, call.sender, cmd.text,
+                          call.now, call.raw_message_id)
+
+
+@command("reopen")
+def reopen(call: Call, cmd: Command) -> str:
+    if call.case.status not in ("answered", "closed"):
+        raise CommandError(f"the case is {call.case.status}, not answered or closed")
+    return closing.reopen(call.session, call.case, call.sender, cmd.text, call.now,
+                          call.raw_message_id)
+
+
+@command("close")
+def close(call: Call, cmd: Command) -> str:
+    if call.case.status == "closed":
+        raise CommandError("the case is already closed")
+    return closing.close(call.session, call.case, call.sender, cmd.text, call.now,
+                         call.raw_message_id)
 
 
 # -- the constituent -----------------------------------------------------------------------
-def send_to_constituent(app: App, session: Session, case: models.Case, member_text: str,
-                        now: datetime, *, actor: str | None = None,
-                        message: int | None = None) -> Result:
+@command("send")
+def send(call: Call, cmd: Command) -> str:
     """Relay the service's latest answer to the constituent from the casework address, with
     the member's own text above it. Never sent unless the council and the member allow it."""
-    s = app.settings
+    session, case, s = call.session, call.case, call.ctx.settings
     owner = session.get(models.Member, case.member_id)
     member = s.member(owner.email) if owner else None
     if member is None:
-        return refused("the case's member is no longer in the council directory")
+        raise CommandError("the case's member is no longer in the council directory")
     if not s.casework.constituent_mail:
-        return refused("the council does not send mail to constituents "
-                       "([casework] constituent_mail is off)")
+        raise CommandError("the council does not send mail to constituents "
+                           "([casework] constituent_mail is off)")
     if not member.constituent_mail:
-        return refused("your settings do not allow mail to constituents; ask member services "
-                       "to switch on constituent_mail for you")
+        raise CommandError("your settings do not allow mail to constituents; ask member "
+                           "services to switch on constituent_mail for you")
     who = session.get(models.Constituent, case.constituent_id) if case.constituent_id else None
     if who is None or not who.email:
-        return refused("the case has no email address for the constituent")
+        raise CommandError("the case has no email address for the constituent")
     answer = session.exec(select(models.Event).where(models.Event.case_id == case.id)
                           .where(models.Event.kind == "service_reply")
                           .order_by(col(models.Event.at).desc(), col(models.Event.id).desc())
                           ).first()
     if answer is None:
-        return refused("no service has answered yet, so there is nothing to send")
+        raise CommandError("no service has answered yet, so there is nothing to send")
     request = session.get(models.Request, answer.request_id) if answer.request_id else None
     svc = session.get(models.Service, request.service_id) if request else None
     service_name = svc.name if svc else "the council"
-    msg = render(app.templates, "constituent_update",
-                 {"council": s.council, "case": case, "member": member,
-                  "member_text": member_text.strip(), "answer": answer.text,
-                  "service_name": service_name},
-                 sender=(f"{s.council.name} casework", s.council.casework_address),
-                 to=[who.email], now=now, reply_to=member.email, automatic=False,
-                 message_id=new_message_id(s.council.casework_address.partition("@")[2],
-                                           case.reference))
-    cases.queue_mail(app, session, msg, kind="constituent_update", now=now, case_id=case.id)
-    _record(session, case, "constituent_sent", actor or member.email, now, message,
-            member_text.strip(), to=who.email, answer_event=answer.id, service=service_name)
-    return ok(f"{service_name}'s answer sent to the constituent ({who.email})")
+    mail.send(call.ctx, session, "constituent_update",
+              {"member": member, "member_text": cmd.text, "answer": answer.text,
+               "service_name": service_name},
+              to=[who.email], now=call.now, case=case, reply_to=member.email, automatic=False)
+    _record(call, "constituent_sent", cmd.text, to=who.email, answer_event=answer.id,
+            service=service_name)
+    return f"{service_name}'s answer sent to the constituent ({who.email})"
 
 
-def send(app: App, session: Session, case: models.Case, actor: str, arg: str,
-         now: datetime, *, message: int | None = None) -> Result:
-    return send_to_constituent(app, session, case, arg, now, actor=actor, message=message)
-
-
-def help_(app: App, session: Session, case: models.Case, actor: str, arg: str,
-          now: datetime, *, message: int | None = None) -> Result:
-    role, _ = authz.role_of(session, app, case, actor)
-    return ok(authz.help_text(role))
-
-
-ACTIONS: dict[str, Callable[..., Result]] = {
-    "category": category,
-    "service": service,
-    "type": enquiry_type,
-    "priority": priority,
-    "share": share,
-    "consent": consent,
-    "note": note,
-    "deadline": deadline,
-    "merge": merge,
-    "redirect": redirect,
-    "send": send,
-    "help": help_,
-}
-
-
-def run(app: App, session: Session, case: models.Case, actor: str, command: str, arg: str,
-        now: datetime, *, message: int | None = None,
-        registry: dict[str, Callable[..., Result]] | None = None) -> Result:
-    """One command from one sender: the matrix decides, then the handler acts."""
-    registry = ACTIONS if registry is None else registry
-    command = command.lstrip("#").lower()
-    role, _ = authz.role_of(session, app, case, actor)
-    allowed, why = authz.allowed(role, command)
-    if not allowed:
-        if command not in authz.BY_NAME and role is not None:
-            return refused(f"{why}\n\n{authz.help_text(role)}")
-        return refused(why)
-    handler = registry.get(command)
-    if handler is None:
-        return refused(f"#{command} is not available on this server yet")
-    return handler(app, session, case, actor.lower(), arg, now, message=message)
+@command("help")
+def help_(call: Call, cmd: Command) -> str:
+    return authz.help_text("contact" if call.role == "officer" else call.role)

@@ -1,24 +1,15 @@
 """Who may use which email command: one table, read by the handlers, `#help` and the README.
 
-Roles, from the sender of the command and the case:
-- `member`: the case's member (any of their addresses);
-- `staff`: member services;
-- `contact`: the contact (or escalation) of one of the case's requests; they may only
-  answer (a plain reply), hold or redirect their own request;
-- `colleague`: another member the case is shared with (casework/sharing.py); `#note` only.
-Anyone else (a stranger, a forged From naming nobody on the case) has no role and may do
-nothing. Sharing and consent are the member's alone: they are the data controller.
+Roles are casework/parties.py's: `member`, `staff`, `contact` (an `officer` acting for a
+contact counts as the contact; they may only answer, hold or redirect their own request),
+`colleague` (`#note` only). Anyone else (the constituent, a stranger, a forged From naming
+nobody on the case) may do nothing. Sharing and consent are the member's alone: they are
+the data controller.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from sqlmodel import Session
-
-from mailflow import models
-from mailflow.app import App
-from mailflow.casework import sharing
 
 ROLES = ("member", "staff", "contact", "colleague")
 M, S, C, K = "member", "staff", "contact", "colleague"
@@ -83,18 +74,6 @@ def allowed(role: str | None, command: str) -> tuple[bool, str]:
     if role == K:
         return False, f"#{command} is for {who}; a colleague sharing the case may only #note"
     return False, f"#{command} is for {who} only"
-
-
-def role_of(session: Session, app: App, case: models.Case, sender: str | None
-            ) -> tuple[str | None, models.Request | None]:
-    """The sender's role on this case (see the module doc) and, for a contact, their request."""
-    from mailflow.inbound.match import party_role  # the one definition of a party
-
-    sender = (sender or "").strip().lower() or None
-    role, request = party_role(session, app.settings, case, sender)
-    if role is None and sender and sharing.can_see(session, app.settings, case, sender):
-        role = K  # a member who is not the case's, but the case is shared with them
-    return role, request
 
 
 def help_text(role: str | None = None) -> str:

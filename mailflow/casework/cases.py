@@ -5,14 +5,13 @@ transaction."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from mailflow import models
-from mailflow.app import App
 from mailflow.casework import (
     attachments,
     deadlines,
@@ -23,8 +22,8 @@ from mailflow.casework import (
     sharing,
     tokens,
 )
-from mailflow.outbound import outbox
-from mailflow.outbound.render import new_message_id, render
+from mailflow.casework.context import Context
+from mailflow.outbound import mail
 from mailflow.settings import Member, Service, Settings
 
 
@@ -90,9 +89,9 @@ def event(session: Session, case: models.Case, kind: str, at: datetime, *,
     return row
 
 
-def open_case(app: App, session: Session, new: NewCase, now: datetime) -> models.Case:
-    s = app.settings
-    local_year = app.calendar.local(now).year
+def open_case(ctx: Context, session: Session, new: NewCase, now: datetime) -> models.Case:
+    s = ctx.settings
+    local_year = ctx.calendar.local(now).year
     member_row = directory.member_row(session, new.member.email)
     constituent = constituent_for(
         session, new.constituent_name, new.constituent_email,
@@ -125,11 +124,11 @@ def open_case(app: App, session: Session, new: NewCase, now: datetime) -> models
     rows = attachments.store(session, new.files, case_id=case.id,  # type: ignore[arg-type]
                              raw_message_id=new.raw_message_id, now=now,
                              max_size=s.attachments.max_size)
-    note_too_large(app, session, case, rows, now)
+    note_too_large(ctx, session, case, rows, now)
 
     request = None
     if new.service:
-        request = send_request(app, session, case, new.service, now, reason=new.route_reason)
+        request = send_request(ctx, session, case, new.service, now, reason=new.route_reason)
     else:
         session.add(models.Holding(
             case_id=case.id, kind="needs_service", raw_message_id=new.raw_message_id,
@@ -146,14 +145,14 @@ def open_case(app: App, session: Session, new: NewCase, now: datetime) -> models
         event(session, d.case, "possible_duplicate", now, text=f"Possible duplicate of "
               f"{case.reference} ({d.reason}).", other=case.reference, reason=d.reason)
         similar.append(_similar(session, s, d.case, new.member.email, d.reason))
-        _tell_other_member(app, session, d.case, case, d.reason, now)
-    acknowledge(app, session, case, new.member, constituent, new.service, request, now,
+        _tell_other_member(ctx, session, d.case, case, d.reason, now)
+    acknowledge(ctx, session, case, new.member, constituent, new.service, request, now,
                 in_reply_to=new.message_id, similar=similar,
                 earlier_cases=duplicates.earlier_cases(session, case))
-    acknowledge_constituent(app, session, case, new.member, constituent, now)
-    notify.member(app, session, case, "opened", f"Case opened: {case.subject}", now,
+    acknowledge_constituent(ctx, session, case, new.member, constituent, now)
+    notify.member(ctx, session, case, "opened", f"Case opened: {case.subject}", now,
                   request=request, email=False)
-    changed(app, session, case)
+    changed(session, case)
     return case
 
 
@@ -168,24 +167,19 @@ def _similar(session: Session, settings: Settings, other: models.Case, viewer: s
             "reason": reason if revealed else None}
 
 
-def _tell_other_member(app: App, session: Session, other: models.Case, new_case: models.Case,
+def _tell_other_member(ctx: Context, session: Session, other: models.Case, new_case: models.Case,
                        reason: str, now: datetime) -> None:
     """The earlier case's member was acknowledged long ago: tell them now, by the same rule."""
     owner = session.get(models.Member, other.member_id)
     if owner is None:
         return
-    msg = render(
-        app.templates, "duplicate",
-        _context(app, other, similar=_similar(session, app.settings, new_case, owner.email,
-                                              reason)),
-        sender=_sender(app), to=[owner.email], now=now,
-        message_id=new_message_id(_domain(app), other.reference),
-    )
-    queue_mail(app, session, msg, kind="duplicate", now=now, case_id=other.id)
+    mail.send(ctx, session, "duplicate",
+              {"similar": _similar(session, ctx.settings, new_case, owner.email, reason)},
+              to=[owner.email], now=now, case=other)
 
 
-def changed(app: App, session: Session, case: models.Case) -> None:
-    """Mark the case for its anonymised statistics, which app.py rewrites once per commit."""
+def changed(session: Session, case: models.Case) -> None:
+    """Mark the case for its anonymised statistics, which ctx.py rewrites once per commit."""
     session.info.setdefault("touched_cases", {})[id(case)] = case
 
 
@@ -197,20 +191,12 @@ def constituent_line(c: models.Constituent | None) -> str:
     return c.name or c.email or ""
 
 
-def due_text(app: App, due: date) -> str:
-    return notify.date_text(due)
+due_text = notify.date_text
 
 
-def _context(app: App, case: models.Case, **kw: Any) -> dict[str, Any]:
-    return {"council": app.settings.council, "case": case, **kw}
-
-
-_sender, _domain = notify.sender, notify.domain
-
-
-def send_request(app: App, session: Session, case: models.Case, service: Service, now: datetime,
+def send_request(ctx: Context, session: Session, case: models.Case, service: Service, now: datetime,
                  *, reason: str = "") -> models.Request:
-    s, cal = app.settings, app.calendar
+    s, cal = ctx.settings, ctx.calendar
     service_row = directory.service_row(session, service.name)
     days, why = deadlines.target(s, service.name, case.category, case.enquiry_type)
     due = cal.due(case.received_at, days)
@@ -233,42 +219,50 @@ def send_request(app: App, session: Session, case: models.Case, service: Service
     session.add(request)
     session.flush()
     request.token = tokens.token(s.secret, case.reference, request.id)  # type: ignore[arg-type]
-    mail_request(app, session, case, request, service, now)
+    mail_request(ctx, session, case, request, service, now)
     event(session, case, "request_sent", now, text=f"Request sent to {service.name} "
           f"<{service.contact}>, due {due.isoformat()}.", request_id=request.id,
           service=service.name, due=due.isoformat(), rule=request.due_rule, routing=reason)
-    changed(app, session, case)
+    changed(session, case)
     return request
 
 
-def mail_request(app: App, session: Session, case: models.Case, request: models.Request,
+def retarget(ctx: Context, case: models.Case, r: models.Request, service: str, now: datetime
+             ) -> bool:
+    """The case's category or enquiry type changed: move an open request to the target that
+    now applies, unless the member agreed a new date. Returns whether it moved."""
+    days, why = deadlines.target(ctx.settings, service, case.category, case.enquiry_type)
+    extended = r.target_due is not None and r.due != r.target_due  # an agreed new date
+    if days == r.target_days or extended:
+        return False
+    cal = ctx.calendar
+    r.target_days = r.due_days = days
+    r.due = r.target_due = cal.due(case.received_at, days)
+    r.due_rule = deadlines.rule_text(cal, days, why, case.received_at)
+    deadlines.restart_chain(cal, ctx.settings.chasing, r, cal.today(now))
+    return True
+
+
+def mail_request(ctx: Context, session: Session, case: models.Case, request: models.Request,
                  service: Service, now: datetime) -> None:
     """The request email to the request's contact (a new request, or a redirected one)."""
-    s = app.settings
+    s = ctx.settings
     member = s.member(_member_email(session, case))
     constituent = session.get(models.Constituent, case.constituent_id)
     # The files the member's forward carried go to the service with the request.
     files = attachments.of_message(session, case.id, case.source_message_id)  # type: ignore
-    msg = render(
-        app.templates, "request",
-        _context(app, case, service=service, member=member, ward=member.ward if member else None,
-                 constituent_line=constituent_line(constituent),
-                 due_text=due_text(app, request.due),
-                 days=request.due_days or request.target_days or service.response_days,
-                 ack_text=due_text(app, request.ack_due) if request.ack_due else None,
-                 attachments=[f for f in files if f.stored],
-                 too_large=[f for f in files if not f.stored], human_size=attachments.human_size),
-        sender=_sender(app), to=[request.contact], now=now,
-        message_id=new_message_id(_domain(app), case.reference),
-        reply_to=tokens.reply_address(s.council.casework_address, case.reference, request.token),
+    carried = [mail.Attachment(f.name, f.content_type, data) for f in files
+               if (data := attachments.load(session, f)) is not None]
+    mail.send(
+        ctx, session, "request",
+        {"service": service, "member": member, "ward": member.ward if member else None,
+         "constituent_line": constituent_line(constituent), "due_text": due_text(request.due),
+         "days": request.due_days or request.target_days or service.response_days,
+         "ack_text": due_text(request.ack_due) if request.ack_due else None,
+         "attachments": [f for f in files if f.stored],
+         "too_large": [f for f in files if not f.stored], "human_size": attachments.human_size},
+        to=[request.contact], now=now, case=case, request=request, signed=True, files=carried,
     )
-    for f in files:
-        data = attachments.load(session, f)
-        if data is not None:
-            maintype, _, subtype = f.content_type.partition("/")
-            msg.add_attachment(data, maintype=maintype or "application",
-                               subtype=subtype or "octet-stream", filename=f.name)
-    queue_mail(app, session, msg, kind="request", now=now, case_id=case.id, request_id=request.id)
 
 
 def _member_email(session: Session, case: models.Case) -> str:
@@ -277,45 +271,36 @@ def _member_email(session: Session, case: models.Case) -> str:
     return m.email
 
 
-def acknowledge(app: App, session: Session, case: models.Case, member: Member,
+def acknowledge(ctx: Context, session: Session, case: models.Case, member: Member,
                 constituent: models.Constituent, service: Service | None,
                 request: models.Request | None, now: datetime, in_reply_to: str | None,
                 similar: list[dict[str, Any]] | None = None, earlier_cases: int = 0) -> None:
-    msg = render(
-        app.templates, "acknowledgement",
-        _context(app, case, member=member, service=service, request=request,
-                 constituent_line=constituent_line(constituent),
-                 due_text=due_text(app, request.due) if request else None,
-                 similar=similar or [], earlier_cases=earlier_cases),
-        sender=_sender(app), to=[member.email], now=now,
-        message_id=new_message_id(_domain(app), case.reference),
-        in_reply_to=in_reply_to, references=[in_reply_to] if in_reply_to else None,
-    )
-    queue_mail(app, session, msg, kind="acknowledgement", now=now, case_id=case.id)
-    event(session, case, "acknowledged", now, sender=app.settings.council.casework_address,
+    mail.send(ctx, session, "acknowledgement",
+              {"member": member, "service": service, "request": request,
+               "constituent_line": constituent_line(constituent),
+               "due_text": due_text(request.due) if request else None,
+               "similar": similar or [], "earlier_cases": earlier_cases},
+              to=[member.email], now=now, case=case, in_reply_to=in_reply_to)
+    event(session, case, "acknowledged", now, sender=ctx.settings.council.casework_address,
           text=f"Acknowledgement sent to {member.email}.")
 
 
-def acknowledge_constituent(app: App, session: Session, case: models.Case, member: Member,
+def acknowledge_constituent(ctx: Context, session: Session, case: models.Case, member: Member,
                             constituent: models.Constituent, now: datetime) -> bool:
     """The constituent's acknowledgement, naming the member and the reference; only where the
     council and the member allow mail to constituents (settings.constituent_mail)."""
-    if not (constituent.email and app.settings.constituent_mail(member.email)):
+    if not (constituent.email and ctx.settings.constituent_mail(member.email)):
         return False
-    msg = render(
-        app.templates, "constituent_acknowledgement",
-        _context(app, case, member=member, constituent=constituent),
-        sender=_sender(app), to=[constituent.email], now=now,
-        message_id=new_message_id(_domain(app), case.reference), reply_to=member.email,
-    )
-    queue_mail(app, session, msg, kind="constituent_acknowledgement", now=now, case_id=case.id)
+    mail.send(ctx, session, "constituent_acknowledgement",
+              {"member": member, "constituent": constituent},
+              to=[constituent.email], now=now, case=case, reply_to=member.email)
     event(session, case, "constituent_acknowledged", now,
-          sender=app.settings.council.casework_address,
+          sender=ctx.settings.council.casework_address,
           text=f"Acknowledgement sent to the constituent ({constituent.email}).")
     return True
 
 
-def record_service_reply(app: App, session: Session, case: models.Case,
+def record_service_reply(ctx: Context, session: Session, case: models.Case,
                          request: models.Request | None, sender: str, text: str, now: datetime,
                          *, raw_message_id: int | None, message_id: str | None,
                          evidence: str, **data: Any) -> None:
@@ -327,7 +312,7 @@ def record_service_reply(app: App, session: Session, case: models.Case,
         if request.state != "answered":
             if request.chase_step == "escalated" and service and service.escalation:
                 # The head of service was told it was overdue; tell them it is answered.
-                notify.service(app, session, case, request, "escalation_answered", now,
+                notify.service(ctx, session, case, request, "escalation_answered", now,
                                to=[service.escalation], answered_by=sender, text=text)
             request.state = "answered"
             request.answered_at = now
@@ -345,30 +330,25 @@ def record_service_reply(app: App, session: Session, case: models.Case,
     if not open_requests and case.status in ("open", "triage"):
         case.status = "answered"
         # Kept open for follow-up; the after-answer job closes it when this day has passed.
-        case.open_until = app.calendar.add_working_days(
-            app.calendar.today(now), app.settings.after_answer.keep_open_days)
+        case.open_until = ctx.calendar.add_working_days(
+            ctx.calendar.today(now), ctx.settings.after_answer.keep_open_days)
         session.add(case)
     replied_by = sender if request is None or sender != request.contact else None
-    notify.member(app, session, case, "reply", f"Reply from {service_name}: {text}", now,
+    notify.member(ctx, session, case, "reply", f"Reply from {service_name}: {text}", now,
                   request=request, email=False)
-    for member_email in alert_recipients(app, session, case):
-        prefs = app.settings.member(member_email)
+    for member_email in alert_recipients(ctx, session, case):
+        prefs = ctx.settings.member(member_email)
         if prefs is not None and not prefs.immediate_updates:
             continue  # this member reads replies in their digest
-        msg = render(
-            app.templates, "alert",
-            _context(app, case, service_name=service_name, text=text, replied_by=replied_by),
-            sender=_sender(app), to=[member_email], now=now,
-            message_id=new_message_id(_domain(app), case.reference),
-            in_reply_to=message_id,
-        )
-        queue_mail(app, session, msg, kind="alert", now=now, case_id=case.id,
-                   request_id=request.id if request else None)
+        mail.send(ctx, session, "alert",
+                  {"service_name": service_name, "text": text, "replied_by": replied_by},
+                  to=[member_email], now=now, case=case, request=request,
+                  in_reply_to=message_id)
         event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
-    changed(app, session, case)
+    changed(session, case)
 
 
-def alert_recipients(app: App, session: Session, case: models.Case) -> list[str]:
+def alert_recipients(ctx: Context, session: Session, case: models.Case) -> list[str]:
     """The case's member, and the members whose own cases were merged into it (they agreed
     to follow this one): each only while the sharing rule lets them see it."""
     ids = [case.member_id, *session.exec(
@@ -376,22 +356,17 @@ def alert_recipients(app: App, session: Session, case: models.Case) -> list[str]
     emails = []
     for member_id in dict.fromkeys(ids):
         m = session.get(models.Member, member_id)
-        if m and sharing.can_see(session, app.settings, case, m.email):
+        if m and sharing.can_see(session, ctx.settings, case, m.email):
             emails.append(m.email)
     return emails
 
 
-def queue_mail(app: App, session: Session, msg: Any, **kw: Any) -> models.Outbox:
-    return outbox.queue(session, msg, limit=app.settings.outbound.max_per_recipient_per_hour,
-                        **kw)
-
-
-def note_too_large(app: App, session: Session, case: models.Case,
+def note_too_large(ctx: Context, session: Session, case: models.Case,
                    rows: list[models.Attachment], now: datetime) -> None:
     """Say on the case which files were too large to copy out of the message."""
     big = [r for r in rows if not r.stored]
     if big:
-        limit = attachments.human_size(app.settings.attachments.max_size)
+        limit = attachments.human_size(ctx.settings.attachments.max_size)
         names = ", ".join(f"{r.name} ({attachments.human_size(r.size)})" for r in big)
         event(session, case, "attachment_too_large", now, raw_message_id=big[0].raw_message_id,
               text=f"Over the {limit} limit, kept only in the original message: {names}.",

@@ -10,15 +10,15 @@ from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from mailflow import models
-from mailflow.app import App
 from mailflow.casework import deadlines, notify
 from mailflow.casework.cases import event
+from mailflow.casework.context import Context
 
 
-def take_step(app: App, session: Session, r: models.Request, now: datetime) -> str | None:
+def take_step(ctx: Context, session: Session, r: models.Request, now: datetime) -> str | None:
     """Take the request's next step if it is due today; returns the step taken (or
     "skipped" for a reminder that came too late), None when another worker took it."""
-    cal, policy = app.calendar, app.settings.chasing
+    cal, policy = ctx.calendar, ctx.settings.chasing
     today = cal.today(now)
     step, step_on, reached_before = r.next_step, r.next_step_on, r.chase_step
     if step is None or step_on is None or step_on > today or r.state != "sent":
@@ -48,42 +48,42 @@ def take_step(app: App, session: Session, r: models.Request, now: datetime) -> s
     overdue = cal.working_days_between(r.due, today)
     ctx = {"due_text": notify.date_text(r.due), "overdue": overdue}
     if step == "reminder":
-        notify.service(app, session, case, r, "reminder", now, to=[r.contact], **ctx)
+        notify.service(ctx, session, case, r, "reminder", now, to=[r.contact], **ctx)
         event(session, case, "reminded", now, request_id=r.id, text=f"Reminder sent to "
               f"{r.contact}: due {r.due.isoformat()}.", step=step)
     elif step in ("chase", "chase_again"):
         cc = []
-        if service.escalation and out_of_office(session, app, r, since):
+        if service.escalation and out_of_office(session, ctx, r, since):
             cc = [service.escalation]  # the contact is away: someone else must see it
-        notify.service(app, session, case, r, "chase", now, to=[r.contact], cc=cc,
+        notify.service(ctx, session, case, r, "chase", now, to=[r.contact], cc=cc,
                        second=step == "chase_again", **ctx)
         which = "Second chase" if step == "chase_again" else "Chase"
         event(session, case, "chased", now, request_id=r.id, step=step, cc=cc,
               text=f"{which} sent to {r.contact}" + (f" (copy to {cc[0]}: out of office)"
                                                      if cc else "")
               + f": {overdue} working day(s) overdue, due {r.due.isoformat()}.")
-        notify.member(app, session, case, "chased", f"{which} sent to {service.name}: "
+        notify.member(ctx, session, case, "chased", f"{which} sent to {service.name}: "
                       f"{overdue} working day(s) overdue.", now, request=r, email=False)
     else:
         to = [service.escalation] if service.escalation else \
-            [st.email for st in app.settings.staff]
+            [st.email for st in ctx.settings.staff]
         if to:
-            notify.service(app, session, case, r, "escalation", now, to=to, cc=[r.contact],
+            notify.service(ctx, session, case, r, "escalation", now, to=to, cc=[r.contact],
                            **ctx)
         event(session, case, "escalated", now, request_id=r.id, step=step, to=to,
               text=f"Escalated to {', '.join(to) or 'nobody (no escalation contact or staff)'}"
                    f": {overdue} working days overdue.")
         text = (f"The request to {service.name} is {overdue} working days overdue and has been "
                 f"escalated to {', '.join(to) or 'member services'}.")
-        notify.member(app, session, case, "escalated", text, now, request=r,
+        notify.member(ctx, session, case, "escalated", text, now, request=r,
                       headline=f"{case.reference}: escalated to the head of {service.name}")
         notify.staff(session, case, "escalated", text, now, request=r)
     return step
 
 
-def out_of_office(session: Session, app: App, r: models.Request, since: datetime) -> bool:
+def out_of_office(session: Session, ctx: Context, r: models.Request, since: datetime) -> bool:
     """An auto-reply from the request's contact since the last step."""
-    s = app.settings
+    s = ctx.settings
     service_row = session.get(models.Service, r.service_id)
     service = s.service(service_row.name) if service_row else None
     addresses = {r.contact, *(service.contact_aliases if service else [])}

@@ -9,9 +9,9 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from mailflow import models
-from mailflow.app import App
 from mailflow.casework import deadlines, notify
 from mailflow.casework.cases import event
+from mailflow.casework.context import Context
 
 
 def last_answered(session: Session, case: models.Case) -> models.Request | None:
@@ -22,10 +22,10 @@ def last_answered(session: Session, case: models.Case) -> models.Request | None:
     ).first()
 
 
-def reject(app: App, session: Session, case: models.Case, request: models.Request, sender: str,
+def reject(ctx: Context, session: Session, case: models.Case, request: models.Request, sender: str,
            reason: str, now: datetime, raw_message_id: int | None = None) -> str:
     """Send an answered request back to its service with a new due date."""
-    cal, s = app.calendar, app.settings
+    cal, s = ctx.calendar, ctx.settings
     service = session.get(models.Service, request.service_id)
     name = service.name if service else ""
     days, why = deadlines.target(s, name, case.category, case.enquiry_type)
@@ -39,7 +39,7 @@ def reject(app: App, session: Session, case: models.Case, request: models.Reques
     session.add(case)
     event(session, case, "answer_rejected", now, sender=sender, text=reason,
           raw_message_id=raw_message_id, request_id=request.id, due=request.due.isoformat())
-    notify.service(app, session, case, request, "service_notice", now, to=[request.contact],
+    notify.service(ctx, session, case, request, "service_notice", now, to=[request.contact],
                    kind="answer_rejected",
                    headline=f"The member has not accepted your answer. Please reply again by "
                             f"{notify.date_text(request.due)}.", text=reason)
@@ -74,7 +74,7 @@ def close(session: Session, case: models.Case, sender: str, outcome: str, now: d
     return f"case closed (was {was})" + (f", {withdrawn} request(s) withdrawn" if withdrawn else "")
 
 
-def close_answered(app: App, session: Session, case_id: int, open_until: date,
+def close_answered(ctx: Context, session: Session, case_id: int, open_until: date,
                    now: datetime) -> bool:
     """The after-answer job: close one answered case whose follow-up days have passed. The
     conditional update is the claim: a second node or tick changes nothing."""
@@ -90,10 +90,10 @@ def close_answered(app: App, session: Session, case_id: int, open_until: date,
     case = session.get(models.Case, case_id)
     assert case is not None
     session.refresh(case)
-    days = app.settings.after_answer.keep_open_days
+    days = ctx.settings.after_answer.keep_open_days
     event(session, case, "closed", now, text=f"Closed after {days} working days with no "
           "follow-up.", outcome="answered", automatic=True)
-    notify.member(app, session, case, "closed",
+    notify.member(ctx, session, case, "closed",
                   f"Case closed: answered, and no follow-up in {days} working days. "
                   f"Reply #reopen to open it again.", now,
                   headline=f"Case {case.reference} closed")

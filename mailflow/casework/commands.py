@@ -5,27 +5,21 @@ are its body (a holding reply's reason, a rejection's explanation, a note). Only
 whose visible text starts with a known command has commands: a `#` further down, or in
 quoted text, is never one.
 
-Who may use which command is decided by one table, casework/authz.py. The time commands
-are registered here (`@command`: a handler takes a `Context` and the `Command` and returns
-what it did in words, or raises `CommandError` saying why it could not); the casework rules'
-commands are casework/actions.py ACTIONS. An unknown `#word` at the top is answered with the
-help text. Every message with commands gets one reply: what was done, what was refused, why.
+This module is the language (parsing, and the types every handler shares); the handlers and
+the one `run` are casework/actions.py, and who may use which command is casework/authz.py.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlmodel import Session
 
 from mailflow import models
-from mailflow.app import App
-from mailflow.casework import actions, authz, cases, closing, holding, notify
-from mailflow.casework.cases import event
-from mailflow.outbound.render import new_message_id, render
+from mailflow.casework import authz
+from mailflow.casework.context import Context
 
 _LINE = re.compile(r"^#([a-z][a-z_-]*)\b[ \t]*(.*)$", re.IGNORECASE)
 
@@ -48,33 +42,35 @@ class Command:
 
 
 @dataclass
-class Context:
-    app: App
+class Call:
+    """One message's commands on one case: who sent them, in what role, when."""
+
+    ctx: Context
     session: Session
     case: models.Case
-    role: str  # member | contact | officer | staff
+    role: str | None  # casework/parties.py; an `officer` acts as the request's contact
     request: models.Request | None  # the sender's request, for a contact or officer
     sender: str
     now: datetime
     raw_message_id: int | None = None
     message_id: str | None = None  # of the message carrying the commands, to reply in thread
 
-
-Handler = Callable[[Context, Command], str]
-
-
-REGISTRY: dict[str, Handler] = {}
+    @property
+    def today(self) -> date:
+        return self.ctx.calendar.today(self.now)
 
 
-def command(name: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        REGISTRY[name] = fn
-        return fn
-    return register
+@dataclass
+class Result:
+    done: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "; ".join([*self.done, *(f"refused: {r}" for r in self.refused)])
 
 
 def known(name: str) -> bool:
-    return name in REGISTRY or name in actions.ACTIONS
+    return name in authz.BY_NAME
 
 
 def parse(text: str) -> tuple[list[Command], str]:
@@ -115,65 +111,6 @@ def find_send(text: str) -> Command | None:
             return Command("send", "\n".join(above).strip())
         above.append(line)
     return None
-
-
-@dataclass
-class Result:
-    done: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return "; ".join([*self.done, *(f"refused: {r}" for r in self.refused)])
-
-
-_FREE_TEXT = {"note", "close", "send"}  # commands whose lines below belong to them
-
-
-def run(ctx: Context, cmds: list[Command]) -> Result:
-    """Carry out each command the sender may use (authz.py decides), record refusals on the
-    case, and answer the sender once with what was done and what was refused."""
-    result = Result()
-    # A trusted officer replying with the request's token acts for its contact.
-    role = "contact" if ctx.role == "officer" else ctx.role
-    for cmd in cmds:
-        if not known(cmd.name):
-            result.refused.append(f"#{cmd.name}: not a command. {authz.help_text(role)}")
-            continue
-        try:
-            ok, why = authz.allowed(role, cmd.name)
-            if not ok:
-                raise CommandError(why)
-            if cmd.name in REGISTRY:
-                result.done.append(f"#{cmd.name}: {REGISTRY[cmd.name](ctx, cmd)}")
-                continue
-            arg = cmd.text if cmd.name in _FREE_TEXT else cmd.args
-            done = actions.ACTIONS[cmd.name](ctx.app, ctx.session, ctx.case, ctx.sender,
-                                             arg, ctx.now, message=ctx.raw_message_id)
-            if not done.ok:
-                raise CommandError(done.text)
-            result.done.append(f"#{cmd.name}: {done.text}")
-        except CommandError as e:
-            result.refused.append(f"#{cmd.name}: {e}")
-            event(ctx.session, ctx.case, "command_refused", ctx.now, sender=ctx.sender,
-                  text=f"#{cmd.name} {cmd.args}".strip() + f": {e}",
-                  raw_message_id=ctx.raw_message_id, command=cmd.name)
-    if not all(c.implicit for c in cmds):
-        _answer(ctx, result)
-    return result
-
-
-def _answer(ctx: Context, result: Result) -> None:
-    """One reply to the sender: each command's confirmation or the reason it was refused."""
-    msg = render(
-        ctx.app.templates, "command_reply",
-        {"council": ctx.app.settings.council, "case": ctx.case, "done": result.done,
-         "refused": result.refused},
-        sender=notify.sender(ctx.app), to=[ctx.sender], now=ctx.now,
-        message_id=new_message_id(notify.domain(ctx.app), ctx.case.reference),
-        in_reply_to=ctx.message_id,
-    )
-    cases.queue_mail(ctx.app, ctx.session, msg, kind="command_reply", now=ctx.now,
-                     case_id=ctx.case.id)
 
 
 # -- dates, written as officers write them ---------------------------------------------------
@@ -231,71 +168,3 @@ def promised_date(text: str, today: date) -> date | None:
         if d:
             return d
     return None
-
-
-# -- the commands ----------------------------------------------------------------------------
-def _today(ctx: Context) -> date:
-    return ctx.app.calendar.today(ctx.now)
-
-
-@command("holding")
-def _holding(ctx: Context, cmd: Command) -> str:
-    if ctx.request is None:
-        raise CommandError("no request of yours on this case to move")
-    new_due = parse_date(cmd.args, _today(ctx))
-    if new_due is None:
-        raise CommandError(f"{cmd.args or '(nothing)'} is not a date; write #holding 2026-12-10")
-    if not cmd.body.strip():
-        raise CommandError("a holding reply needs the reason and next action below the date")
-    return holding.holding_reply(ctx.app, ctx.session, ctx.case, ctx.request, ctx.sender,
-                                 new_due, cmd.body, ctx.now, raw_message_id=ctx.raw_message_id,
-                                 how="fallback" if cmd.implicit else "#holding")
-
-
-def _decide(ctx: Context, cmd: Command, agree: bool) -> str:
-    request = holding.pending(ctx.session, ctx.case)
-    if request is None:
-        raise CommandError("no extension is waiting for agreement on this case")
-    return holding.decide(ctx.app, ctx.session, ctx.case, request, ctx.sender, agree,
-                          "\n".join(x for x in (cmd.args, cmd.body) if x), ctx.now,
-                          ctx.raw_message_id)
-
-
-@command("agree")
-def _agree(ctx: Context, cmd: Command) -> str:
-    return _decide(ctx, cmd, True)
-
-
-@command("refuse")
-def _refuse(ctx: Context, cmd: Command) -> str:
-    return _decide(ctx, cmd, False)
-
-
-@command("reject")
-def _reject(ctx: Context, cmd: Command) -> str:
-    reason = "\n".join(x for x in (cmd.args, cmd.body) if x).strip()
-    if not reason:
-        raise CommandError("say why, e.g. #reject the pothole is still there")
-    request = closing.last_answered(ctx.session, ctx.case)
-    if request is None:
-        raise CommandError("no answer on this case to reject")
-    return closing.reject(ctx.app, ctx.session, ctx.case, request, ctx.sender, reason, ctx.now,
-                          ctx.raw_message_id)
-
-
-@command("reopen")
-def _reopen(ctx: Context, cmd: Command) -> str:
-    if ctx.case.status not in ("answered", "closed"):
-        raise CommandError(f"the case is {ctx.case.status}, not answered or closed")
-    return closing.reopen(ctx.session, ctx.case, ctx.sender,
-                          "\n".join(x for x in (cmd.args, cmd.body) if x), ctx.now,
-                          ctx.raw_message_id)
-
-
-@command("close")
-def _close(ctx: Context, cmd: Command) -> str:
-    if ctx.case.status == "closed":
-        raise CommandError("the case is already closed")
-    return closing.close(ctx.session, ctx.case, ctx.sender,
-                         "\n".join(x for x in (cmd.args, cmd.body) if x), ctx.now,
-                         ctx.raw_message_id)

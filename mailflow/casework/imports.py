@@ -15,14 +15,13 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import datetime, time
-from pathlib import Path
 
 from dateutil import parser as dateparser
 from sqlmodel import Session, select
 
 from mailflow import clock, models
-from mailflow.app import App
 from mailflow.casework import cases, directory, enquiry, names
+from mailflow.casework.context import Context
 from mailflow.settings import Member
 
 COLUMNS = ("member", "ward", "constituent_name", "constituent_email", "constituent_address",
@@ -60,16 +59,15 @@ class Row:
     key: str
 
 
-def read_text(path: Path) -> str:
+def decode(data: bytes) -> str:
     """Spreadsheets save CSV as UTF-8 (with or without a BOM) or, from older Excel, cp1252."""
-    data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return data.decode("cp1252", errors="replace")
 
 
-def check(app: App, text: str, now: datetime) -> tuple[list[Row], list[Problem]]:
+def check(ctx: Context, text: str, now: datetime) -> tuple[list[Row], list[Problem]]:
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if not header:
@@ -93,7 +91,7 @@ def check(app: App, text: str, now: datetime) -> tuple[list[Row], list[Problem]]
                                                      f"{len(columns)}"))
             continue
         cells = {c: v.strip() for c, v in zip(columns, values, strict=True)}
-        row, found = _row(app, number, cells, now)
+        row, found = _row(ctx, number, cells, now)
         problems += found
         if row is None:
             continue
@@ -105,16 +103,16 @@ def check(app: App, text: str, now: datetime) -> tuple[list[Row], list[Problem]]
     return rows, problems
 
 
-def _row(app: App, n: int, cells: dict[str, str], now: datetime
+def _row(ctx: Context, n: int, cells: dict[str, str], now: datetime
          ) -> tuple[Row | None, list[Problem]]:
-    s = app.settings
+    s = ctx.settings
     problems: list[Problem] = []
 
     def bad(column: str, problem: str) -> None:
         problems.append(Problem(n, column, problem))
 
     get = cells.get
-    member = _member(app, get("member", ""))
+    member = _member(ctx, get("member", ""))
     if member is None:
         bad("member", f"no member {get('member', '')!r} in the council directory" if
             get("member") else "is empty")
@@ -142,8 +140,8 @@ def _row(app: App, n: int, cells: dict[str, str], now: datetime
         kind, why = names.match(get("type", ""), enquiry.TYPES, "type")
         if kind is None:
             bad("type", why)
-    opened = _when(app, get("opened") or "", "opened", now, bad, required=True)
-    closed = _when(app, get("closed") or "", "closed", now, bad)
+    opened = _when(ctx, get("opened") or "", "opened", now, bad, required=True)
+    closed = _when(ctx, get("closed") or "", "closed", now, bad)
     if opened and closed and closed < opened:
         bad("closed", "is before the opened date")
     status = "closed" if closed else "open"
@@ -166,18 +164,18 @@ def _row(app: App, n: int, cells: dict[str, str], now: datetime
                get("subject") or "", get("notes") or "", key), []
 
 
-def _member(app: App, value: str) -> Member | None:
+def _member(ctx: Context, value: str) -> Member | None:
     if not value:
         return None
-    by_address = app.settings.member_for(value.strip().lower())
+    by_address = ctx.settings.member_for(value.strip().lower())
     if by_address:
         return by_address
-    plain = {_TITLES.sub("", m.name): m for m in app.settings.members}
+    plain = {_TITLES.sub("", m.name): m for m in ctx.settings.members}
     name, _ = names.match(_TITLES.sub("", value.strip()), plain, "member")
     return plain[name] if name else None
 
 
-def _when(app: App, value: str, column: str, now: datetime, bad, *,  # type: ignore[no-untyped-def]
+def _when(ctx: Context, value: str, column: str, now: datetime, bad, *,  # type: ignore[no-untyped-def]
           required: bool = False) -> datetime | None:
     """A date (UK order: 05/03/2024 is 5 March) or a date and time, in council time."""
     if not value:
@@ -191,7 +189,7 @@ def _when(app: App, value: str, column: str, now: datetime, bad, *,  # type: ign
         return None
     if re.fullmatch(r"[\d/.\-]+", value) and parsed.time() == time(0):
         parsed = datetime.combine(parsed.date(), time(12))  # a bare date: noon, date-stable
-    moment = clock.to_utc(parsed.replace(tzinfo=app.calendar.tz)
+    moment = clock.to_utc(parsed.replace(tzinfo=ctx.calendar.tz)
                           if parsed.tzinfo is None else parsed)
     if moment > now:
         bad(column, f"{value} is in the future")
@@ -199,17 +197,17 @@ def _when(app: App, value: str, column: str, now: datetime, bad, *,  # type: ign
     return moment
 
 
-def take(app: App, session: Session, row: Row, now: datetime, who: str, source: str
+def take(ctx: Context, session: Session, row: Row, now: datetime, who: str, source: str
          ) -> models.Case | None:
     """Store one checked row as a case; None when it was imported before."""
     if session.exec(select(models.Case.id).where(models.Case.import_key == row.key)).first():
         return None
-    s = app.settings
+    s = ctx.settings
     member_row = directory.member_row(session, row.member.email)
     ward = session.exec(select(models.Ward).where(models.Ward.name == row.ward)).one()
     who_row = cases.constituent_for(session, row.constituent_name, row.constituent_email,
                                     address=row.constituent_address)
-    year = app.calendar.local(row.opened).year
+    year = ctx.calendar.local(row.opened).year
     case = models.Case(
         reference=cases.next_reference(session, s.council.reference_prefix, year),
         status=row.status, member_id=member_row.id, ward_id=ward.id,  # type: ignore[arg-type]

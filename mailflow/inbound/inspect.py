@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from mailflow.inbound.dispatch import decide
 from mailflow.inbound.forwards import Party
 from mailflow.inbound.parse import Parsed, addresses, clean, header, parse
 from mailflow.inbound.understand import understand
@@ -52,6 +53,7 @@ def inspect(raw: bytes, s: Settings, session: Session | None, file: str) -> dict
             "why": _why(u),
             "sender_role": u.role,
         },
+        "rule": decide(u, s).name,
         "candidates": [c.as_dict() for c in u.candidates],
         "attachments": [f.as_dict() for f in u.files],
         "defects": p.defects,

@@ -82,30 +82,6 @@ def case_by_reference(session: Session, reference: str) -> models.Case | None:
     return session.exec(select(models.Case).where(models.Case.reference == reference)).first()
 
 
-def party_role(session: Session, s: Settings, case: models.Case, sender: str | None
-               ) -> tuple[str | None, models.Request | None]:
-    """The sender's part in this case: member, contact (with their request), staff or None."""
-    if not sender:
-        return None, None
-    member_row = session.get(models.Member, case.member_id)
-    member = s.member(member_row.email) if member_row else None
-    if member and sender in (member.email, *member.aliases):
-        return "member", None
-    requests = session.exec(select(models.Request).where(models.Request.case_id == case.id)
-                            .order_by(col(models.Request.id))).all()
-    for req in requests:
-        service_row = session.get(models.Service, req.service_id)
-        service = s.service(service_row.name) if service_row else None
-        addresses = {req.contact, *(service and [service.contact, *service.contact_aliases] or [])}
-        if service and service.escalation:
-            addresses.add(service.escalation)
-        if sender in addresses:
-            return "contact", req
-    if s.is_staff(sender):
-        return "staff", None
-    return None, None
-
-
 # -- guesses: weaker evidence, for triage (a case is only filed on exactly one) ---------------
 def body_references(text: str, prefix: str, limit: int = 20) -> list[str]:
     """Case references quoted anywhere in a body (`CW-2026-00042`, `cw 2026 42`)."""

@@ -45,7 +45,7 @@ def process(app: App, raw_id: int, now: datetime) -> Outcome | None:
                 return None
             raw = session.get(models.RawMessage, raw_id)
             assert raw is not None
-            outcome = dispatch(app, session, raw, parse(raw.raw), now)
+            outcome = dispatch(app.context, session, raw, parse(raw.raw), now)
             session.refresh(raw)
             raw.disposition, raw.reason = outcome.disposition, outcome.reason[:1000]
             if outcome.case:
@@ -71,7 +71,7 @@ def quarantine(app: App, raw_id: int, now: datetime, reason: str) -> Outcome:
         session.add(models.Holding(raw_message_id=raw_id, kind="failed", reason=reason,
                                    created_at=now))
         session.commit()
-    return Outcome("holding_pen", None, reason)
+    return Outcome("holding_pen", None, reason, rule="failed")
 
 
 def pending(app: App, limit: int = 1000) -> list[int]:

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from sqlmodel import Session
 
 from mailflow import models
-from mailflow.casework import attachments
-from mailflow.inbound import bounces, match
+from mailflow.casework import parties
+from mailflow.casework.attachments import File
+from mailflow.inbound import attachments, bounces, match
 from mailflow.inbound.classify import BOUNCE, NORMAL, Classification, classify
 from mailflow.inbound.forwards import Forward, find_forward
 from mailflow.inbound.parse import Parsed
@@ -42,7 +43,7 @@ class Understanding:
     bounce: bounces.Bounce | None
     forward: Forward | None
     reply_text: str
-    files: list[attachments.File]
+    files: list[File]
     match: match.Match | None = None  # strong evidence: in-reply-to, token or tag
     problem: str | None = None  # e.g. a reply address whose token does not verify
     role: str | None = None  # the sender's part in the matched (or guessed) case
@@ -87,13 +88,13 @@ def understand(p: Parsed, s: Settings, session: Session | None, *,
     if not u.match:
         u.match = match.by_tag(session, s, p)
     if u.match:
-        u.role, u.request = match.party_role(session, s, u.match.case, sender)
+        u.role, u.request = parties.party_role(session, s, u.match.case, sender)
     if c.kind == NORMAL:
         u.candidates = _candidates(u, s, session)
         if not u.match and not u.problem:
             u.guess = _confident(u, s, session)
             if u.guess:
-                u.role, u.request = match.party_role(session, s, u.guess.case, sender)
+                u.role, u.request = parties.party_role(session, s, u.guess.case, sender)
     return u
 
 
@@ -128,7 +129,7 @@ def _confident(u: Understanding, s: Settings, session: Session) -> Candidate | N
     if len(u.candidates) != 1:
         return None
     cand = u.candidates[0]
-    role, _ = match.party_role(session, s, cand.case, u.sender)
+    role, _ = parties.party_role(session, s, cand.case, u.sender)
     if s.member_for(u.sender):
         # A member's mail that names no case opens a new one; only their own case's thread,
         # or a reference in a message of their own (not a forward), files it on an old one.

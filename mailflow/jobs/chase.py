@@ -63,7 +63,7 @@ def chase(app: App, now: datetime) -> dict[str, Any]:
             last = batch[-1]  # the keyset, read before the steps move next_step_on
             after = (last.next_step_on or today, last.id or 0)
             for r in batch:
-                step = chasing.take_step(app, session, r, now)
+                step = chasing.take_step(app.context, session, r, now)
                 if step:
                     counts[step] += 1
             session.commit()
@@ -89,7 +89,7 @@ def close_answered(app: App, now: datetime) -> dict[str, Any]:
             if not rows:
                 break
             for case_id, open_until in rows:
-                closed += closing.close_answered(app, session, case_id, open_until, now)
+                closed += closing.close_answered(app.context, session, case_id, open_until, now)
             after = rows[-1][0]
             session.commit()
     return {"closed": closed}

@@ -20,8 +20,7 @@ from sqlmodel import Session, col, select
 from mailflow import models
 from mailflow.app import App
 from mailflow.casework import notify
-from mailflow.outbound import outbox
-from mailflow.outbound.render import new_message_id, render
+from mailflow.outbound import mail
 from mailflow.settings import WEEKDAYS, Member
 
 # Notices about a request that stop being true once it is answered (or withdrawn).
@@ -135,13 +134,10 @@ def _send(app: App, session: Session, template: str, to: list[str], sections: li
                     .values(items=items, sent=bool(items and to)))
     if not items or not to:
         return 0
-    c = app.settings.council
-    msg = render(app.templates, template,
-                 {"council": c, "sections": [s for s in sections if s.total],
-                  "day_text": notify.date_text(app.calendar.today(now)), **context},
-                 sender=notify.sender(app), to=to, now=now,
-                 message_id=new_message_id(notify.domain(app), template.replace("_", "-")))
-    outbox.queue(session, msg, kind=template, now=now)
+    mail.send(app.context, session, template,
+              {"sections": [s for s in sections if s.total],
+               "day_text": notify.date_text(app.calendar.today(now)), **context},
+              to=to, now=now)
     return 1
 
 

@@ -20,8 +20,7 @@ from sqlmodel import Session, select
 
 from mailflow import models
 from mailflow.app import App
-from mailflow.outbound import outbox
-from mailflow.outbound.render import new_message_id, render
+from mailflow.outbound import mail
 from mailflow.reports import formats, html, report
 from mailflow.reports.period import Period, half_of, month_of
 
@@ -126,22 +125,16 @@ def _claim(session: Session, kind: str, p: Period, to: str, now: datetime) -> in
 
 def _send(app: App, now: datetime, kind: str, p: Period, to: str, ctx: dict[str, Any],
           data: str) -> int:
-    c = app.settings.council
     with app.session() as session:
         claim = _claim(session, kind, p, to, now)
         if claim is None:
             session.rollback()
             return 0
-        msg = render(app.templates, "report", ctx, sender=(f"{c.name} casework",
-                     c.casework_address), to=[to], now=now,
-                     message_id=new_message_id(c.casework_address.partition("@")[2], "report"))
         name = f"{kind.replace('_', '-')}-{p.label}"
-        msg.add_attachment(data.encode("utf-8"), maintype="text", subtype="csv",
-                           filename=f"{name}.csv")
-        msg.add_attachment(app.templates.get_template("report.html").render(**ctx)
-                           .encode("utf-8"), maintype="text", subtype="html",
-                           filename=f"{name}.html")
-        row = outbox.queue(session, msg, kind="report", now=now)
+        html_report = app.templates.get_template("report.html").render(**ctx)
+        row = mail.send(app.context, session, "report", ctx, to=[to], now=now, files=(
+            mail.Attachment(f"{name}.csv", "text/csv", data.encode("utf-8")),
+            mail.Attachment(f"{name}.html", "text/html", html_report.encode("utf-8"))))
         session.flush()
         session.get(models.SentReport, claim).outbox_id = row.id  # type: ignore[union-attr]
         session.commit()

@@ -18,9 +18,6 @@ log = logging.getLogger(__name__)
 
 STALE_CLAIM = timedelta(minutes=10)  # a worker that died mid-send frees its claim after this
 MAX_BACKOFF = timedelta(hours=1)
-DEFAULT_LIMIT = 20  # [outbound] max_per_recipient_per_hour
-# session.info key: set while the pipeline handles automatic mail (an auto-reply, a bounce).
-IN_ANSWER_TO = "mailflow.in_answer_to_automatic"
 
 
 def queue(
@@ -31,15 +28,17 @@ def queue(
     now: datetime,
     case_id: int | None = None,
     request_id: int | None = None,
-    limit: int | None = DEFAULT_LIMIT,
+    limit: int | None,
+    answering: str | None = None,
 ) -> Outbox:
-    """Put a message in the outbox. Automatic mail is held (state `held`, with the reason)
-    rather than queued when it would answer automatic mail, or when a recipient has already
+    """Put a composed message in the outbox (outbound/mail.py `send` is the door that every
+    caller uses). Automatic mail is held (state `held`, with the reason) rather than queued
+    when it would answer automatic mail (`answering` names it), or when a recipient has already
     had `limit` automatic mails about this case in the last hour: the last defence against
     mail loops. Held rows stay visible; nothing is dropped."""
     recipients = [a for _, a in getaddresses([str(msg["To"] or ""), str(msg["Cc"] or "")]) if a]
     _, sender = getaddresses([str(msg["From"])])[0]
-    held = _hold_reason(session, msg, recipients, case_id, now, limit)
+    held = _hold_reason(session, msg, recipients, case_id, now, limit, answering)
     row = Outbox(
         created_at=now,
         kind=kind,
@@ -61,10 +60,10 @@ def queue(
 
 
 def _hold_reason(session: Session, msg: EmailMessage, recipients: list[str],
-                 case_id: int | None, now: datetime, limit: int | None) -> str | None:
+                 case_id: int | None, now: datetime, limit: int | None,
+                 answering: str | None) -> str | None:
     if str(msg["Auto-Submitted"] or "no").strip().lower() == "no":
         return None  # a person's mail, sent on purpose
-    answering = session.info.get(IN_ANSWER_TO)
     if answering:
         return f"automatic mail in answer to automatic mail ({answering})"
     if limit is None:

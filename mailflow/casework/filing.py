@@ -1,0 +1,200 @@
+"""What an inbound message does to casework: one function per outcome (open a case, file an
+update, file an automatic message, file a bounce, file a guess, hold). inbound/dispatch.py
+reads the message and chooses the outcome; the domain's decisions (who may change the case,
+what a reply means, when a request is undeliverable) are made here.
+
+`From` is a claim: only a party to the case (casework/parties.py), or an officer in a trusted
+domain replying with proof (our Message-ID or a valid token), may change a case. Anyone
+else's mail waits in the holding pen with the reason and the cases it might belong to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from mailflow import models
+from mailflow.casework import actions, cases, commands, notify, parties
+from mailflow.casework.attachments import File, store
+from mailflow.casework.commands import Call
+from mailflow.casework.context import Context
+from mailflow.casework.routing import route
+
+
+@dataclass
+class Outcome:
+    disposition: str  # case_opened | update | holding_pen | duplicate_delivery | ignored
+    case: str | None = None
+    reason: str = ""
+    rule: str = ""  # the dispatch rule that decided (inbound/dispatch.py RULES)
+
+
+@dataclass
+class Incoming:
+    """What casework needs of one inbound message; inbound/ reads it from the MIME."""
+
+    raw_id: int
+    message_id: str | None
+    sender: str | None
+    subject: str
+    text: str  # the visible text: quoted history and signature folded away
+    received_at: datetime | None = None
+    files: list[File] = field(default_factory=list)
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # {case, why}
+
+
+@dataclass
+class Bounce:
+    summary: str
+    recipients: list[str]
+    status: str | None
+    permanent: bool
+    diagnostic: str
+
+
+def hold(session: Session, msg: Incoming, kind: str, reason: str, now: datetime, *,
+         case: models.Case | None = None) -> Outcome:
+    """The holding pen: kept, with the reason and the candidates, for staff."""
+    session.add(models.Holding(raw_message_id=msg.raw_id, case_id=case.id if case else None,
+                               kind=kind, reason=reason[:1000], sender=msg.sender,
+                               subject=msg.subject[:500], candidates=msg.candidates or None,
+                               created_at=now))
+    return Outcome("holding_pen", None, reason)
+
+
+def open_case(ctx: Context, session: Session, msg: Incoming, new: cases.NewCase, how: str,
+              now: datetime, *, forwarded: bool) -> Outcome:
+    """A member's forward or typed case: routed, opened, and steered by the commands at the
+    top of the member's own text (their note above a forward, or what they typed)."""
+    own = new.member_note if forwarded else new.issue
+    cmds, _ = commands.parse(own)
+    if cmds:
+        if forwarded:
+            new.member_note = commands.strip(new.member_note)
+        else:
+            new.issue = commands.strip(new.issue)
+    r = route(ctx.settings.services, new.subject, f"{new.issue}\n{new.member_note}")
+    new.service, new.route_reason = r.service, r.reason
+    new.raw_message_id, new.message_id, new.files = msg.raw_id, msg.message_id, msg.files
+    new.received_at = msg.received_at
+    case = cases.open_case(ctx, session, new, now)
+    where = f"sent to {r.service.name}" if r.service else "needs a service (" + r.reason + ")"
+    if cmds:
+        call = Call(ctx, session, case, "member", None, msg.sender or new.member.email, now,
+                    msg.raw_id, msg.message_id)
+        where += f"; {actions.run(call, cmds)}"
+    return Outcome("case_opened", case.reference, f"{how} from {new.member.name}; {where}")
+
+
+def file_matched(ctx: Context, session: Session, msg: Incoming, case: models.Case,
+                 request: models.Request | None, evidence: str, now: datetime, *,
+                 automatic: str | None = None, why: str = "") -> Outcome:
+    """A message that names its case (our Message-ID, a token or the subject tag)."""
+    role, own = parties.role_of(session, ctx.settings, case, msg.sender, evidence=evidence,
+                                request=request)
+    if role in (None, "constituent"):
+        how = {"tag": "uses the case tag", "token": "uses a reply address",
+               "in-reply-to": "replies to our mail"}[evidence]
+        return hold(session, msg, "stranger",
+                    f"{msg.sender or 'an unknown sender'} {how} for {case.reference} but is "
+                    "not a party to that case" + ("" if evidence == "tag"
+                                                  else " and not in a trusted domain"),
+                    now, case=case)
+    if request is None or role == "member":
+        request = own
+    if automatic:
+        cases.event(session, case, automatic, now, sender=msg.sender, text=msg.text,
+                    raw_message_id=msg.raw_id, request_id=request.id if request else None,
+                    evidence=evidence, why=why)
+        return Outcome("update", case.reference, f"{automatic.replace('_', '-')} recorded on "
+                       f"the case; not an answer ({why})")
+    return _update(ctx, session, msg, case, role, request, evidence, now)
+
+
+def file_guess(ctx: Context, session: Session, msg: Incoming, case: models.Case,
+               why: list[str], now: datetime) -> Outcome:
+    """One confident guess. A party's message is filed as usual, recorded as a guess; anyone
+    else's is only attached to the case for staff to review: no request changes, no mail."""
+    role, request = parties.party_role(session, ctx.settings, case, msg.sender)
+    if role:
+        return _update(ctx, session, msg, case, role, request, "guess", now, guess=why)
+    constituent = parties.role_of(session, ctx.settings, case, msg.sender)[0] == "constituent"
+    _attach(ctx, session, msg, case, now)
+    cases.event(session, case, "constituent_update" if constituent else "unverified_update",
+                now, sender=msg.sender, text=msg.text, raw_message_id=msg.raw_id,
+                evidence="guess", guess=why, review=True)
+    return Outcome("update", case.reference,
+                   f"filed on {case.reference} as a guess ({'; '.join(why)}); "
+                   f"{msg.sender or 'the sender'} is not a party, so it is attached for staff "
+                   "to review and changes no request")
+
+
+def file_bounce(ctx: Context, session: Session, msg: Incoming, case: models.Case,
+                request: models.Request | None, evidence: str, bounce: Bounce,
+                now: datetime) -> Outcome:
+    """A bounce of our mail is recorded on its case and put in front of staff; a permanent
+    failure of a request marks it undeliverable. A bounce is never an answer."""
+    notify.staff(session, case, "bounce", f"Mail about {case.reference} bounced ({msg.sender}).",
+                 now, request=request)
+    cases.event(session, case, "bounce", now, sender=msg.sender, text=bounce.summary,
+                raw_message_id=msg.raw_id, request_id=request.id if request else None,
+                evidence=evidence, recipients=bounce.recipients, status=bounce.status,
+                permanent=bounce.permanent, diagnostic=bounce.diagnostic[:300])
+    if not bounce.permanent:
+        return Outcome("update", case.reference, f"bounce recorded on the case: {bounce.summary}")
+    what = "mail"
+    if request is not None:
+        what = f"the request to {request.contact}"
+        if request.state == "sent" and (not bounce.recipients
+                                        or request.contact in bounce.recipients):
+            request.state = "undeliverable"
+            session.add(request)
+            what += " (now undeliverable)"
+    reason = f"{what} for {case.reference} bounced: {bounce.summary}"
+    hold(session, msg, "bounce", reason, now, case=case)
+    return Outcome("holding_pen", case.reference, reason)
+
+
+def _update(ctx: Context, session: Session, msg: Incoming, case: models.Case, role: str,
+            request: models.Request | None, evidence: str, now: datetime, **data: Any
+            ) -> Outcome:
+    """A party's message filed on its case: a service's answer, or a member's or staff note."""
+    text = msg.text
+    _attach(ctx, session, msg, case, now)
+    how = f"matched by {evidence}" + (f" ({'; '.join(data['guess'])})" if data.get("guess")
+                                      else "")
+    cmds, _ = commands.parse(text)
+    send = commands.find_send(text) if not cmds and role == "member" else None
+    if send:
+        cmds = [send]
+    if not cmds and role in ("contact", "officer") and request is not None:
+        promised = commands.promised_date(text, ctx.calendar.today(now))
+        if promised:  # "I will reply by 10 December": a holding reply, not the answer
+            cmds = [commands.Command("holding", promised.isoformat(), text, implicit=True)]
+    if cmds:
+        call = Call(ctx, session, case, role, request, msg.sender or "", now, msg.raw_id,
+                    msg.message_id)
+        result = actions.run(call, cmds)
+        return Outcome("update", case.reference, f"from the {role}, {how}: {result}")
+    if role == "colleague":
+        return hold(session, msg, "stranger",
+                    f"{msg.sender} may see {case.reference} (shared) but only use #note on it",
+                    now, case=case)
+    if role in ("contact", "officer"):
+        cases.record_service_reply(ctx, session, case, request, msg.sender or "", text, now,
+                                   raw_message_id=msg.raw_id, message_id=msg.message_id,
+                                   evidence=evidence, **data)
+        return Outcome("update", case.reference, f"reply from {msg.sender} ({role}) {how}")
+    cases.event(session, case, f"{role}_update", now, sender=msg.sender, text=text,
+                raw_message_id=msg.raw_id, evidence=evidence, **data)
+    return Outcome("update", case.reference, f"update from the {role} {how}")
+
+
+def _attach(ctx: Context, session: Session, msg: Incoming, case: models.Case,
+            now: datetime) -> None:
+    rows = store(session, msg.files, case_id=case.id,  # type: ignore[arg-type]
+                 raw_message_id=msg.raw_id, now=now, max_size=ctx.settings.attachments.max_size)
+    cases.note_too_large(ctx, session, case, rows, now)

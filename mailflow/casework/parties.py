@@ -1,0 +1,72 @@
+"""Who is a party to a case, and in what role: the one definition, used by matching (may
+this sender's mail change the case?), dispatch and the command matrix (casework/authz.py).
+
+- `member`: the case's member (any of their addresses);
+- `contact`: the contact, an alias or the escalation contact of one of the case's requests
+  (with that request);
+- `staff`: member services;
+- `officer`: anyone else in a trusted domain who proves they received our mail about a
+  request (our Message-ID or its signed reply address): the contact passed it on; they act
+  for the contact of that request;
+- `colleague`: another member the case is shared with (casework/sharing.py);
+- `constituent`: the case's constituent, by address. Not a party: their mail is recorded,
+  never obeyed.
+`member`, `contact` and `staff` are the parties whose plain word counts on the case.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from mailflow import models
+from mailflow.casework import sharing
+from mailflow.settings import Settings
+
+PARTIES = ("member", "contact", "staff")
+PROOF = ("in-reply-to", "token")  # evidence that the sender received our mail
+
+
+def party_role(session: Session, s: Settings, case: models.Case, sender: str | None
+               ) -> tuple[str | None, models.Request | None]:
+    """`member`, `contact` (with their request), `staff`, or (None, None)."""
+    if not sender:
+        return None, None
+    member_row = session.get(models.Member, case.member_id)
+    member = s.member(member_row.email) if member_row else None
+    if member and sender in (member.email, *member.aliases):
+        return "member", None
+    requests = session.exec(select(models.Request).where(models.Request.case_id == case.id)
+                            .order_by(col(models.Request.id))).all()
+    for req in requests:
+        service_row = session.get(models.Service, req.service_id)
+        service = s.service(service_row.name) if service_row else None
+        addresses = {req.contact, *(service and [service.contact, *service.contact_aliases] or [])}
+        if service and service.escalation:
+            addresses.add(service.escalation)
+        if sender in addresses:
+            return "contact", req
+    if s.is_staff(sender):
+        return "staff", None
+    return None, None
+
+
+def role_of(session: Session, s: Settings, case: models.Case, sender: str | None, *,
+            evidence: str | None = None, request: models.Request | None = None
+            ) -> tuple[str | None, models.Request | None]:
+    """The sender's role on this case (see the module doc) and the request it concerns.
+    `evidence`/`request`: how the message was matched and the request it proved receipt of."""
+    sender = (sender or "").strip().lower() or None
+    role, own = party_role(session, s, case, sender)
+    if role is not None:
+        return role, own
+    if not sender:
+        return None, None
+    if evidence in PROOF and s.is_trusted(sender):
+        return "officer", request
+    if s.member_for(sender) and sharing.can_see(session, s, case, sender):
+        return "colleague", None
+    constituent = session.get(models.Constituent, case.constituent_id) \
+        if case.constituent_id else None
+    if constituent is not None and constituent.email == sender:
+        return "constituent", None
+    return None, None

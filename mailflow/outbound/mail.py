@@ -1,0 +1,75 @@
+"""The one door to the outbox. Every notice, request, chase, digest, report and command reply
+is composed here (From, Message-ID, Reply-To with the request's signed token, threading,
+attachments), rendered from its template and queued with the configured per-recipient
+limit and the loop guard, in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, col, select
+
+from mailflow import models
+from mailflow.casework import tokens
+from mailflow.outbound import outbox
+from mailflow.outbound.render import new_message_id, render
+
+if TYPE_CHECKING:
+    from mailflow.casework.context import Context
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    content_type: str
+    data: bytes
+
+
+def sender(ctx: Context) -> tuple[str, str]:
+    c = ctx.settings.council
+    return (f"{c.name} casework", c.casework_address)
+
+
+def request_thread(session: Session, request: models.Request) -> str | None:
+    """Our first mail to the service about this request, to thread what follows under it."""
+    return session.exec(
+        select(models.Outbox.message_id).where(models.Outbox.request_id == request.id)
+        .where(models.Outbox.kind == "request").order_by(col(models.Outbox.id))
+    ).first()
+
+
+def send(ctx: Context, session: Session, template: str, context: dict[str, Any], *,
+         to: Sequence[str], now: datetime, kind: str | None = None,
+         case: models.Case | None = None, request: models.Request | None = None,
+         cc: Sequence[str] | None = None, reply_to: str | None = None, signed: bool = False,
+         thread: bool = False, in_reply_to: str | None = None, automatic: bool = True,
+         files: Sequence[Attachment] = ()) -> models.Outbox:
+    """Compose, render and queue one mail. `signed`: Reply-To is the request's signed address,
+    so the answer finds its request; `thread`: In-Reply-To our first mail of the request."""
+    council = ctx.settings.council
+    if signed and request is not None:
+        assert case is not None
+        reply_to = tokens.reply_address(council.casework_address, case.reference, request.token)
+    if thread and request is not None:
+        in_reply_to = request_thread(session, request)
+    domain = council.casework_address.partition("@")[2]
+    msg = render(
+        ctx.templates, template,
+        {"council": council, **({"case": case} if case is not None else {}), **context},
+        sender=sender(ctx), to=list(to), cc=list(cc) if cc else None, now=now,
+        message_id=new_message_id(domain, case.reference if case else template.replace("_", "-")),
+        reply_to=reply_to, in_reply_to=in_reply_to,
+        references=[in_reply_to] if in_reply_to else None, automatic=automatic,
+    )
+    for f in files:
+        maintype, _, subtype = f.content_type.partition("/")
+        msg.add_attachment(f.data, maintype=maintype or "application",
+                           subtype=subtype or "octet-stream", filename=f.name)
+    return outbox.queue(session, msg, kind=kind or template, now=now,
+                        case_id=case.id if case else None,
+                        request_id=request.id if request else None,
+                        limit=ctx.settings.outbound.max_per_recipient_per_hour,
+                        answering=ctx.answering_automatic)
