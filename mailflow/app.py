@@ -42,8 +42,7 @@ class App:
 
     @cached_property
     def templates(self) -> Environment:
-        d = self.settings.templates.dir
-        return environment(self.settings.resolve(d) if d else None)
+        return environment(self.settings.templates_dir)
 
     @cached_property
     def transport(self) -> Transport:

@@ -11,7 +11,9 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
+from mailflow import resources
+
+ALEMBIC_DIR = resources.MIGRATIONS
 
 
 def normalise_url(url: str) -> str:

@@ -83,6 +83,7 @@ class Council(_Strict):
     closure_days: list[str] = Field(default_factory=list)
     working_hours: tuple[str, str] = ("08:30", "17:00")
     cutoff: str = "17:00"
+    templates: str | None = None  # the council's own template folder, searched first
 
     _addr = field_validator("casework_address")(classmethod(lambda cls, v: _address(v)))
     _cut = field_validator("cutoff")(classmethod(lambda cls, v: _hhmm(v)))
@@ -359,7 +360,7 @@ class Complaints(_Strict):
 
 
 class Templates(_Strict):
-    dir: str | None = None
+    dir: str | None = None  # the older name of [council] templates, still read
 
 
 class Scheduler(_Strict):
@@ -509,6 +510,12 @@ class Settings:
         return _resolve_sqlite(url, self.path.parent)
 
     @property
+    def templates_dir(self) -> Path | None:
+        """The council's own templates, searched before the ones mailflow ships."""
+        d = self.council.templates or self.templates.dir
+        return self.resolve(d) if d else None
+
+    @property
     def maildir(self) -> Path:
         return self.resolve(self.outbound.maildir)
 
@@ -583,6 +590,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Settings:
         model = _valid_parts(data)
     # Cross-checks run on whatever entries are valid, so one pass reports every problem.
     problems += _cross_check(model)
+    problems += _template_folder(data, path.resolve().parent)
     if not data.get("members"):
         problems.append("members: no members; add at least one [[members]] entry")
     if problems:
@@ -638,6 +646,20 @@ def _where(loc: list[Any], data: dict[str, Any]) -> str:
             out += ("." if out else "") + str(part)
             node = node.get(part) if isinstance(node, dict) else None
     return out
+
+
+def _template_folder(data: dict[str, Any], base: Path) -> list[str]:
+    """[council] templates (or its older name [templates] dir) names a folder that exists."""
+    given: dict[str, Path] = {}
+    for section, key in (("council", "templates"), ("templates", "dir")):
+        table = data.get(section)
+        value = table.get(key) if isinstance(table, dict) else None
+        if isinstance(value, str):
+            given[f"{section}.{key}"] = (base / value).resolve()
+    if len(given) > 1:
+        return ["templates.dir: the older name of council.templates; set only council.templates"]
+    return [f"{field}: no folder {folder}" for field, folder in given.items()
+            if not folder.is_dir()]
 
 
 def _cross_check(m: FileModel) -> list[str]:

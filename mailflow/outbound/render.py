@@ -16,7 +16,9 @@ from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+from mailflow import resources
+
+TEMPLATES = resources.TEMPLATES
 
 
 def environment(council_dir: Path | None) -> Environment:
