@@ -27,8 +27,8 @@ _DATES = [
     re.compile(r"(?P<year>\d{4})-(?P<month>\d{1,2})-(?P<day>\d{1,2})(?!\d)"),
     re.compile(r"(?P<day>\d{1,2})[/.](?P<month>\d{1,2})(?:[/.](?P<year>\d{4}|\d{2}))?"
                r"(?!\d|[/.]\d)"),
-    re.compile(_WEEKDAY + _DAY + r"(?:\s+of)?[\s-]+" + _MONTH + _YEAR + r"\b", re.IGNORECASE),
-    re.compile(_WEEKDAY + _MONTH + r"\s+" + _DAY + _YEAR + r"\b", re.IGNORECASE),
+    re.compile(_WEEKDAY + _DAY + r"(?:\s+of)?[\s-]+" + _MONTH + _YEAR + r"(?!\w)", re.IGNORECASE),
+    re.compile(_WEEKDAY + _MONTH + r"\s+" + _DAY + _YEAR + r"(?!\w)", re.IGNORECASE),
 ]
 # after the date: "14:30", "T14:30:00", "2:30pm", "2 pm", with an optional UTC offset
 _TIME = re.compile(
