@@ -62,7 +62,7 @@ def parse_datetime(text: str, today: date, *, bare: time = time(0)) -> datetime 
     if m is None:
         return None
     at = _time(m)
-    return datetime.combine(d, at) if at else None
+    return datetime.combine(d, at) if at is not None else None
 
 
 def _match(text: str, today: date) -> tuple[date, int] | None:
