@@ -172,3 +172,24 @@ def test_held_mail_is_listed_by_the_cli(limited: App, config_file: Path) -> None
     assert run_cli(config_file, "outbox", "--release", str(rows[0]["id"])).returncode == 2
     assert run_cli(config_file, "tick").returncode == 0
     assert len(sent_of_kind(limited.settings.maildir, "alert")) == 3
+
+
+def test_the_configured_limit_holds_every_kind_of_automatic_mail(config_file: Path) -> None:
+    """Not only the mail opening a case: a notice to the member (here, of a holding reply)
+    goes through the same door and the same `max_per_recipient_per_hour`."""
+    config_file.write_text(config_file.read_text().replace(
+        "[outbound]\n", "[outbound]\nmax_per_recipient_per_hour = 1\n"))
+    app = App(settings.load(config_file))
+    db.upgrade(app.url)
+    app.start(FRIDAY)
+    try:
+        ref = ingest(app, outlook_forward()).case  # Jane's acknowledgement: her one mail
+        reply = message(ROADS, CASEWORK, f"Re: [{ref}]",
+                        "#holding 2026-12-04\nWaiting for the contractor; we inspect Monday.")
+        ingest(app, reply, now=FRIDAY + timedelta(minutes=5))
+        to_jane = [o for o in outbox_rows(app) if o.recipients == [JANE]]
+        assert [o.kind for o in to_jane] == ["acknowledgement", "update"]
+        assert to_jane[1].state == "held"
+        assert "max_per_recipient_per_hour = 1" in (to_jane[1].held_reason or "")
+    finally:
+        db.engine(app.url).dispose()

@@ -195,6 +195,20 @@ def test_note_deadline_priority(rules_app: App) -> None:
     assert not sent_of_kind(rules_app.settings.maildir, "note")  # a note is sent to no one
 
 
+@pytest.mark.parametrize(("written", "meant"), [
+    ("2027-02-03", date(2027, 2, 3)),  # ISO is year-month-day, never day-first
+    ("2027-12-01", date(2027, 12, 1)),
+    ("03/02/2027", date(2027, 2, 3)),  # UK numeric is day/month
+    ("3 February 2027", date(2027, 2, 3)),
+    ("Thursday 10th December", date(2026, 12, 10)),
+])
+def test_deadline_dates_with_a_day_of_twelve_or_less(rules_app: App, written: str,
+                                                     meant: date) -> None:
+    ref = open_case(rules_app)
+    assert _call(rules_app, ref, "deadline", written).ok
+    assert get_case(rules_app, ref).deadline == meant
+
+
 def test_share_and_consent_in_either_order(rules_app: App) -> None:
     from mailflow.casework import sharing
 

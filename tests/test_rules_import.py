@@ -7,11 +7,11 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from mailflow import models
+from mailflow import clock, models
 from mailflow.app import App
 from mailflow.casework import imports
 from tests.conftest import ROOT, run_cli
-from tests.rules import JANE, cli, rules_app
+from tests.rules import FRIDAY, JANE, cli, rules_app
 
 __all__ = ["rules_app"]
 
@@ -137,3 +137,49 @@ def test_progress_bar_on_a_terminal(rules_app: App, tmp_path: Path) -> None:
     assert done.returncode == 0
     assert "[" + "#" * 30 + "] 2/2" in shown
     assert b"imported 2 case(s)" in done.stdout
+
+
+def test_iso_dates_are_year_month_day(rules_app: App, tmp_path: Path) -> None:
+    """Issue 10: 2024-03-05 was read day-first (3 May) and a valid row refused."""
+    clock.pin(FRIDAY)
+    rows = [
+        "Jane Smith,,,,,,,,2024-03-05,2024-03-20,closed,Closed in March,",  # was "closed before"
+        "Jane Smith,,,,,,,,2024-03-05,,,Opened 5 March,",  # was 3 May
+        "Jane Smith,,,,,,,,2024-02-03 14:30,,,Opened with a time,",  # GMT
+        "Jane Smith,,,,,,,,04/06/2024 09:15,,,UK order with a time,",  # BST
+        "Jane Smith,,,,,,,,3 Feb 2024,,,In words,",
+    ]
+    checked = cli(rules_app, "import", str(_csv(tmp_path, rows)), "--dry-run")
+    assert (checked.returncode, checked.stderr) == (0, "")
+    done = cli(rules_app, "import", str(_csv(tmp_path, rows)))
+    assert done.returncode == 0, done.stderr
+    assert "imported 5 case(s)" in done.stdout
+    shown = [json.loads(cli(rules_app, "case", c.reference, "--json").stdout)
+             for c in _cases(rules_app)]
+    assert [(c["opened_at"], c["closed_at"]) for c in shown] == [
+        ("2024-03-05T12:00:00Z", "2024-03-20T12:00:00Z"),
+        ("2024-03-05T12:00:00Z", None),
+        ("2024-02-03T14:30:00Z", None),
+        ("2024-06-04T08:15:00Z", None),
+        ("2024-02-03T12:00:00Z", None),
+    ]
+
+
+def test_dates_the_import_cannot_take(rules_app: App, tmp_path: Path) -> None:
+    clock.pin(FRIDAY)  # 2026-11-20
+    rows = [
+        "Jane Smith,,,,,,,,2024-02-30,,,Impossible,",
+        "Jane Smith,,,,,,,,2024-03-05 25:00,,,No such hour,",
+        "Jane Smith,,,,,,,,2026-11-21,,,Tomorrow,",
+        "Jane Smith,,,,,,,,2024-03-20,2024-03-05,closed,Closed before opened,",
+    ]
+    done = cli(rules_app, "import", str(_csv(tmp_path, rows)), "--dry-run")
+    assert done.returncode == 1
+    assert [line.removeprefix("casework.csv: ") for line in done.stderr.splitlines()] == [
+        "row 2, column opened: cannot read '2024-02-30' as a date (write 2024-03-05 or "
+        "05/03/2024)",
+        "row 3, column opened: cannot read '2024-03-05 25:00' as a date (write 2024-03-05 or "
+        "05/03/2024)",
+        "row 4, column opened: 2026-11-21 is in the future",
+        "row 5, column closed: is before the opened date",
+    ]

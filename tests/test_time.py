@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from mailflow import clock, models, settings
 from mailflow.app import App
-from mailflow.casework import cases, commands
+from mailflow.casework import cases, commands, dates
 from mailflow.casework.calendar import Calendar
 from mailflow.inbound import pipeline
 from mailflow.jobs import tick
@@ -543,15 +543,15 @@ def test_commands_parse_only_at_the_top() -> None:
     ("31 February", None),
 ])
 def test_dates_as_officers_write_them(text: str, expected: date | None) -> None:
-    assert commands.parse_date(text, date(2026, 11, 20)) == expected
+    assert dates.parse_date(text, date(2026, 11, 20)) == expected
 
 
 def test_promised_date() -> None:
     today = date(2026, 11, 20)
-    assert commands.promised_date("I will reply by 10 December.", today) == date(2026, 12, 10)
-    assert commands.promised_date("We aim to send a full response by Friday 4th December",
+    assert dates.promised_date("I will reply by 10 December.", today) == date(2026, 12, 10)
+    assert dates.promised_date("We aim to send a full response by Friday 4th December",
                                   today) == date(2026, 12, 4)
-    assert commands.promised_date("The road was resurfaced on 10 December 2019.", today) is None
+    assert dates.promised_date("The road was resurfaced on 10 December 2019.", today) is None
 
 
 # -- config --------------------------------------------------------------------------------------

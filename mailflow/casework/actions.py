@@ -20,8 +20,9 @@ from sqlmodel import Session, col, select
 
 from mailflow import models
 from mailflow.casework import authz, cases, closing, extensions, names, parties, sharing, tokens
-from mailflow.casework.commands import Call, Command, CommandError, Result, parse, parse_date
+from mailflow.casework.commands import Call, Command, CommandError, Result, parse
 from mailflow.casework.context import Context
+from mailflow.casework.dates import parse_date
 from mailflow.casework.enquiry import TYPES
 from mailflow.outbound import mail
 

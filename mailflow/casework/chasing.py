@@ -46,9 +46,9 @@ def take_step(ctx: Context, session: Session, r: models.Request, now: datetime) 
     service = session.get(models.Service, r.service_id)
     assert case is not None and service is not None
     overdue = cal.working_days_between(r.due, today)
-    ctx = {"due_text": notify.date_text(r.due), "overdue": overdue}
+    about = {"due_text": notify.date_text(r.due), "overdue": overdue}
     if step == "reminder":
-        notify.service(ctx, session, case, r, "reminder", now, to=[r.contact], **ctx)
+        notify.service(ctx, session, case, r, "reminder", now, to=[r.contact], **about)
         event(session, case, "reminded", now, request_id=r.id, text=f"Reminder sent to "
               f"{r.contact}: due {r.due.isoformat()}.", step=step)
     elif step in ("chase", "chase_again"):
@@ -56,7 +56,7 @@ def take_step(ctx: Context, session: Session, r: models.Request, now: datetime) 
         if service.escalation and out_of_office(session, ctx, r, since):
             cc = [service.escalation]  # the contact is away: someone else must see it
         notify.service(ctx, session, case, r, "chase", now, to=[r.contact], cc=cc,
-                       second=step == "chase_again", **ctx)
+                       second=step == "chase_again", **about)
         which = "Second chase" if step == "chase_again" else "Chase"
         event(session, case, "chased", now, request_id=r.id, step=step, cc=cc,
               text=f"{which} sent to {r.contact}" + (f" (copy to {cc[0]}: out of office)"
@@ -69,7 +69,7 @@ def take_step(ctx: Context, session: Session, r: models.Request, now: datetime) 
             [st.email for st in ctx.settings.staff]
         if to:
             notify.service(ctx, session, case, r, "escalation", now, to=to, cc=[r.contact],
-                           **ctx)
+                           **about)
         event(session, case, "escalated", now, request_id=r.id, step=step, to=to,
               text=f"Escalated to {', '.join(to) or 'nobody (no escalation contact or staff)'}"
                    f": {overdue} working days overdue.")

@@ -17,7 +17,7 @@ from typing import Any
 from sqlmodel import Session
 
 from mailflow import models
-from mailflow.casework import actions, cases, commands, notify, parties
+from mailflow.casework import actions, cases, commands, dates, notify, parties
 from mailflow.casework.attachments import File, store
 from mailflow.casework.commands import Call
 from mailflow.casework.context import Context
@@ -171,7 +171,7 @@ def _update(ctx: Context, session: Session, msg: Incoming, case: models.Case, ro
     if send:
         cmds = [send]
     if not cmds and role in ("contact", "officer") and request is not None:
-        promised = commands.promised_date(text, ctx.calendar.today(now))
+        promised = dates.promised_date(text, ctx.calendar.today(now))
         if promised:  # "I will reply by 10 December": a holding reply, not the answer
             cmds = [commands.Command("holding", promised.isoformat(), text, implicit=True)]
     if cmds:

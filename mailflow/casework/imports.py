@@ -16,11 +16,10 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from dateutil import parser as dateparser
 from sqlmodel import Session, select
 
 from mailflow import clock, models
-from mailflow.casework import cases, directory, enquiry, names
+from mailflow.casework import cases, dates, directory, enquiry, names
 from mailflow.casework.context import Context
 from mailflow.settings import Member
 
@@ -182,13 +181,11 @@ def _when(ctx: Context, value: str, column: str, now: datetime, bad, *,  # type:
         if required:
             bad(column, "is empty")
         return None
-    try:
-        parsed = dateparser.parse(value, dayfirst=True)
-    except (ValueError, OverflowError):
+    # a bare date is noon: the same day in UTC and in council time
+    parsed = dates.parse_datetime(value, ctx.calendar.today(now), bare=time(12))
+    if parsed is None:
         bad(column, f"cannot read {value!r} as a date (write 2024-03-05 or 05/03/2024)")
         return None
-    if re.fullmatch(r"[\d/.\-]+", value) and parsed.time() == time(0):
-        parsed = datetime.combine(parsed.date(), time(12))  # a bare date: noon, date-stable
     moment = clock.to_utc(parsed.replace(tzinfo=ctx.calendar.tz)
                           if parsed.tzinfo is None else parsed)
     if moment > now:
