@@ -24,9 +24,9 @@ from typing import Any
 
 from imapclient import IMAPClient
 
-from mailflow import clock, models
+from mailflow import clock, db, models
 from mailflow.app import App
-from mailflow.inbound import pipeline
+from mailflow.inbound import spool
 from mailflow.settings import ImapOAuth2
 
 log = logging.getLogger(__name__)
@@ -250,16 +250,17 @@ class Receiver:
                     self._take(client, [uid], uidvalidity, counts)
             return
         stored: list[tuple[int, int, bool]] = []
-        for uid in uids:
-            raw = bodies.get(uid, {}).get(b"BODY[]")
-            if uid in bodies and raw is None:
-                self._fail(client, uid, "the server sent no body", counts)
-            elif raw is not None:
-                raw_id, duplicate = pipeline.receive(self.app, raw, source="imap",
-                                                     now=self.now())
-                stored.append((uid, raw_id, duplicate))
-                counts.duplicates += duplicate
-                counts.stored += not duplicate
+        with db.session(self.app.url) as session:
+            for uid in uids:
+                raw = bodies.get(uid, {}).get(b"BODY[]")
+                if uid in bodies and raw is None:
+                    self._fail(client, uid, "the server sent no body", counts)
+                elif raw is not None:  # one commit each: a fault keeps what came before it
+                    [(raw_id, duplicate)] = spool.store(
+                        session, [spool.Incoming(raw, "imap")], self.now())
+                    stored.append((uid, raw_id, duplicate))
+                    counts.duplicates += duplicate
+                    counts.stored += not duplicate
         # Only now, with every message committed, do they leave the folder.
         self._done(client, [uid for uid, _, _ in stored], self.cfg.processed_folder)
         self._remember(uidvalidity, uids[-1])

@@ -1,6 +1,6 @@
-"""receive -> spool -> pipeline. Every receiver calls `receive`; the pipeline then handles each
-stored message in one transaction: parse, dispatch, the case change and the mail it causes
-commit together, or not at all."""
+"""receive -> spool -> pipeline. Every receiver stores through `spool.store` (`receive` for one
+message); the pipeline then handles each stored message in one transaction: parse, dispatch,
+the case change and the mail it causes commit together, or not at all."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from mailflow import models
+from mailflow import db, models
 from mailflow.app import App
 from mailflow.inbound import spool
 from mailflow.inbound.dispatch import Outcome, dispatch
@@ -22,12 +22,11 @@ log = logging.getLogger(__name__)
 def receive(app: App, raw: bytes, *, source: str, now: datetime,
             envelope_from: str | None = None, envelope_to: list[str] | None = None
             ) -> tuple[int, bool]:
-    """Store the raw message durably; returns (spool id, duplicate). Raises if it could not
-    be stored, so the receiver can tell the sender to try again (451 / EX_TEMPFAIL)."""
-    with app.session() as session:
-        row, duplicate = spool.store(session, raw, source=source, now=now,
-                                     envelope_from=envelope_from, envelope_to=envelope_to)
-        return row.id, duplicate  # type: ignore[return-value]
+    """Store one raw message durably (`spool.store`); returns (spool id, duplicate). Raises if
+    it could not be stored, so the receiver can tell the sender to try again (EX_TEMPFAIL)."""
+    with db.session(app.url) as session:
+        return spool.store(session, [spool.Incoming(raw, source, envelope_from, envelope_to)],
+                           now)[0]
 
 
 def process(app: App, raw_id: int, now: datetime) -> Outcome | None:

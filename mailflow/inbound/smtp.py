@@ -1,10 +1,12 @@
-"""The SMTP and LMTP receivers of `mailflow serve` (aiosmtpd). They only move bytes: hand the
-message to the spool writer, answer 250 once it is committed, 451 if it could not be."""
+"""The SMTP and LMTP receivers of `mailflow serve` (aiosmtpd). They only move bytes: refuse at
+RCPT an address mailflow does not serve, hand the message to the spool writer, answer 250 once
+it is committed, 451 if it could not be."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -18,9 +20,20 @@ log = logging.getLogger(__name__)
 
 
 class Handler:
-    def __init__(self, writer: SpoolWriter, source: str = "smtp"):
+    def __init__(self, writer: SpoolWriter, source: str, serves: Callable[[str], bool]):
         self.writer = writer
         self.source = source
+        self.serves = serves  # the casework address and its plus-addresses
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        """Refuse here what is not ours, rather than store and hold it: the sending MTA tells
+        its sender at once. LMTP asks per recipient too, so a refused one leaves the others."""
+        if not self.serves(address):
+            return "550 5.1.1 No such mailbox: mailflow takes mail for the casework address only"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from mailflow.models import RawMessage
 
@@ -39,45 +41,6 @@ def identify(raw: bytes) -> tuple[str | None, str]:
     return message_id, hashlib.sha256(normalised).hexdigest()
 
 
-def store_many(session: Session, items: list[Incoming], now: datetime
-               ) -> list[tuple[int, bool]]:
-    """Store several messages in one commit (one fsync for all of them). Returns (spool id,
-    duplicate) for each item, in order; a repeat within the batch is a duplicate too. Core
-    statements, not the ORM: this is the SMTP receiver's hot path."""
-    keyed = [(identify(i.raw), i) for i in items]
-    table = RawMessage.__table__  # type: ignore[attr-defined]
-    known: dict[str, int | None] = dict(session.execute(  # type: ignore[arg-type]
-        sa_select(table.c.digest, table.c.id)
-        .where(table.c.digest.in_({digest for (_, digest), _ in keyed}))).all())
-    new, new_digests = [], set()
-    for (message_id, digest), i in keyed:
-        if digest not in known:
-            known[digest] = None
-            new_digests.add(digest)
-            new.append(_row(i, message_id, digest, now).model_dump(exclude={"id"}))
-    try:
-        if new:
-            ids = session.execute(insert(table).returning(table.c.id, table.c.digest,
-                                                          sort_by_parameter_order=True), new)
-            known.update({digest: raw_id for raw_id, digest in ids})
-        session.commit()
-    except IntegrityError:  # another path stored one of them at the same moment: one by one
-        session.rollback()
-        out = []
-        for i in items:
-            row, duplicate = store(session, i.raw, source=i.source, now=now,
-                                   envelope_from=i.envelope_from, envelope_to=i.envelope_to)
-            out.append((row.id, duplicate))
-        return out  # type: ignore[return-value]
-    firsts: set[str] = set()
-    out = []
-    for (_, digest), _i in keyed:
-        fresh = digest in new_digests and digest not in firsts
-        firsts.add(digest)
-        out.append((known[digest], not fresh))
-    return out  # type: ignore[return-value]
-
-
 @dataclass
 class Incoming:
     raw: bytes
@@ -86,34 +49,54 @@ class Incoming:
     envelope_to: list[str] | None = None
 
 
-def _row(i: Incoming, message_id: str | None, digest: str, now: datetime) -> RawMessage:
+def _row(i: Incoming, message_id: str | None, digest: str, now: datetime) -> dict[str, Any]:
     return RawMessage(
         message_id=message_id[:990] if message_id else None, digest=digest, received_at=now,
         source=i.source, envelope_from=i.envelope_from, envelope_to=i.envelope_to,
         size=len(i.raw), raw=i.raw,
-    )
+    ).model_dump(exclude={"id"})
 
 
-def store(
-    session: Session,
-    raw: bytes,
-    *,
-    source: str,
-    now: datetime,
-    envelope_from: str | None = None,
-    envelope_to: list[str] | None = None,
-) -> tuple[RawMessage, bool]:
-    """Store and commit one message. Returns (row, duplicate): a second delivery of the same
-    message returns the first row and changes nothing."""
-    message_id, digest = identify(raw)
-    existing = session.exec(select(RawMessage).where(RawMessage.digest == digest)).first()
-    if existing:
-        return existing, True
-    row = _row(Incoming(raw, source, envelope_from, envelope_to), message_id, digest, now)
-    session.add(row)
+def store(session: Session, items: Sequence[Incoming], now: datetime
+          ) -> list[tuple[int, bool]]:
+    """The one spool store every receiver calls, on a plain session: the messages in one commit
+    (one fsync for all of them). Returns (spool id, duplicate) for each item, in order: a
+    message already stored (the same digest, so the same Message-ID and content), or repeated
+    within the batch, is a duplicate and changes nothing. Raises when the commit fails, so the
+    receiver answers 451 or exits EX_TEMPFAIL. Core statements, not the ORM: this is the SMTP
+    receiver's hot path."""
+    if not items:
+        return []
+    keyed = [(*identify(i.raw), i) for i in items]
     try:
+        known, fresh = _insert_new(session, keyed, now)
         session.commit()
-    except IntegrityError:  # the same message, delivered at the same moment by another path
+    except IntegrityError:  # another receiver stored one of them meanwhile: now it is known
         session.rollback()
-        return session.exec(select(RawMessage).where(RawMessage.digest == digest)).one(), True
-    return row, False
+        known, fresh = _insert_new(session, keyed, now)
+        session.commit()
+    out, seen = [], set()
+    for _, digest, _ in keyed:
+        out.append((known[digest], digest not in fresh or digest in seen))
+        seen.add(digest)
+    return out
+
+
+def _insert_new(session: Session, keyed: list[tuple[str | None, str, Incoming]], now: datetime
+                ) -> tuple[dict[str, int], set[str]]:
+    """Insert the messages whose digest is not stored yet, the first of a repeat within the
+    batch: (spool id by digest, digests inserted)."""
+    table = RawMessage.__table__  # type: ignore[attr-defined]
+    known: dict[str, int] = dict(session.execute(  # type: ignore[arg-type]
+        sa_select(table.c.digest, table.c.id)
+        .where(table.c.digest.in_({digest for _, digest, _ in keyed}))).all())
+    new: dict[str, dict[str, Any]] = {}
+    for message_id, digest, i in keyed:
+        if digest not in known and digest not in new:
+            new[digest] = _row(i, message_id, digest, now)
+    if new:
+        ids = session.execute(insert(table).returning(table.c.id, table.c.digest,
+                                                      sort_by_parameter_order=True),
+                              list(new.values()))
+        known.update({digest: raw_id for raw_id, digest in ids})
+    return known, set(new)

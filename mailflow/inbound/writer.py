@@ -73,7 +73,7 @@ class SpoolWriter(threading.Thread):
         try:
             # A plain session: the spool needs none of the casework hooks of app.session().
             with db.session(self.app.url) as session:
-                results = spool.store_many(session, [item for item, _ in batch], clock.now())
+                results = spool.store(session, [item for item, _ in batch], clock.now())
         except Exception as e:  # noqa: BLE001 - every sender in the batch gets 451 and retries
             log.exception("could not store %d message(s)", len(batch))
             for _, done in batch:
