@@ -182,3 +182,24 @@ def test_batches_skip_rows_another_node_has_locked(app: App) -> None:
         walk(app, 2, [col(R.id)], lambda _s, rows: seen.extend(r.id for r in rows))
         other.rollback()
     assert seen == [ids[0], *ids[2:]]
+
+
+def test_the_first_calendar_run_plans_requests_from_before_chasing(app: App) -> None:
+    """The calendar claim is an insert once. Its row count was -1 on PostgreSQL (SQLAlchemy
+    2.1, psycopg), so an upgraded database there never planned its old requests' chases."""
+    from mailflow.casework import deadlines
+    from tests.mail import outlook_forward
+    from tests.test_loop import FRIDAY, ingest
+
+    ingest(app, outlook_forward())
+    with app.session() as s:
+        [r] = s.exec(select(models.Request)).all()
+        r.next_step, r.next_step_on = None, None  # as a request from before chasing existed
+        s.add(r)
+        s.delete(s.get(models.Setting, "calendar"))
+        s.commit()
+        assert deadlines.follow_calendar(s, app.settings, app.calendar, FRIDAY) == 1
+        s.commit()
+        s.refresh(r)
+        assert r.next_step is not None and r.next_step_on is not None
+        assert deadlines.follow_calendar(s, app.settings, app.calendar, FRIDAY) == 0
