@@ -387,7 +387,10 @@ class _Progress:
 
 
 def cmd_holding(args: argparse.Namespace) -> int:
+    _pin(args)
     app = _load(args)
+    if args.retry is not None:
+        return _retry(_started(args), args.retry, args.json)
     with app.session() as s:
         q = select(models.Holding).order_by(col(models.Holding.id))
         if not args.all:
@@ -402,17 +405,38 @@ def cmd_holding(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retry(app: App, holding_id: int, as_json: bool) -> int:
+    """Mailman's unshunt: a message quarantined by a pipeline error goes through again."""
+    from mailflow.inbound import pipeline
+
+    try:
+        raw_id, result = pipeline.retry(app, holding_id, clock.now())
+    except pipeline.CannotRetry as e:
+        raise Fail(str(e), 2 if e.found else 1) from None
+    with app.session() as s:
+        raw = s.get(models.RawMessage, raw_id)
+        message_id = raw.message_id if raw else None
+    if as_json:
+        _print_json({"file": None, "message_id": message_id, "disposition": result.disposition,
+                     "case": result.case, "reason": result.reason, "rule": result.rule or None})
+    else:
+        print(f"holding {holding_id}: {result.disposition}"
+              + (f" {result.case}" if result.case else "") + f" ({result.reason})")
+    return 0
+
+
 def cmd_outbox(args: argparse.Namespace) -> int:
     app = _load(args)
-    if args.release:
+    if args.release is not None:
         with app.session() as s:
-            row = s.get(models.Outbox, args.release)
-            if row is None or row.state != "held":
-                print(f"error: outbox message {args.release} is not held", file=sys.stderr)
-                return 2
-            row.state, row.held_reason = "queued", None
-            row.next_attempt_at = clock.now()
-            s.add(row)
+            # Conditional, so two people releasing at once (or a release racing a
+            # flush) change the row once.
+            if not db.claim(s, models.Outbox, {"id": args.release, "state": "held"},
+                            {"state": "queued", "held_reason": None,
+                             "next_attempt_at": clock.now()}):
+                if s.get(models.Outbox, args.release) is None:
+                    raise Fail(f"no outbox message {args.release}")
+                raise Fail(f"outbox message {args.release} is not held", 2)
             s.commit()
         print(f"outbox message {args.release} released: the next tick sends it")
         return 0
@@ -558,6 +582,10 @@ def parser() -> argparse.ArgumentParser:
                     help="check every row and report what cannot be taken; change nothing")
     sp = add("holding", cmd_holding, "list the holding pen")
     sp.add_argument("--all", action="store_true", help="include resolved items")
+    sp.add_argument("--retry", type=int, metavar="ID",
+                    help="put a message quarantined by an error (kind failed) through the "
+                         "pipeline again, once the cause is fixed")
+    sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
     sp.add_argument("--json", action="store_true")
     sp = add("outbox", cmd_outbox, "list outbound mail")
     sp.add_argument("--state", choices=["queued", "sending", "sent", "held"])

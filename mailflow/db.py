@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import ColumnElement, Row, and_, event, inspect, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
@@ -63,6 +65,81 @@ def is_postgres(eng: Engine) -> bool:
 def session(url: str) -> Iterator[Session]:
     with Session(engine(url), expire_on_commit=False) as s:
         yield s
+
+
+# -- the claim vocabulary: how two ticks or two nodes agree who does a thing ------------------
+def _insert(session: Session, model: type) -> Any:
+    """INSERT with ON CONFLICT, which SQLAlchemy spells per dialect."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+def insert_once(session: Session, model: type, values: dict[str, Any], keys: list[str]) -> bool:
+    """Insert the row unless one with the same `keys` (a unique constraint) exists; True when
+    this call inserted it. Inserting a row per (thing, period) is how a job claims a run."""
+    stmt = (_insert(session, model).values(**values).on_conflict_do_nothing(index_elements=keys)
+            .returning(*(getattr(model, k) for k in keys)))
+    # RETURNING, not the row count: SQLAlchemy 2.1 on psycopg reports -1 for an INSERT.
+    return session.execute(stmt).first() is not None
+
+
+def increment(session: Session, model: type, key: dict[str, Any], column: str) -> int:
+    """Add one to a counter row (created at 1) in one statement and return the new value:
+    two nodes never get the same number."""
+    ins = _insert(session, model)
+    stmt = (ins.values(**key, **{column: 1})
+            .on_conflict_do_update(index_elements=list(key),
+                                   set_={column: getattr(model, column) + 1})
+            .returning(getattr(model, column)))
+    return int(session.execute(stmt).scalar_one())
+
+
+def claim(session: Session, model: type, where: Mapping[str, Any] | ColumnElement[bool],
+          values: Mapping[str, Any]) -> bool:
+    """A conditional UPDATE of one row: `where` names the state it must still be in (column
+    = value, or an expression). True when this worker won: the row count says so, so of two
+    workers that both saw the old state only one moves it."""
+    cond = where if isinstance(where, ColumnElement) else and_(
+        *(getattr(model, k) == v for k, v in where.items()))
+    result = session.execute(update(model).where(cond).values(**values)
+                             .execution_options(synchronize_session=False))
+    return result.rowcount >= 1  # type: ignore[attr-defined]
+
+
+def page(query: Any, order: Sequence[Any], after: tuple[Any, ...] | None = None,
+         limit: int | None = None) -> Any:
+    """One page of `query` in `order` (unique, indexed) after the keyset `after`."""
+    if after is not None:
+        query = query.where(tuple_(*order) > tuple_(*after))
+    query = query.order_by(*order)
+    return query.limit(limit) if limit else query
+
+
+def batches(sessions: Callable[[], AbstractContextManager[Session]], query: Any,
+            order: Sequence[Any], size: int = 50) -> Iterator[tuple[Session, list[Any]]]:
+    """Walk `query` in keyset pages of `size` rows, one transaction each (committed when the
+    caller asks for the next batch; rolled back if it stops with an error), so memory and
+    transactions stay small however much is due. The keyset is read before the caller
+    changes the rows. On PostgreSQL each batch is locked with FOR UPDATE SKIP LOCKED, so two
+    nodes share the work instead of queueing behind each other."""
+    after: tuple[Any, ...] | None = None
+    while True:
+        with sessions() as session:
+            q = page(query, order, after, size)
+            if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+                q = q.with_for_update(skip_locked=True)
+            rows = list(session.exec(q))
+            if not rows:
+                return
+            after = _key(rows[-1], order)
+            yield session, rows
+            session.commit()
+
+
+def _key(row: Any, order: Sequence[Any]) -> tuple[Any, ...]:
+    if isinstance(row, Row):
+        return tuple(row._mapping[c] for c in order)
+    return tuple(getattr(row, c.key) for c in order)
 
 
 def upgrade(url: str) -> None:

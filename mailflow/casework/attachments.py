@@ -14,10 +14,9 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from mailflow import models
+from mailflow import db, models
 
 
 @dataclass
@@ -60,10 +59,8 @@ def store(session: Session, files: list[File], *, case_id: int, raw_message_id: 
 
 
 def _put_blob(session: Session, f: File) -> None:
-    dialect = session.get_bind().dialect.name
-    ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(models.Blob)
-    session.execute(ins.values(sha256=f.sha256, size=f.size, data=f.data)
-                    .on_conflict_do_nothing(index_elements=["sha256"]))
+    db.insert_once(session, models.Blob, {"sha256": f.sha256, "size": f.size, "data": f.data},
+                   ["sha256"])
 
 
 def of_message(session: Session, case_id: int, raw_message_id: int | None

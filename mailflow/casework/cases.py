@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from mailflow import models
+from mailflow import db, models
 from mailflow.casework import (
     attachments,
     deadlines,
@@ -49,15 +48,7 @@ class NewCase:
 
 def next_reference(session: Session, prefix: str, year: int) -> str:
     """Claim the next case number of the year in one statement, safe on two nodes."""
-    name = f"{prefix}-{year}"
-    dialect = session.get_bind().dialect.name
-    ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(models.Counter)
-    stmt = (
-        ins.values(name=name, value=1)
-        .on_conflict_do_update(index_elements=["name"], set_={"value": models.Counter.value + 1})
-        .returning(models.Counter.value)
-    )
-    number = session.execute(stmt).scalar_one()
+    number = db.increment(session, models.Counter, {"name": f"{prefix}-{year}"}, "value")
     return tokens.format_reference(prefix, year, number)
 
 

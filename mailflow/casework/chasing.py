@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from mailflow import models
+from mailflow import db, models
 from mailflow.casework import deadlines, notify
 from mailflow.casework.cases import event
 from mailflow.casework.context import Context
@@ -27,17 +27,11 @@ def take_step(ctx: Context, session: Session, r: models.Request, now: datetime) 
     reached = deadlines.REACHED[step]
     late_reminder = step == "reminder" and today >= r.due
     next_step, next_on = deadlines.plan(cal, policy, r.due, reached, last_day=today)
-    won = session.execute(
-        update(models.Request).where(col(models.Request.id) == r.id)
-        .where(col(models.Request.state) == "sent")
-        .where(col(models.Request.chase_step) == reached_before)
-        .where(col(models.Request.next_step) == step)
-        .where(col(models.Request.next_step_on) == step_on)
-        .values(chase_step=reached, next_step=next_step, next_step_on=next_on,
-                stepped_at=since if late_reminder else now)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1  # type: ignore[attr-defined]
-    if not won:
+    if not db.claim(session, models.Request,
+                    {"id": r.id, "state": "sent", "chase_step": reached_before,
+                     "next_step": step, "next_step_on": step_on},
+                    {"chase_step": reached, "next_step": next_step, "next_step_on": next_on,
+                     "stepped_at": since if late_reminder else now}):
         return None
     session.refresh(r)
     if late_reminder:

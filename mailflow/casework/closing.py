@@ -8,7 +8,7 @@ from datetime import date, datetime
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from mailflow import models
+from mailflow import db, models
 from mailflow.casework import deadlines, notify
 from mailflow.casework.cases import event
 from mailflow.casework.context import Context
@@ -78,14 +78,9 @@ def close_answered(ctx: Context, session: Session, case_id: int, open_until: dat
                    now: datetime) -> bool:
     """The after-answer job: close one answered case whose follow-up days have passed. The
     conditional update is the claim: a second node or tick changes nothing."""
-    won = session.execute(
-        update(models.Case).where(col(models.Case.id) == case_id)
-        .where(col(models.Case.status) == "answered")
-        .where(col(models.Case.open_until) == open_until)
-        .values(status="closed", closed_at=now, open_until=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1  # type: ignore[attr-defined]
-    if not won:
+    if not db.claim(session, models.Case,
+                    {"id": case_id, "status": "answered", "open_until": open_until},
+                    {"status": "closed", "closed_at": now, "open_until": None}):
         return False
     case = session.get(models.Case, case_id)
     assert case is not None

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
-from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from mailflow import models
+from mailflow import db, models
 from mailflow.casework.calendar import Calendar
 from mailflow.settings import Chasing, Settings
 
@@ -92,17 +89,12 @@ def follow_calendar(session: Session, settings: Settings, cal: Calendar, now: da
         return 0
     # Claim the change, so two nodes starting together recompute once.
     if row is None:
-        dialect = session.get_bind().dialect.name
-        ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-            models.Setting)
-        claimed = session.execute(ins.values(name="calendar", value=fingerprint)
-                                  .on_conflict_do_nothing(index_elements=["name"])).rowcount
+        claimed = db.insert_once(session, models.Setting,
+                                 {"name": "calendar", "value": fingerprint}, ["name"])
     else:
-        claimed = session.execute(
-            update(models.Setting).where(col(models.Setting.name) == "calendar")
-            .where(col(models.Setting.value) == row.value).values(value=fingerprint)
-        ).rowcount  # type: ignore[attr-defined]
-    if claimed != 1:
+        claimed = db.claim(session, models.Setting, {"name": "calendar", "value": row.value},
+                           {"value": fingerprint})
+    if not claimed:
         return 0
     today = cal.today(now)
     moved = 0

@@ -7,8 +7,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import update
-from sqlmodel import col, select
+from sqlmodel import select
 
 from mailflow import db, models
 from mailflow.app import App
@@ -33,13 +32,8 @@ def process(app: App, raw_id: int, now: datetime) -> Outcome | None:
     """Dispatch one spooled message. Returns None when another worker already took it."""
     try:
         with app.session() as session:
-            claimed = session.execute(
-                update(models.RawMessage)
-                .where(col(models.RawMessage.id) == raw_id)
-                .where(col(models.RawMessage.state) == "new")
-                .values(state="done", processed_at=now)
-            ).rowcount  # type: ignore[attr-defined]
-            if claimed != 1:
+            if not db.claim(session, models.RawMessage, {"id": raw_id, "state": "new"},
+                            {"state": "done", "processed_at": now}):
                 session.rollback()
                 return None
             raw = session.get(models.RawMessage, raw_id)
@@ -98,3 +92,35 @@ def describe(app: App, raw_id: int) -> Outcome:
         case = session.get(models.Case, raw.case_id) if raw.case_id else None
         return Outcome(raw.disposition or "pending", case.reference if case else None,
                        raw.reason or "")
+
+
+class CannotRetry(Exception):
+    def __init__(self, message: str, found: bool):
+        super().__init__(message)
+        self.found = found  # False: there is no such holding item
+
+
+def retry(app: App, holding_id: int, now: datetime) -> tuple[int, Outcome]:
+    """Mailman's unshunt: a message quarantined by a pipeline error (holding kind `failed`)
+    goes through `process` again, once the cause is fixed. The item is resolved and the raw
+    message claimed back from failed to new in one transaction, so it is retried once however
+    many people ask; if it fails again it is quarantined again, with a new item."""
+    with app.session() as session:
+        h = session.get(models.Holding, holding_id)
+        if h is None:
+            raise CannotRetry(f"no holding item {holding_id}", found=False)
+        raw_id = h.raw_message_id
+        if h.kind != "failed" or raw_id is None:
+            raise CannotRetry(f"holding item {holding_id} is {h.kind}, not a failed message",
+                              found=True)
+        # Holding has no column for how it was resolved: the reason says.
+        resolved = {"resolved_at": now, "reason": f"{h.reason}; retried at {now.isoformat()}"}
+        if not (db.claim(session, models.Holding, {"id": holding_id, "resolved_at": None},
+                         resolved)
+                and db.claim(session, models.RawMessage, {"id": raw_id, "state": "failed"},
+                             {"state": "new", "disposition": None, "reason": None,
+                              "processed_at": None})):
+            session.rollback()
+            raise CannotRetry(f"holding item {holding_id} was already retried", found=True)
+        session.commit()
+    return raw_id, process(app, raw_id, now) or describe(app, raw_id)

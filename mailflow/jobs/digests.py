@@ -14,10 +14,9 @@ from datetime import datetime, time
 from typing import Any
 
 from sqlalchemy import func, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from mailflow import models
+from mailflow import db, models
 from mailflow.app import App
 from mailflow.casework import notify
 from mailflow.outbound import mail
@@ -57,13 +56,12 @@ def period(app: App, now: datetime, frequency: str, at: str) -> str | None:
 
 def claim(session: Session, audience: str, recipient: str, period_: str, now: datetime
           ) -> int | None:
-    dialect = session.get_bind().dialect.name
-    ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(models.Digest)
-    stmt = (ins.values(audience=audience, recipient=recipient, period=period_, created_at=now,
-                       items=0, sent=False)
-            .on_conflict_do_nothing(index_elements=["audience", "recipient", "period"])
-            .returning(models.Digest.id))
-    return session.execute(stmt).scalar_one_or_none()
+    key = {"audience": audience, "recipient": recipient, "period": period_}
+    if not db.insert_once(session, models.Digest, {**key, "created_at": now, "items": 0,
+                                                   "sent": False}, list(key)):
+        return None
+    return session.exec(select(models.Digest.id).where(
+        *(getattr(models.Digest, k) == v for k, v in key.items()))).one()
 
 
 def _done(session: Session, audience: str, periods: set[str]) -> set[tuple[str, str]]:

@@ -15,10 +15,9 @@ from collections import defaultdict
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
-from mailflow import models
+from mailflow import db, models
 from mailflow.app import App
 from mailflow.outbound import mail
 from mailflow.reports import formats, html, report
@@ -114,13 +113,11 @@ def _enquiry_types(app: App, now: datetime, p: Period) -> int:
 
 def _claim(session: Session, kind: str, p: Period, to: str, now: datetime) -> int | None:
     """Insert the claim for this report; None when it is already someone else's."""
-    dialect = session.get_bind().dialect.name
-    ins: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-        models.SentReport)
-    stmt = (ins.values(kind=kind, period=p.label, recipient=to, created_at=now)
-            .on_conflict_do_nothing(index_elements=["kind", "period", "recipient"])
-            .returning(models.SentReport.id))
-    return session.execute(stmt).scalar_one_or_none()
+    key = {"kind": kind, "period": p.label, "recipient": to}
+    if not db.insert_once(session, models.SentReport, {**key, "created_at": now}, list(key)):
+        return None
+    return session.exec(select(models.SentReport.id).where(
+        *(getattr(models.SentReport, k) == v for k, v in key.items()))).one()
 
 
 def _send(app: App, now: datetime, kind: str, p: Period, to: str, ctx: dict[str, Any],

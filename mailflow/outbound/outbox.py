@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
+from mailflow import db
 from mailflow.models import Outbox
 from mailflow.outbound.transports import Transport
 
@@ -90,19 +91,12 @@ def backoff(attempts: int) -> timedelta:
 
 def claim(session: Session, row_id: int, now: datetime) -> bool:
     """Take one message for sending; the row count says whether this worker won it."""
-    result = session.execute(
-        update(Outbox)
-        .where(col(Outbox.id) == row_id)
-        .where(
-            or_(
-                col(Outbox.state) == "queued",
-                (col(Outbox.state) == "sending") & (col(Outbox.claimed_at) < now - STALE_CLAIM),
-            )
-        )
-        .values(state="sending", claimed_at=now)
-    )
+    won = db.claim(session, Outbox, (col(Outbox.id) == row_id) & or_(
+        col(Outbox.state) == "queued",
+        (col(Outbox.state) == "sending") & (col(Outbox.claimed_at) < now - STALE_CLAIM),
+    ), {"state": "sending", "claimed_at": now})
     session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return won
 
 
 def flush(session: Session, transport: Transport, now: datetime, limit: int = 500) -> dict:
