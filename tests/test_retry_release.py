@@ -59,7 +59,7 @@ def test_a_failed_message_is_retried_once_the_cause_is_fixed(app: App, config_fi
     result = json.loads(done.stdout)
     assert result == {"file": None, "message_id": out["message_id"],
                       "disposition": "case_opened", "case": "CW-2026-00001",
-                      "reason": result["reason"]}
+                      "reason": result["reason"], "rule": "members_mail"}
     assert holding(config_file) == []
     resolved = holding(config_file, "--all")
     assert [h["id"] for h in resolved] == [item["id"], item2["id"]]
