@@ -588,7 +588,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
     sp.add_argument("--json", action="store_true")
     sp = add("outbox", cmd_outbox, "list outbound mail")
-    sp.add_argument("--state", choices=["queued", "sending", "sent", "held"])
+    sp.add_argument("--state", choices=["queued", "sending", "sent", "held", "failed"])
     sp.add_argument("--release", type=int, metavar="ID",
                     help="send a held message after all (a person decided it should go)")
     sp.add_argument("--json", action="store_true")

@@ -273,13 +273,25 @@ class Outbox(SQLModel, table=True):
     recipients: list[str] = Field(sa_column=Column(JSON, nullable=False))
     subject: str
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    state: str = Field(default="queued", index=True)  # queued | sending | sent | held
+    state: str = Field(default="queued", index=True)  # queued | sending | sent | held | failed
     held_reason: str | None = None  # why automatic mail was held back (loops, rate limit)
     attempts: int = 0
     next_attempt_at: datetime
     claimed_at: datetime | None = None
     last_error: str | None = None
     sent_at: datetime | None = None
+    # Each recipient's outcome, so a retry goes only to those still pending:
+    # [{"address", "state": pending | sent | failed, "answer": the relay's last words}]
+    recipients_status: list[dict[str, Any]] | None = Field(default=None,
+                                                           sa_column=Column(JSON))
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        """Each recipient's outcome; rows from before it was recorded are all pending (or
+        all sent, once the mail was)."""
+        if self.recipients_status is not None:
+            return self.recipients_status
+        state = "sent" if self.state == "sent" else "pending"
+        return [{"address": a, "state": state, "answer": None} for a in self.recipients]
 
 
 # -- statistics and scheduled reports ---------------------------------------------------------

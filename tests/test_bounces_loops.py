@@ -114,7 +114,8 @@ def test_no_automatic_mail_is_queued_in_answer_to_automatic_mail(app: App) -> No
                         to=[JANE], now=FRIDAY, case=models.Case(reference="CW-2026-00009"))
         s.commit()
         assert row.state == "held" and "in answer to automatic mail" in (row.held_reason or "")
-    assert tick.tick(app, FRIDAY)["deliver_outbox"] == {"sent": 0, "failed": 0}
+    assert tick.tick(app, FRIDAY)["deliver_outbox"] == {"sent": 0, "retrying": 0, "failed": 0,
+                                                     "deferred": 0}
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ def test_relay_outage_delays_and_loses_nothing(relay_app: tuple[App, int]) -> No
     pipeline.process(app, raw_id, NOW)
 
     down = tick.tick(app, NOW)["deliver_outbox"]  # nothing listens on the port yet
-    assert down == {"sent": 0, "failed": 2}
+    assert down == {"sent": 0, "retrying": 2, "failed": 0, "deferred": 0}
     with app.session() as s:
         rows = s.exec(select(models.Outbox)).all()
         assert {r.state for r in rows} == {"queued"}

@@ -158,6 +158,26 @@ def file_bounce(ctx: Context, session: Session, msg: Incoming, case: models.Case
     return Outcome("holding_pen", case.reference, reason)
 
 
+def mail_failed(session: Session, case: models.Case, request: models.Request | None,
+                reason: str, now: datetime, *, recipients: list[str], sender: str | None = None,
+                subject: str | None = None) -> models.Holding:
+    """Our mail about a case could not be delivered (the relay refused it, or it was
+    retried until `[outbound] give_up_hours`): recorded on the case, put in front of staff
+    (holding pen kind `undeliverable`, staff notification), and a request whose contact is
+    among `recipients` is marked undeliverable, as a permanent bounce would."""
+    lost = {r.lower() for r in recipients}
+    if request is not None and request.state == "sent" and request.contact.lower() in lost:
+        request.state = "undeliverable"
+        session.add(request)
+    cases.event(session, case, "undeliverable", now, text=reason,
+                request_id=request.id if request else None, recipients=recipients)
+    notify.staff(session, case, "undeliverable", reason, now, request=request)
+    row = models.Holding(case_id=case.id, kind="undeliverable", reason=reason[:1000],
+                         sender=sender, subject=(subject or "")[:500] or None, created_at=now)
+    session.add(row)
+    return row
+
+
 def _update(ctx: Context, session: Session, msg: Incoming, case: models.Case, role: str,
             request: models.Request | None, evidence: str, now: datetime, **data: Any
             ) -> Outcome:

@@ -167,4 +167,5 @@ def outbox_dict(o: models.Outbox) -> dict[str, Any]:
         "sent_at": _iso(o.sent_at),
         "last_error": o.last_error,
         "held_reason": o.held_reason,
+        "recipients_status": o.outcomes(),
     }

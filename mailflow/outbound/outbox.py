@@ -1,12 +1,16 @@
 """The outbox: rendered mail waits here, in the same transaction as the change that caused
-it, until the flush job delivers it. A relay outage delays mail and loses none."""
+it, until the flush job delivers it. A relay outage delays mail and loses none; each
+recipient's outcome is kept, so nobody gets a mail twice because somebody else was refused,
+and a mail that cannot be delivered ends `failed` instead of being retried for ever."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import getaddresses
+from typing import Any
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
@@ -19,6 +23,7 @@ log = logging.getLogger(__name__)
 
 STALE_CLAIM = timedelta(minutes=10)  # a worker that died mid-send frees its claim after this
 MAX_BACKOFF = timedelta(hours=1)
+BREAKER = 3  # connection failures in a row that end a flush: the relay is down
 
 
 def queue(
@@ -99,8 +104,19 @@ def claim(session: Session, row_id: int, now: datetime) -> bool:
     return won
 
 
-def flush(session: Session, transport: Transport, now: datetime, limit: int = 500) -> dict:
-    """Deliver what is due. Returns counts of sent and failed (kept queued) messages."""
+# Told of recipients that have just failed for good: (session, mail, their statuses, now).
+OnFailed = Callable[[Session, Outbox, list[dict[str, Any]], datetime], None]
+
+
+def flush(session: Session, transport: Transport, now: datetime, *,
+          give_up: timedelta = timedelta(hours=48), on_failed: OnFailed | None = None,
+          limit: int = 500) -> dict[str, int]:
+    """Deliver what is due, each mail committed as soon as the relay has answered it, so a
+    crash repeats at most the mail in flight. Only recipients still pending are sent to. After
+    BREAKER connection failures in a row the flush stops: the rest wait for the next tick
+    and are not counted as attempts. `on_failed` runs in the transaction that records
+    recipients' final failure (the jobs layer tells staff there). Returns counts: sent,
+    retrying (kept queued), failed (given up or refused), deferred (left by the breaker)."""
     due = session.exec(
         select(Outbox.id)
         .where(
@@ -112,30 +128,88 @@ def flush(session: Session, transport: Transport, now: datetime, limit: int = 50
         .order_by(col(Outbox.id))
         .limit(limit)
     ).all()
-    sent = failed = 0
-    for row_id in due:
+    counts = {"sent": 0, "retrying": 0, "failed": 0, "deferred": 0}
+    broken = 0  # connection failures in a row
+    for n, row_id in enumerate(due):
+        if broken >= BREAKER:
+            counts["deferred"] = len(due) - n
+            log.warning("outbox: %s connection failures in a row; %s mails wait for the next "
+                        "tick", broken, len(due) - n)
+            break
         if not claim(session, row_id, now):
             continue
         row = session.get(Outbox, row_id)
         assert row is not None
         session.refresh(row)
-        try:
-            name = f"{now:%Y%m%dT%H%M%S}-{row.id:07d}-{row.kind}"
-            transport.send(row.sender, row.recipients, row.raw, name)
-        except Exception as e:  # noqa: BLE001 - any failure keeps the mail queued for a retry
-            row.attempts += 1
-            row.state = "queued"
-            row.last_error = f"{type(e).__name__}: {e}"[:500]
-            row.next_attempt_at = now + backoff(row.attempts)
-            failed += 1
-            log.warning("outbox %s to %s failed (attempt %s): %s", row.id, row.recipients,
-                        row.attempts, row.last_error)
-        else:
-            row.attempts += 1
-            row.state = "sent"
-            row.sent_at = now
-            row.last_error = None
-            sent += 1
-        session.add(row)
-        session.commit()
-    return {"sent": sent, "failed": failed}
+        outcome, reached = _attempt(session, transport, row, now, give_up, on_failed)
+        broken = 0 if reached else broken + 1
+        counts[outcome] += 1
+    return counts
+
+
+def _attempt(session: Session, transport: Transport, row: Outbox, now: datetime,
+             give_up: timedelta, on_failed: OnFailed | None) -> tuple[str, bool]:
+    """Send one mail to its pending recipients and commit what the relay said. Returns the
+    mail's outcome and whether the relay was reached at all."""
+    status = [dict(r) for r in row.outcomes()]
+    todo = [r["address"] for r in status if r["state"] == "pending"]
+    reached = True
+    try:
+        name = f"{now:%Y%m%dT%H%M%S}-{row.id:07d}-{row.kind}"
+        answers = transport.send(row.sender, todo, row.raw, name) if todo else {}
+        problem = None
+    except Exception as e:  # noqa: BLE001 - any broken conversation: all stay pending
+        reached, answers = False, {}
+        problem = f"{type(e).__name__}: {e}"[:300]
+    for r in status:
+        if r["state"] != "pending":
+            continue
+        a = answers.get(r["address"])
+        r["state"], r["answer"] = (a.state, str(a)) if a else ("pending", problem or r["answer"])
+    row.attempts += 1
+    still = [r for r in status if r["state"] == "pending"]
+    if still and now >= row.created_at + give_up:
+        for r in still:  # temporary for too long: now final
+            r["state"] = "failed"
+            r["answer"] = f"gave up after {give_up.total_seconds() / 3600:g} h: {r['answer']}"
+        still = []
+    row.recipients_status = status
+    outcome = _settle(row, status, still, now, give_up, problem)
+    session.add(row)
+    lost = [r for r in status if r["state"] == "failed" and r["address"] in todo]
+    if lost and on_failed is not None:
+        _tell(session, row, lost, now, on_failed)
+    session.commit()
+    return outcome, reached
+
+
+def _settle(row: Outbox, status: list[dict[str, Any]], still: list[dict[str, Any]],
+            now: datetime, give_up: timedelta, problem: str | None) -> str:
+    refused = [r for r in status if r["state"] == "failed"]
+    row.last_error = "; ".join(f"{r['address']}: {r['answer']}" for r in refused + still)[
+        :500] or None
+    if still:
+        row.state = "queued"
+        row.next_attempt_at = min(now + backoff(row.attempts), row.created_at + give_up)
+        log.warning("outbox %s to %s: attempt %s failed, retrying: %s", row.id,
+                    [r["address"] for r in still], row.attempts, problem or row.last_error)
+        return "retrying"
+    if any(r["state"] == "sent" for r in status):
+        row.state, row.sent_at = "sent", now
+        if refused:
+            log.warning("outbox %s: not delivered to %s", row.id, row.last_error)
+        return "sent"
+    row.state = "failed"
+    log.warning("outbox %s failed: %s", row.id, row.last_error)
+    return "failed"
+
+
+def _tell(session: Session, row: Outbox, lost: list[dict[str, Any]], now: datetime,
+          on_failed: OnFailed) -> None:
+    """Whoever must hear of the failure, in the same transaction as the failure itself; if
+    telling breaks, the outcome is still committed (a mail once delivered is not resent)."""
+    try:
+        with session.begin_nested():
+            on_failed(session, row, lost, now)
+    except Exception:  # noqa: BLE001
+        log.exception("outbox %s: telling staff of the failure failed", row.id)

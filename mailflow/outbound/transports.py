@@ -1,11 +1,17 @@
-"""Where sent mail goes: a folder of .eml files (the embedded default) or an SMTP relay."""
+"""Where sent mail goes: a folder of .eml files (the embedded default) or an SMTP relay.
+
+A transport answers for each recipient (`Answer`: the relay's code and words), so a relay that
+refuses one recipient fails only that one. It raises when the conversation itself breaks (no
+connection, a timeout, a dropped line): then nobody's outcome is known and all stay pending."""
 
 from __future__ import annotations
 
 import os
 import re
 import smtplib
+import socket
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -14,8 +20,25 @@ from mailflow.settings import Outbound
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
+@dataclass(frozen=True)
+class Answer:
+    code: int
+    text: str
+
+    @property
+    def state(self) -> str:
+        """sent (2xx), failed (5xx: permanent) or pending (4xx and anything odd: try again)."""
+        if 200 <= self.code < 300:
+            return "sent"
+        return "failed" if 500 <= self.code < 600 else "pending"
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}".strip()
+
+
 class Transport(Protocol):
-    def send(self, sender: str, recipients: list[str], raw: bytes, name: str) -> None: ...
+    def send(self, sender: str, recipients: list[str], raw: bytes,
+             name: str) -> dict[str, Answer]: ...
 
 
 class MaildirTransport:
@@ -25,7 +48,8 @@ class MaildirTransport:
     def __init__(self, folder: Path):
         self.folder = folder
 
-    def send(self, sender: str, recipients: list[str], raw: bytes, name: str) -> None:
+    def send(self, sender: str, recipients: list[str], raw: bytes,
+             name: str) -> dict[str, Answer]:
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.folder / f"{name}.eml"
         tmp = self.folder / f".{name}.tmp"
@@ -34,24 +58,86 @@ class MaildirTransport:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)
+        return {r: Answer(250, f"written to {final.name}") for r in recipients}
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib with two timeouts: one to connect, one for every answer (the greeting too), so
+    a relay that accepts the connection and never speaks costs one command timeout."""
+
+    def __init__(self, connect_timeout: float, command_timeout: float):
+        self.connect_timeout = connect_timeout
+        super().__init__(timeout=command_timeout)  # no host: connect() comes later
+
+    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
+        sock = socket.create_connection((host, port), self.connect_timeout,
+                                        self.source_address)
+        sock.settimeout(timeout)
+        return sock
 
 
 class SmtpTransport:
-    def __init__(self, cfg: Outbound, timeout: float = 30):
+    def __init__(self, cfg: Outbound):
         self.cfg = cfg
-        self.timeout = timeout
 
-    def send(self, sender: str, recipients: list[str], raw: bytes, name: str) -> None:
+    def send(self, sender: str, recipients: list[str], raw: bytes,
+             name: str) -> dict[str, Answer]:
         cfg = self.cfg
-        with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=self.timeout) as smtp:
+        smtp = _SMTP(cfg.connect_timeout, cfg.command_timeout)
+        try:
+            smtp.connect(cfg.smtp_host, cfg.smtp_port)
             if cfg.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if cfg.smtp_user:
                 smtp.login(cfg.smtp_user, cfg.smtp_password or "")
             # Stored with Unix line ends; SMTP needs CRLF, and smtplib leaves bytes alone.
-            refused = smtp.sendmail(sender, recipients, _BARE_LF.sub(b"\r\n", raw))
-            if refused:
-                raise smtplib.SMTPRecipientsRefused(refused)
+            return converse(smtp, sender, recipients, _BARE_LF.sub(b"\r\n", raw))
+        finally:
+            _hang_up(smtp)
+
+
+def converse(smtp: smtplib.SMTP, sender: str, recipients: list[str],
+             data: bytes) -> dict[str, Answer]:
+    """MAIL, one RCPT per recipient, DATA: what sendmail does, keeping every recipient's own
+    answer (sendmail forgets the RCPT refusals when DATA fails)."""
+    smtp.ehlo_or_helo_if_needed()
+    options = [f"SIZE={len(data)}"] if smtp.does_esmtp and smtp.has_extn("size") else []
+    code, text = smtp.mail(sender, options)
+    if code != 250:  # the relay refused the mail itself: its answer is every recipient's
+        return {r: _answer(code, text) for r in recipients}
+    answers = {r: _rcpt(smtp, r) for r in recipients}
+    accepted = [r for r, a in answers.items() if a.code in (250, 251)]
+    if not accepted:
+        return answers
+    try:
+        code, text = smtp.data(data)
+    except smtplib.SMTPDataError as e:  # DATA itself refused (no 354)
+        code, text = e.smtp_code, e.smtp_error
+    return answers | {r: _answer(code, text) for r in accepted}
+
+
+def _rcpt(smtp: smtplib.SMTP, recipient: str) -> Answer:
+    try:
+        return _answer(*smtp.rcpt(recipient))
+    except UnicodeEncodeError:  # a non-ASCII address and a relay without SMTPUTF8
+        return Answer(553, "5.6.7 address not ASCII and the relay offers no SMTPUTF8")
+
+
+def _answer(code: int, text: bytes | str) -> Answer:
+    words = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return Answer(code, " ".join(words.split())[:300])
+
+
+def _hang_up(smtp: smtplib.SMTP) -> None:
+    """QUIT, but never let a slow goodbye undo a delivery the relay has accepted."""
+    try:
+        if smtp.sock is not None:
+            smtp.sock.settimeout(min(smtp.timeout, 5))
+            smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        pass
+    finally:
+        smtp.close()
 
 
 def transport_for(cfg: Outbound, maildir: Path) -> Transport:
