@@ -141,7 +141,7 @@ class Outbound(_Strict):
     max_per_recipient_per_hour: int = 20
     # Temporary failures (4xx, no connection) are retried until the mail is this old.
     give_up_hours: float = Field(default=48, gt=0)
-    connect_timeout: float = Field(default=10, gt=0)  # seconds to open the connection
+    connect_timeout: float = Field(default=10, gt=0)  # seconds to connect and be greeted
     command_timeout: float = Field(default=60, gt=0)  # seconds for each answer of the relay
 
     @field_validator("transport")

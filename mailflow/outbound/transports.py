@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import smtplib
-import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,21 +60,6 @@ class MaildirTransport:
         return {r: Answer(250, f"written to {final.name}") for r in recipients}
 
 
-class _SMTP(smtplib.SMTP):
-    """smtplib with two timeouts: one to connect, one for every answer (the greeting too), so
-    a relay that accepts the connection and never speaks costs one command timeout."""
-
-    def __init__(self, connect_timeout: float, command_timeout: float):
-        self.connect_timeout = connect_timeout
-        super().__init__(timeout=command_timeout)  # no host: connect() comes later
-
-    def _get_socket(self, host, port, timeout):  # type: ignore[no-untyped-def]
-        sock = socket.create_connection((host, port), self.connect_timeout,
-                                        self.source_address)
-        sock.settimeout(timeout)
-        return sock
-
-
 class SmtpTransport:
     def __init__(self, cfg: Outbound):
         self.cfg = cfg
@@ -83,9 +67,15 @@ class SmtpTransport:
     def send(self, sender: str, recipients: list[str], raw: bytes,
              name: str) -> dict[str, Answer]:
         cfg = self.cfg
-        smtp = _SMTP(cfg.connect_timeout, cfg.command_timeout)
+        # Two timeouts: connecting and the greeting get connect_timeout, so a relay that
+        # accepts the connection and never speaks costs seconds; each answer after that
+        # gets command_timeout.
+        smtp = smtplib.SMTP(timeout=cfg.connect_timeout)  # no host: connect() comes next
         try:
             smtp.connect(cfg.smtp_host, cfg.smtp_port)
+            smtp.timeout = cfg.command_timeout
+            if smtp.sock is not None:
+                smtp.sock.settimeout(cfg.command_timeout)
             if cfg.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if cfg.smtp_user:
