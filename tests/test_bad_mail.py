@@ -266,3 +266,25 @@ def generated(draw: st.DrawFn) -> bytes:
 def test_every_message_is_stored_and_disposed(app: App, raw: bytes) -> None:
     raw_id, _ = ingest(app, raw)
     assert_disposed(app, raw_id)
+
+
+def test_ingest_refuses_a_message_over_the_smtp_limit(app: App, config_file: Path) -> None:
+    from tests.conftest import run_cli
+
+    small = config_file.parent / "small.toml"
+    small.write_text(config_file.read_text().replace("port = 8025",
+                                                     "port = 8025\nmax_message_size = 4000"))
+    big = outlook_forward(body="Fly-tipping again. " * 300).as_bytes()
+    assert len(big) > 4000
+    path = config_file.parent / "big.eml"
+    path.write_bytes(big)
+    for args, stdin in ((["ingest", "--json"], big), (["ingest", "--json", str(path)], None)):
+        done = run_cli(small, *args, "--now", "2026-11-23T10:00:00Z", stdin=stdin)
+        assert done.returncode == 65, done.stderr  # EX_DATAERR: the MTA bounces it
+        assert "552 5.3.4 Message too big for mailflow" in done.stderr
+        assert '"disposition": "refused"' in done.stdout
+    with app.session() as s:
+        assert s.exec(select(models.RawMessage)).first() is None  # stored nowhere
+    done = run_cli(small, "ingest", "--now", "2026-11-23T10:00:00Z",
+                   stdin=outlook_forward().as_bytes())
+    assert done.returncode == 0 and "case_opened" in done.stdout, done.stderr

@@ -192,7 +192,7 @@ _ROBOT = re.compile(r"\b" + _any(
     r"(?:neges|ateb|ymateb) awtomatig yw (?:hon|hwn)",
     r"mae hwn yn (?:ateb|ymateb|neges) awtomatig",
     r"(?:freagairt|teachdaireachd) fh?ein-ghluasadach",
-    r"(?:ceci est|il s'agit d')une? (?:reponse|message) automatique",
+    r"(?:ceci est |il s'agit d')une? (?:reponse|message) automatique",
     r"(?:dies ist|das ist) eine automatische (?:antwort|nachricht|benachrichtigung)",
     r"automatisch (?:generierte|erstellte) (?:nachricht|e-?mail|antwort)",
     r"dit is een automatisch(?:e)? (?:antwoord|bericht|gegenereerd bericht|reactie)",
