@@ -19,7 +19,7 @@ from mailflow import clock, db, models, settings
 from mailflow.app import App
 from mailflow.casework import sharing, views
 
-EX_USAGE, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 64, 66, 75, 78
+EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 64, 65, 66, 75, 78
 
 
 class Fail(Exception):
@@ -93,17 +93,31 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     _pin(args)
     app = _started(args, EX_TEMPFAIL)  # the MTA keeps the message and retries
+    limit = app.settings.smtp.max_message_size
     sources: list[tuple[str, bytes]] = []
     if not args.files:
-        sources.append(("-", sys.stdin.buffer.read()))
+        raw = sys.stdin.buffer.read(limit + 1)  # no more than the limit in memory
+        while len(raw) > limit and sys.stdin.buffer.read(1 << 20):
+            pass  # the MTA writes it all: read the rest away, so it sees our exit code
+        sources.append(("-", raw))
     for name in args.files:
         try:
-            sources.append((name, Path(name).read_bytes()))
+            with open(name, "rb") as f:
+                sources.append((name, f.read(limit + 1)))
         except OSError as e:
             raise Fail(f"{name}: {e.strerror}", EX_NOINPUT) from None
     code = 0
     for name, raw in sources:
         now = clock.now()
+        if len(raw) > limit:  # as SMTP refuses it: stored nowhere, the MTA bounces it
+            reason = (f"552 5.3.4 Message too big for mailflow: the limit is "
+                      f"{limit / 1024 / 1024:g} MB ({limit} bytes)")
+            print(f"mailflow ingest: {name}: {reason}", file=sys.stderr)
+            if args.json:
+                _print_json({"file": name, "message_id": None, "disposition": "refused",
+                             "case": None, "reason": reason, "rule": "too_big"})
+            code = code or EX_DATAERR
+            continue
         try:
             raw_id, duplicate = pipeline.receive(app, raw, source="ingest", now=now)
         except Exception as e:  # noqa: BLE001 - the MTA keeps the message and retries

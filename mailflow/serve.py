@@ -32,13 +32,14 @@ class Worker(threading.Thread):
         self.app = app
         self.writer = writer
         self.todo: queue.Queue[int | None] = queue.Queue()
+        self.stopping = threading.Event()
 
     def run(self) -> None:
         try:
             self.sweep(self.app, clock.now())
         except Exception:  # noqa: BLE001 - the database may not be up yet; the job sweeps again
             log.exception("could not read the spool at start")
-        while (raw_id := self.todo.get()) is not None:
+        while (raw_id := self.todo.get()) is not None and not self.stopping.is_set():
             self.writer.wait_quiet()  # storing comes first: a sender is waiting for its 250
             try:
                 pipeline.process(self.app, raw_id, clock.now())
@@ -49,7 +50,7 @@ class Worker(threading.Thread):
         """serve's spool job: what another process stored (or a crash left) joins this
         worker's queue rather than being processed in the scheduler's thread, so it too
         waits while mail is arriving."""
-        if not self.todo.empty():
+        if not self.todo.empty() or self.stopping.is_set():
             return {"queued": 0}
         ids = pipeline.pending(app)
         for raw_id in ids:
@@ -57,6 +58,10 @@ class Worker(threading.Thread):
         return {"queued": len(ids)}
 
     def stop(self) -> None:
+        """Finish the message in hand and stop; what is still queued stays `new` in the
+        spool, and the next start's sweep takes it (a None behind a long queue would have
+        kept the process busy with all of it after SIGTERM)."""
+        self.stopping.set()
         self.todo.put(None)
         self.join(timeout=30)
 
@@ -102,6 +107,7 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     try:
         stop.wait()
     finally:
+        worker.stopping.set()  # at once: the scheduler below may wait for a running job
         controller.stop()
         writer.stop()
         if imap:

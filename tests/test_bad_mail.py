@@ -31,8 +31,8 @@ EXPECTED = {
     "bad_dates_and_addresses.eml": "holding_pen",  # a stranger
     "broken_boundary.eml": "case_opened",  # read with the boundary the body uses
     "eight_bit_headers.eml": "holding_pen",
-    "empty_body.eml": "case_opened",
-    "headers_only.eml": "case_opened",
+    "empty_body.eml": "holding_pen",  # kind empty: no text, no files
+    "headers_only.eml": "holding_pen",
     "html_only_lying_charset.eml": "case_opened",
     "lying_charset.eml": "case_opened",
     "missing_end_boundary.eml": "case_opened",
@@ -130,16 +130,51 @@ def test_a_20_mb_message_is_kept_and_its_big_attachment_stays_in_it(app: App) ->
     assert "tipping.mp4" in note["text"] and "kept only in the original message" in note["text"]
 
 
-def test_deeply_nested_multipart(app: App) -> None:
-    depth = 300
+def _nested(depth: int, kind: str = "multipart") -> bytes:
     head = f"From: {JANE}\nTo: {CASEWORK}\nSubject: deep\nMIME-Version: 1.0\n".encode()
-    body = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\n\n--b%d\n' % (i, i)
-                    for i in range(depth))
+    if kind == "multipart":
+        body = b"".join(b'Content-Type: multipart/mixed; boundary="b%d"\n\n--b%d\n' % (i, i)
+                        for i in range(depth))
+    else:
+        body = b"Content-Type: message/rfc822\n\n" * depth
     body += b"Content-Type: text/plain\n\nThe bins at Mill Road were missed.\n"
-    body += b"".join(b"--b%d--\n" % i for i in reversed(range(depth)))
-    raw_id, out = ingest(app, head + body)
-    assert out.disposition == "case_opened"
-    assert_disposed(app, raw_id, head + body)
+    if kind == "multipart":
+        body += b"".join(b"--b%d--\n" % i for i in reversed(range(depth)))
+    return head + body
+
+
+def test_nesting_up_to_the_limit_is_read() -> None:
+    from mailflow.inbound.parse import MAX_DEPTH, parse
+    p = parse(_nested(MAX_DEPTH))
+    assert p.refused is None and "Mill Road" in p.text
+
+
+def test_deep_nesting_is_refused_before_it_exhausts_the_stack(app: App) -> None:
+    for depth, kind in ((21, "multipart"), (300, "multipart"), (50_000, "multipart"),
+                        (50_000, "rfc822")):
+        raw = _nested(depth, kind)
+        raw_id, out = ingest(app, raw)
+        assert out.disposition == "holding_pen" and out.rule == "malformed", out
+        assert "nested more than 20 levels" in out.reason
+        row = assert_disposed(app, raw_id, raw)
+        assert row.state == "done"  # refused with its reason, not quarantined by a crash
+        with app.session() as s:
+            [held] = s.exec(select(models.Holding)
+                            .where(models.Holding.raw_message_id == raw_id)).all()
+            assert (held.kind, held.sender, held.subject) == ("malformed", JANE, "deep")
+
+
+def test_an_empty_message_from_a_member_opens_no_case(app: App) -> None:
+    for raw in ((BAD / "empty_body.eml").read_bytes(),
+                message(JANE, CASEWORK, "Pothole", "\n\n").as_bytes(),
+                message(JANE, CASEWORK, "Pothole", "#priority high\n").as_bytes()):
+        raw_id, out = ingest(app, raw)
+        assert out.disposition == "holding_pen", out
+        with app.session() as s:
+            held = s.exec(select(models.Holding)
+                          .where(models.Holding.raw_message_id == raw_id)).one()
+            assert held.kind == "empty" and "no text" in held.reason
+            assert s.exec(select(models.Case)).first() is None
 
 
 def test_inspect_reads_every_bad_file_without_a_database(app: App) -> None:
@@ -231,3 +266,25 @@ def generated(draw: st.DrawFn) -> bytes:
 def test_every_message_is_stored_and_disposed(app: App, raw: bytes) -> None:
     raw_id, _ = ingest(app, raw)
     assert_disposed(app, raw_id)
+
+
+def test_ingest_refuses_a_message_over_the_smtp_limit(app: App, config_file: Path) -> None:
+    from tests.conftest import run_cli
+
+    small = config_file.parent / "small.toml"
+    small.write_text(config_file.read_text().replace("port = 8025",
+                                                     "port = 8025\nmax_message_size = 4000"))
+    big = outlook_forward(body="Fly-tipping again. " * 300).as_bytes()
+    assert len(big) > 4000
+    path = config_file.parent / "big.eml"
+    path.write_bytes(big)
+    for args, stdin in ((["ingest", "--json"], big), (["ingest", "--json", str(path)], None)):
+        done = run_cli(small, *args, "--now", "2026-11-23T10:00:00Z", stdin=stdin)
+        assert done.returncode == 65, done.stderr  # EX_DATAERR: the MTA bounces it
+        assert "552 5.3.4 Message too big for mailflow" in done.stderr
+        assert '"disposition": "refused"' in done.stdout
+    with app.session() as s:
+        assert s.exec(select(models.RawMessage)).first() is None  # stored nowhere
+    done = run_cli(small, "ingest", "--now", "2026-11-23T10:00:00Z",
+                   stdin=outlook_forward().as_bytes())
+    assert done.returncode == 0 and "case_opened" in done.stdout, done.stderr

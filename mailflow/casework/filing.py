@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from mailflow import models
-from mailflow.casework import actions, cases, commands, dates, notify, parties
+from mailflow.casework import actions, cases, commands, dates, notify, parties, tokens
 from mailflow.casework.attachments import File, store
 from mailflow.casework.commands import Call
 from mailflow.casework.context import Context
@@ -44,6 +44,8 @@ class Incoming:
     received_at: datetime | None = None
     files: list[File] = field(default_factory=list)
     candidates: list[dict[str, Any]] = field(default_factory=list)  # {case, why}
+    automatic: str = ""  # auto_reply | bounce | own_mail: recorded, never obeyed
+    why: str = ""  # the evidence that it is automatic
 
 
 @dataclass
@@ -69,6 +71,9 @@ def open_case(ctx: Context, session: Session, msg: Incoming, new: cases.NewCase,
               now: datetime, *, forwarded: bool) -> Outcome:
     """A member's forward or typed case: routed, opened, and steered by the commands at the
     top of the member's own text (their note above a forward, or what they typed)."""
+    if msg.automatic:  # dispatch never sends one here; a robot opens nothing all the same
+        return hold(session, msg, msg.automatic, f"{msg.automatic} opens no case ({msg.why})",
+                    now)
     own = new.member_note if forwarded else new.issue
     cmds, _ = commands.parse(own)
     if cmds:
@@ -76,6 +81,9 @@ def open_case(ctx: Context, session: Session, msg: Incoming, new: cases.NewCase,
             new.member_note = commands.strip(new.member_note)
         else:
             new.issue = commands.strip(new.issue)
+    if not (new.issue.strip() or new.member_note.strip() or msg.files):
+        return hold(session, msg, "empty", f"{how} from {new.member.name} with no text and no "
+                    "files: an empty message opens no case", now)
     r = route(ctx.settings.services, new.subject, f"{new.issue}\n{new.member_note}")
     new.service, new.route_reason = r.service, r.reason
     new.raw_message_id, new.message_id, new.files = msg.raw_id, msg.message_id, msg.files
@@ -105,13 +113,63 @@ def file_matched(ctx: Context, session: Session, msg: Incoming, case: models.Cas
                     now, case=case)
     if request is None or role == "member":
         request = own
-    if automatic:
-        cases.event(session, case, automatic, now, sender=msg.sender, text=msg.text,
-                    raw_message_id=msg.raw_id, request_id=request.id if request else None,
-                    evidence=evidence, why=why)
-        return Outcome("update", case.reference, f"{automatic.replace('_', '-')} recorded on "
-                       f"the case; not an answer ({why})")
+    if automatic or msg.automatic:
+        return _automatic(session, msg, case, request, evidence, now,
+                          automatic or msg.automatic, why or msg.why)
     return _update(ctx, session, msg, case, role, request, evidence, now)
+
+
+def _automatic(session: Session, msg: Incoming, case: models.Case,
+               request: models.Request | None, evidence: str, now: datetime, kind: str,
+               why: str) -> Outcome:
+    """An out-of-office or auto-acknowledgement on its case: recorded, and nothing more. Its
+    "I will respond by 10 December" is no holding reply, its `#` lines are no commands."""
+    cases.event(session, case, kind, now, sender=msg.sender, text=msg.text,
+                raw_message_id=msg.raw_id, request_id=request.id if request else None,
+                evidence=evidence, why=why)
+    return Outcome("update", case.reference, f"{kind.replace('_', '-')} recorded on "
+                   f"the case; not an answer ({why})")
+
+
+def file_digest_reply(ctx: Context, session: Session, msg: Incoming, evidence: str,
+                      now: datetime) -> Outcome:
+    """A person's reply to a digest. A digest is about many cases, so a command there names
+    its case first (`#close CW-2026-00042`, `#note CW-2026-00042 text`) and runs on it with
+    the sender's role there; anything else waits for staff. It never opens a case."""
+    cmds, _ = commands.parse(msg.text)
+    who = msg.sender or "an unknown sender"
+    if not cmds:
+        return hold(session, msg, "digest_reply", f"reply to digest from {who} ({evidence}); "
+                    "it has no commands naming a case (#close CW-2026-00042)", now)
+    prefix = ctx.settings.council.reference_prefix
+    plan: list[tuple[models.Case, commands.Command]] = []
+    for cmd in cmds:
+        first, _, rest = cmd.args.partition(" ")
+        reference = tokens.normalise_reference(first, prefix) if first else None
+        case = session.exec(select(models.Case).where(models.Case.reference == reference)
+                            ).first() if reference else None
+        if case is None:
+            return hold(session, msg, "digest_reply", f"reply to digest from {who} "
+                        f"({evidence}); #{cmd.name} names no case we know: in a reply to a "
+                        f"digest each command names its case first (#{cmd.name} "
+                        f"{prefix}-2026-00042)", now)
+        cmd.args = rest.strip()
+        plan.append((case, cmd))
+    calls: dict[int, tuple[Call, list[commands.Command]]] = {}
+    for case, cmd in plan:
+        if case.id not in calls:
+            role, request = parties.role_of(session, ctx.settings, case, msg.sender)
+            if role in (None, "constituent"):
+                return hold(session, msg, "digest_reply", f"reply to digest from {who} "
+                            f"({evidence}); {who} is not a party to {case.reference}", now,
+                            case=case)
+            calls[case.id] = (Call(ctx, session, case, role, request,  # type: ignore[index]
+                                   msg.sender or "", now, msg.raw_id, msg.message_id), [])
+        calls[case.id][1].append(cmd)  # type: ignore[index]
+    done = [f"{call.case.reference}: {actions.run(call, cmds)}" for call, cmds in calls.values()]
+    return Outcome("update", plan[0][0].reference,
+                   f"commands from the {next(iter(calls.values()))[0].role} in a reply to a "
+                   f"digest ({evidence}): " + "; ".join(done))
 
 
 def file_guess(ctx: Context, session: Session, msg: Incoming, case: models.Case,
@@ -182,7 +240,12 @@ def _update(ctx: Context, session: Session, msg: Incoming, case: models.Case, ro
             request: models.Request | None, evidence: str, now: datetime, **data: Any
             ) -> Outcome:
     """A party's message filed on its case: a service's answer, or a member's or staff note."""
+    if msg.automatic:  # callers send robots to _automatic; this keeps it so
+        return _automatic(session, msg, case, request, evidence, now, msg.automatic, msg.why)
     text = msg.text
+    if not (text.strip() or msg.files):
+        return hold(session, msg, "empty", f"{msg.sender} sent {case.reference} a message with "
+                    "no text and no files: it is no answer or update", now, case=case)
     _attach(ctx, session, msg, case, now)
     how = f"matched by {evidence}" + (f" ({'; '.join(data['guess'])})" if data.get("guess")
                                       else "")

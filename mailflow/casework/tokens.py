@@ -62,3 +62,25 @@ def parse_plus_address(address: str, casework_address: str, prefix: str) -> tupl
 
 def verify(secret: str, reference: str, request_id: int, offered: str) -> bool:
     return hmac.compare_digest(token(secret, reference, request_id), normalise_token(offered))
+
+
+# -- digests: casework+digest-<id>.<token>@domain ---------------------------------------------
+# A digest's own reply address, so that a reply to it is known for one (and never opens a
+# case). The token signs the digest's id; it names no case, so it proves nothing about one.
+def digest_token(secret: str, digest_id: int) -> str:
+    return token(secret, "DIGEST", digest_id)
+
+
+def digest_address(casework_address: str, digest_id: int, tok: str) -> str:
+    local, _, domain = casework_address.partition("@")
+    return f"{local}+digest-{digest_id}.{tok}@{domain}"
+
+
+def parse_digest_address(address: str, casework_address: str) -> tuple[int, str] | None:
+    """(digest id, token) from a recipient address, or None when it is no digest address."""
+    local, _, domain = address.strip().lower().partition("@")
+    ours_local, _, ours_domain = casework_address.lower().partition("@")
+    m = re.fullmatch(r"([^+]+)\+digest-(\d{1,12})\.(\w+)", local)
+    if not m or domain != ours_domain or m.group(1) != ours_local:
+        return None
+    return int(m.group(2)), normalise_token(m.group(3))

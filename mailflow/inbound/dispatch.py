@@ -69,6 +69,20 @@ def _bounce(d: Delivery) -> Outcome:
         d.now)
 
 
+def _malformed(d: Delivery) -> Outcome:
+    return d.hold("malformed", d.u.parsed.refused or "")
+
+
+def _digest_reply(d: Delivery) -> Outcome:
+    """A reply to a digest never opens a case: a robot's is dropped (the spool keeps it and
+    the reason); a person's runs the commands that name their case, or waits for staff."""
+    u = d.u
+    if u.kind != cls.NORMAL:
+        return Outcome("ignored", None, f"{u.kind.replace('_', '-')} to a digest "
+                       f"({u.digest}; {u.classification.why}): dropped")
+    return filing.file_digest_reply(d.ctx, d.session, d.msg, u.digest or "", d.now)
+
+
 def _matched(d: Delivery) -> Outcome:
     m, u = d.u.match, d.u
     assert m is not None
@@ -143,8 +157,10 @@ def _unknown_sender(d: Delivery) -> Outcome:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule("malformed", lambda u, s: bool(u.parsed.refused), _malformed),
     Rule("own_mail", lambda u, s: u.kind == cls.OWN_MAIL, _own_mail),
     Rule("bounce", lambda u, s: u.kind == cls.BOUNCE, _bounce),
+    Rule("digest_reply", lambda u, s: bool(u.digest), _digest_reply),
     Rule("matched", lambda u, s: u.match is not None, _matched),
     Rule("automatic", lambda u, s: u.kind != cls.NORMAL, _automatic),
     Rule("guess", lambda u, s: u.guess is not None, _guess),
@@ -173,7 +189,9 @@ def dispatch(ctx: Context, session: Session, raw: models.RawMessage, p: Parsed,
                           message_id=u.parsed.message_id, sender=u.sender,
                           subject=u.parsed.subject, text=clean(u.reply_text), files=u.files,
                           received_at=raw.received_at,
-                          candidates=[c.as_dict() for c in u.candidates])
+                          candidates=[c.as_dict() for c in u.candidates],
+                          automatic="" if u.kind == cls.NORMAL else u.kind,
+                          why=u.classification.why)
     rule = decide(u, ctx.settings)
     outcome = rule.act(Delivery(ctx, session, u, msg, now))
     outcome.rule = rule.name

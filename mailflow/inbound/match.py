@@ -128,3 +128,31 @@ _ADDRESS = re.compile(r"[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
 def addresses_in(text: str, limit: int = 200) -> list[str]:
     """Addresses written anywhere in a text (a bounce's copy of our message)."""
     return list(dict.fromkeys(a.lower() for a in _ADDRESS.findall(text or "")))[:limit]
+
+
+# -- digests: a reply to one names no case ----------------------------------------------------
+DIGESTS = ("member_digest", "staff_digest", "service_digest")
+
+
+def by_digest(session: Session, s: Settings, p: Parsed, addrs: list[str]
+              ) -> tuple[str | None, str | None]:
+    """(evidence, problem): how the message shows it replies to one of our digests (its
+    signed reply address, or In-Reply-To/References naming a digest we sent), or why a
+    digest address does not verify."""
+    problem = None
+    for addr in addrs:
+        parsed = tokens.parse_digest_address(addr, s.council.casework_address)
+        if parsed is None:
+            continue
+        digest_id, tok = parsed
+        if tokens.verify(s.secret, "DIGEST", digest_id, tok):
+            return f"sent to the reply address of digest {digest_id}", None
+        problem = f"digest reply address {addr} has a token that does not verify"
+    ids = list(dict.fromkeys([*p.in_reply_to, *p.references]))
+    if ids:
+        sent = session.exec(select(models.Outbox.message_id)
+                            .where(col(models.Outbox.message_id).in_(ids))
+                            .where(col(models.Outbox.kind).in_(DIGESTS))).first()
+        if sent:
+            return f"replies to our digest {sent}", None
+    return None, problem

@@ -35,6 +35,7 @@ class Parsed:
     references: list[str]
     text: str
     defects: list[str] = field(default_factory=list)
+    refused: str | None = None  # why only the headers were read (too deeply nested)
 
     def header(self, name: str) -> str:
         return header(self.msg, name)
@@ -45,6 +46,9 @@ class Parsed:
 
 
 def parse(raw: bytes) -> Parsed:
+    refused = too_deep(raw)
+    if refused:  # read the headers only: the body would exhaust the parser's stack
+        raw = _head_only(raw)
     msg = _parse(raw)
     repaired = None
     if msg.get_content_maintype() == "multipart" and not msg.is_multipart():
@@ -71,6 +75,7 @@ def parse(raw: bytes) -> Parsed:
         references=_MSGID.findall(clean(header(msg, "References")))[-100:],
         text=clean(text),
         defects=defects,
+        refused=refused,
     )
 
 
@@ -128,6 +133,57 @@ def _repair(raw: bytes) -> tuple[EmailMessage, str]:
     if msg.get_content_maintype() == "multipart" and not msg.is_multipart():
         msg = _parse(at + b"\r\nContent-Type: text/plain\r\n\r\n" + body)
     return msg, how
+
+
+MAX_DEPTH = 20  # levels of multipart and message/* nesting; real mail uses a handful
+_BOUNDARY = re.compile(rb'boundary\s*=\s*(?:"([^"\r\n]*)"|([^;\s]+))', re.I)
+
+
+def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> str | None:
+    """Why a message is refused for its nesting, or None. Counted over the raw lines in one
+    loop, without parsing: the stdlib parser recurses once per level, so a few thousand
+    levels would exhaust its stack before any check on the parsed tree could run."""
+    stack: list[bytes | None] = []  # the boundary of each open multipart; None: message/*
+    in_head, ctype, folding = True, b"", False
+    for line in raw.splitlines():
+        if in_head:
+            if line.strip():
+                if line[:1] in (b" ", b"\t"):
+                    ctype += line if folding else b""
+                else:
+                    folding = line[:13].lower() == b"content-type:"
+                    ctype = line[13:] if folding else ctype
+                continue
+            in_head, folding = False, False
+            mtype = ctype.split(b";", 1)[0].strip().lower()
+            b = _BOUNDARY.search(ctype) if mtype.startswith(b"multipart/") else None
+            if b:
+                stack.append(b.group(1) if b.group(1) is not None else b.group(2))
+            elif mtype.startswith(b"message/") and mtype != b"message/delivery-status":
+                stack.append(None)
+                in_head = True  # the body is the attached message's own headers
+            ctype = b""
+            if len(stack) > limit:
+                return (f"refused: MIME parts nested more than {limit} levels deep "
+                        "(multipart or attached messages); only its headers were read")
+        elif line.startswith(b"--") and stack:
+            token = line[2:].rstrip()
+            for i in range(len(stack) - 1, -1, -1):
+                bound = stack[i]
+                if bound is not None and token in (bound, bound + b"--"):
+                    if token == bound:
+                        del stack[i + 1:]
+                        in_head = True  # a part of that multipart begins
+                    else:
+                        del stack[i:]
+                    break
+    return None
+
+
+def _head_only(raw: bytes) -> bytes:
+    m = re.search(rb"\r?\n\r?\n", raw)
+    head = raw[: m.start()] if m else raw
+    return _CTYPE_LINES.sub(b"", head + b"\r\n") + b"\r\n"
 
 
 def header(msg: EmailMessage, name: str) -> str:

@@ -50,6 +50,7 @@ class Understanding:
     request: models.Request | None = None  # the sender's request, when a contact
     candidates: list[Candidate] = field(default_factory=list)
     guess: Candidate | None = None  # the one confident guess, when there is exactly one
+    digest: str | None = None  # how it shows it replies to one of our digests
 
     @property
     def kind(self) -> str:
@@ -89,6 +90,11 @@ def understand(p: Parsed, s: Settings, session: Session | None, *,
         u.match = match.by_tag(session, s, p)
     if u.match:
         u.role, u.request = parties.party_role(session, s, u.match.case, sender)
+    if not (u.match and u.match.evidence in parties.PROOF):  # a case's own thread comes first
+        u.digest, problem = match.by_digest(session, s, p, addrs)
+        u.problem = u.problem or (None if u.match else problem)
+        if u.digest:  # a digest names many cases: none of them is a candidate
+            return u
     if c.kind == NORMAL:
         u.candidates = _candidates(u, s, session)
         if not u.match and not u.problem:

@@ -5,7 +5,9 @@ is true now (overdue requests, cases about to close, the holding pen).
 Inserting the `digest` row for (recipient, period) claims the run, so two ticks or two nodes
 never send one twice; the notifications it carries point at it, so a missed run loses nothing.
 A notification that is no longer true when the digest goes out is dropped, and an empty
-digest is recorded but not sent."""
+digest is recorded but not sent. A digest's Reply-To is its own signed address
+(casework+digest-<id>.<token>@…): replies to it run the commands that name a case, and
+nothing else of them opens or changes a case (inbound/dispatch.py rule `digest_reply`)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from mailflow import db, models
 from mailflow.app import App
-from mailflow.casework import notify
+from mailflow.casework import notify, tokens
 from mailflow.outbound import mail
 from mailflow.settings import WEEKDAYS, Member
 
@@ -132,10 +134,14 @@ def _send(app: App, session: Session, template: str, to: list[str], sections: li
                     .values(items=items, sent=bool(items and to)))
     if not items or not to:
         return 0
+    # Its own reply address: a reply to a digest is known for one and never opens a case.
+    casework = app.settings.council.casework_address
+    reply_to = tokens.digest_address(casework, digest_id,
+                                     tokens.digest_token(app.settings.secret, digest_id))
     mail.send(app.context, session, template,
               {"sections": [s for s in sections if s.total],
                "day_text": notify.date_text(app.calendar.today(now)), **context},
-              to=to, now=now)
+              to=to, now=now, reply_to=reply_to)
     return 1
 
 
