@@ -22,7 +22,7 @@ from mailflow.casework.context import Context
 from mailflow.casework.filing import Outcome
 from mailflow.casework.intake import typed_case
 from mailflow.inbound import classify as cls
-from mailflow.inbound.parse import Parsed, clean
+from mailflow.inbound.parse import Parsed, clean, line
 from mailflow.inbound.reply import visible_text
 from mailflow.inbound.understand import Understanding, understand
 from mailflow.settings import Settings
@@ -113,10 +113,10 @@ def _members_mail(d: Delivery) -> Outcome:
         o = fwd.original
         subject = o.subject or SUBJECT_PREFIX.sub("", p.subject)
         new = cases.NewCase(
-            member=member, subject=clean(SUBJECT_PREFIX.sub("", subject).strip()),
+            member=member, subject=line(SUBJECT_PREFIX.sub("", line(subject))),
             issue=clean(o.body.strip()),
             member_note=clean(visible_text(fwd.note)) if fwd.note.strip() else "",
-            constituent_name=clean(o.sender.name) if o.sender and o.sender.name else None,
+            constituent_name=line(o.sender.name) or None if o.sender else None,
             constituent_email=clean(o.sender.address) if o.sender else None,
             original_date=o.date,
         )

@@ -507,7 +507,8 @@ def _original_from_message(inner: Message) -> Original:
         except Exception:  # a malformed header must not stop us
             return ""
 
-    subject = header("Subject").strip()
+    # A decoded subject may hold CR or LF (an encoded "=0D=0A"): the original's is one line.
+    subject = " ".join(header("Subject").split())
     return Original(
         sender=_party(header("From")),
         to=parse_parties(header("To")),

@@ -16,6 +16,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 from mailflow.inbound.text import body_text
+from mailflow.outbound.render import one_line
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -64,12 +65,12 @@ def parse(raw: bytes) -> Parsed:
     defects += [type(d).__name__ for d in msg.defects] + ([repaired] if repaired else [])
     return Parsed(
         msg=msg,
-        message_id=first_msgid(clean(header(msg, "Message-ID")))[:990] or None,
-        sender_name=clean(name) or None,
+        message_id=first_msgid(line(header(msg, "Message-ID")))[:990] or None,
+        sender_name=line(name) or None,
         sender=clean(addr).lower() or None if "@" in addr else None,
         to=addresses(msg, "To"),
         cc=addresses(msg, "Cc"),
-        subject=clean(" ".join(header(msg, "Subject").split())),
+        subject=line(header(msg, "Subject")),
         date=_date(header(msg, "Date")),
         in_reply_to=_MSGID.findall(clean(header(msg, "In-Reply-To"))),
         references=_MSGID.findall(clean(header(msg, "References")))[-100:],
@@ -93,6 +94,13 @@ def clean(text: str | None) -> str:
         except UnicodeError:
             text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return _CONTROL.sub("", text)
+
+
+def line(text: str | None) -> str:
+    """A subject or a name from outside, safe to store and to show: `clean`, then on one line
+    (an encoded CR, LF or lone CR becomes a space) with no bidi controls (U+202E would make it
+    read backwards)."""
+    return one_line(clean(text))
 
 
 def _is_utf8(data: bytes) -> bool:

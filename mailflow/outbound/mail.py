@@ -5,6 +5,8 @@ limit and the loop guard, in the caller's transaction."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,10 +17,13 @@ from sqlmodel import Session, col, select
 from mailflow import models
 from mailflow.casework import tokens
 from mailflow.outbound import outbox
-from mailflow.outbound.render import new_message_id, render
+from mailflow.outbound.render import header_text, is_address, new_message_id, render
 
 if TYPE_CHECKING:
     from mailflow.casework.context import Context
+
+log = logging.getLogger(__name__)
+_MIME_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 
 
 @dataclass(frozen=True)
@@ -56,20 +61,32 @@ def send(ctx: Context, session: Session, template: str, context: dict[str, Any],
     if thread and request is not None:
         in_reply_to = request_thread(session, request)
     domain = council.casework_address.partition("@")[2]
+    # An address that cannot be written safely (an outsider's, say) is left out, not sent.
+    bad = [a for a in [*to, *(cc or [])] if not is_address(a)]
+    to, cc = [a for a in to if a not in bad], [a for a in cc or [] if a not in bad]
     msg = render(
         ctx.templates, template,
         {"council": council, **({"case": case} if case is not None else {}), **context},
-        sender=sender(ctx), to=list(to), cc=list(cc) if cc else None, now=now,
+        sender=sender(ctx), to=list(to), cc=list(cc) or None, now=now,
         message_id=new_message_id(domain, case.reference if case else template.replace("_", "-")),
         reply_to=reply_to, in_reply_to=in_reply_to,
         references=[in_reply_to] if in_reply_to else None, automatic=automatic,
     )
     for f in files:
         maintype, _, subtype = f.content_type.partition("/")
-        msg.add_attachment(f.data, maintype=maintype or "application",
-                           subtype=subtype or "octet-stream", filename=f.name)
-    return outbox.queue(session, msg, kind=kind or template, now=now,
-                        case_id=case.id if case else None,
-                        request_id=request.id if request else None,
-                        limit=ctx.settings.outbound.max_per_recipient_per_hour,
-                        answering=ctx.answering_automatic)
+        if not (_MIME_TOKEN.fullmatch(maintype) and _MIME_TOKEN.fullmatch(subtype)):
+            maintype, subtype = "application", "octet-stream"  # a type from outside, unreadable
+        msg.add_attachment(f.data, maintype=maintype, subtype=subtype,
+                           filename=header_text(f.name, 150) or "attachment")
+    row = outbox.queue(session, msg, kind=kind or template, now=now,
+                       case_id=case.id if case else None,
+                       request_id=request.id if request else None,
+                       limit=ctx.settings.outbound.max_per_recipient_per_hour,
+                       answering=ctx.answering_automatic)
+    if bad:
+        log.warning("outbox: %s left out addresses it cannot write: %s", template, bad)
+    if bad and not to:
+        row.state = "held"
+        row.held_reason = ("no address mailflow can write to: "
+                           + header_text(", ".join(bad), 300))
+    return row
