@@ -13,7 +13,7 @@ from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime
 
 from mailflow.inbound.text import body_text
 
@@ -35,6 +35,7 @@ class Parsed:
     references: list[str]
     text: str
     defects: list[str] = field(default_factory=list)
+    from_problem: str | None = None  # why `From` names no one sender (then `sender` is None)
 
     def header(self, name: str) -> str:
         return header(self.msg, name)
@@ -49,7 +50,7 @@ def parse(raw: bytes) -> Parsed:
     repaired = None
     if msg.get_content_maintype() == "multipart" and not msg.is_multipart():
         msg, repaired = _repair(raw)
-    name, addr = parseaddr(header(msg, "From") or header(msg, "Sender"))
+    name, addr, from_problem = read_from(msg)
     try:
         text = body_text(msg)
     except Exception as e:  # noqa: BLE001 - a body we cannot read is a defect, not a crash
@@ -62,7 +63,7 @@ def parse(raw: bytes) -> Parsed:
         msg=msg,
         message_id=first_msgid(clean(header(msg, "Message-ID")))[:990] or None,
         sender_name=clean(name) or None,
-        sender=clean(addr).lower() or None if "@" in addr else None,
+        sender=addr,
         to=addresses(msg, "To"),
         cc=addresses(msg, "Cc"),
         subject=clean(" ".join(header(msg, "Subject").split())),
@@ -71,7 +72,44 @@ def parse(raw: bytes) -> Parsed:
         references=_MSGID.findall(clean(header(msg, "References")))[-100:],
         text=clean(text),
         defects=defects,
+        from_problem=from_problem,
     )
+
+
+_ADDRESS_LIKE = re.compile(r"[^\s<>()\[\],;:\"'`]+@[^\s<>()\[\],;:\"'`]+\.[^\s<>()\[\],;:\"'`]+")
+
+
+def read_from(msg: EmailMessage) -> tuple[str | None, str | None, str | None]:
+    """(display name, address, problem). `From` is a claim to check, so it must name exactly
+    one address and nothing in it may show another: a display name like
+    `roads@council.example <mallory@attacker.example>` is read by mail clients (and by the
+    stdlib parser) as the address it shows. The envelope sender and `Sender` are no substitute
+    for a missing `From`."""
+    raw = [clean(str(v)) for k, v in msg.raw_items() if k.lower() == "from"]
+    if not raw or not any(v.strip() for v in raw):
+        return None, None, "it has no From address"
+    if len(raw) > 1:
+        return None, None, f"it has {len(raw)} From headers"
+    try:
+        value = msg["From"]
+        found = [(a.display_name, a.addr_spec) for a in value.addresses]
+        text = clean(str(value))
+        unreadable = any("invalid address" in str(d) for d in getattr(value, "defects", ()))
+    except Exception:  # noqa: BLE001 - a From the parser cannot read names no one
+        return None, None, f"its From cannot be read: {raw[0][:200]!r}"
+    shown = raw[0][:200]
+    real = [(clean(n), clean(a).lower()) for n, a in found if "@" in a]
+    if len(real) != 1 or len(found) != 1:
+        what = f"{len(real)} addresses" if real else "no address"
+        return None, None, f"its From has {what}: {shown!r}"
+    name, addr = real[0]
+    others = {a.lower().strip(".") for t in (raw[0], text) for a in _ADDRESS_LIKE.findall(t)}
+    others.discard(addr)
+    if unreadable or others:
+        other = sorted(others)[0] if others else "an address it cannot read"
+        return None, None, (f"its From shows {other} besides its real address {addr}: "
+                            f"{shown!r}")
+    return name or None, addr, None
 
 
 def clean(text: str | None) -> str:
