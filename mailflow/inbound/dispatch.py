@@ -162,10 +162,12 @@ def _unknown_sender(d: Delivery) -> Outcome:
 RULES: tuple[Rule, ...] = (
     Rule("own_mail", lambda u, s: u.kind == cls.OWN_MAIL, _own_mail),
     # Who sent it comes before what it says: a failed authentication or a From that does not
-    # name exactly one sender is held whatever token or tag it carries.
+    # name exactly one sender is held whatever token or tag it carries. A delivery report is
+    # the exception to the second (`From: MAILER-DAEMON (Mail Delivery System)`): it is
+    # matched by the copy of our own mail it returns, never by its From.
     Rule("auth_failed", lambda u, s: u.auth.failed, _auth_failed),
-    Rule("bad_from", lambda u, s: bool(u.parsed.from_problem), _bad_from),
     Rule("bounce", lambda u, s: u.kind == cls.BOUNCE, _bounce),
+    Rule("bad_from", lambda u, s: bool(u.parsed.from_problem), _bad_from),
     # A subject tag names a case but proves nothing (casework/parties.py proven); an automatic
     # message is only recorded, so it may still be filed by its tag.
     Rule("not_proven", lambda u, s: u.match is not None and u.kind == cls.NORMAL
