@@ -76,7 +76,7 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     worker.start()
     writer.start()
     controller = Listener(
-        Handler(writer, protocol, s.is_ours), protocol, hostname=host or s.smtp.host,
+        Handler(writer, protocol, s.is_ours, s.smtp.allows), protocol, hostname=host or s.smtp.host,
         port=port or s.smtp.port, data_size_limit=s.smtp.max_message_size,
         server_hostname="mailflow", decode_data=False, ident="mailflow",
     )

@@ -6,6 +6,7 @@ the field, so a clerk editing the council directory can fix them in one pass.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 import zoneinfo
@@ -123,7 +124,12 @@ class Council(_Strict):
     @field_validator("trusted_domains")
     @classmethod
     def _domains(cls, v: list[str]) -> list[str]:
-        return [d.strip().lower().lstrip("@") for d in v]
+        out = [d.strip().lower().lstrip("@") for d in v]
+        for d in out:
+            name = d.removeprefix("*.")
+            if "." not in name or "*" in name or "@" in name or " " in name:
+                raise ValueError(f"not a domain like council.example or *.council.example: {d!r}")
+        return out
 
 
 class Database(_Strict):
@@ -157,6 +163,29 @@ class Smtp(_Strict):
     port: int = 8025
     protocol: str = "smtp"  # or "lmtp", for Postfix's lmtp: transport
     max_message_size: int = 25 * 1024 * 1024  # bytes; advertised as SIZE, 552 above it
+    allowed_clients: list[str] = Field(default_factory=list)  # addresses, networks; [] = all
+
+    @field_validator("allowed_clients")
+    @classmethod
+    def _clients(cls, v: list[str]) -> list[str]:
+        for c in v:
+            try:
+                ipaddress.ip_network(c.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network like 10.0.0.0/8: {c!r}") from None
+        return [c.strip() for c in v]
+
+    def allows(self, host: str | None) -> bool:
+        """May a client at this address hand mail to `serve`?"""
+        if not self.allowed_clients:
+            return True
+        try:
+            ip = ipaddress.ip_address((host or "").split("%")[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        return any(ip in ipaddress.ip_network(c, strict=False) for c in self.allowed_clients)
 
     @field_validator("protocol")
     @classmethod
@@ -164,6 +193,20 @@ class Smtp(_Strict):
         if v not in ("smtp", "lmtp"):
             raise ValueError(f"unknown protocol {v!r}; use smtp or lmtp")
         return v
+
+
+class Authentication(_Strict):
+    """Whose RFC 8601 Authentication-Results headers to believe (inbound/authresults.py)."""
+
+    trusted_authserv_ids: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_authserv_ids")
+    @classmethod
+    def _ids(cls, v: list[str]) -> list[str]:
+        out = [i.strip().lower() for i in v]
+        if any(not i or " " in i or ";" in i for i in out):
+            raise ValueError("an authserv-id is one word, like mx.council.example")
+        return out
 
 
 class ImapOAuth2(_Strict):
@@ -401,6 +444,7 @@ class FileModel(_Strict):
     database: Database = Field(default_factory=Database)
     outbound: Outbound = Field(default_factory=Outbound)
     smtp: Smtp = Field(default_factory=Smtp)
+    authentication: Authentication = Field(default_factory=Authentication)
     imap: Imap = Field(default_factory=Imap)
     templates: Templates = Field(default_factory=Templates)
     scheduler: Scheduler = Field(default_factory=Scheduler)
@@ -435,6 +479,7 @@ class Settings:
     database: Database
     outbound: Outbound
     smtp: Smtp
+    authentication: Authentication
     imap: Imap
     templates: Templates
     scheduler: Scheduler
@@ -492,8 +537,18 @@ class Settings:
         return bool(self.casework.constituent_mail and m and m.constituent_mail)
 
     def is_trusted(self, address: str | None) -> bool:
+        """In a trusted domain: exactly a listed domain, or a subdomain where `*.domain` is
+        listed (anyone can name a host `evil.council.example` in a From)."""
         domain = (address or "").rpartition("@")[2].lower()
-        return any(domain == d or domain.endswith("." + d) for d in self.council.trusted_domains)
+        if not domain:
+            return False
+        for d in self.council.trusted_domains:
+            if d.startswith("*."):
+                if domain.endswith(d[1:]):
+                    return True
+            elif domain == d:
+                return True
+        return False
 
     def is_internal(self, address: str | None) -> bool:
         """A member or council officer: never the constituent of a forward."""

@@ -15,7 +15,7 @@ from mailflow.app import App
 from mailflow.jobs import tick
 from tests.conftest import run_cli
 from tests.mail import CASEWORK, JANE, ROADS, message, outlook_forward, sent_of_kind
-from tests.test_loop import FRIDAY, ingest
+from tests.test_loop import FRIDAY, ingest, ours
 
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40
 PHOTO = b"\xff\xd8\xff\xe0" + b"\x42" * 50_000
@@ -93,7 +93,8 @@ def test_over_the_limit_is_kept_in_the_raw_message_only(app: App, config_file: P
 
 def test_a_service_reply_with_a_file_lists_it_on_the_case(app: App) -> None:
     ref = ingest(app, outlook_forward()).case
-    reply = message(ROADS, CASEWORK, f"Re: [{ref}]", "Report attached.")
+    reply = message(ROADS, CASEWORK, f"Re: [{ref}]", "Report attached.",
+                    **ours(app, ref, "request"))
     reply.add_attachment(PDF, maintype="application", subtype="pdf", filename="report.pdf")
     assert ingest(app, reply).disposition == "update"
     with app.session() as s:

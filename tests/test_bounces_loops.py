@@ -17,7 +17,7 @@ from mailflow.jobs import tick
 from mailflow.outbound import mail
 from tests.mail import CASEWORK, JANE, ROADS, message, outlook_forward, sent_of_kind
 from tests.test_automatic import corpus_bytes
-from tests.test_loop import FRIDAY, holding, ingest, requests, timeline
+from tests.test_loop import FRIDAY, holding, ingest, ours, requests, timeline
 
 
 def sent_request(app: App) -> tuple[str, str, str]:
@@ -135,8 +135,8 @@ def test_rate_limit_holds_automatic_mail_per_recipient_per_case(limited: App) ->
     later = FRIDAY
     for n in range(4):  # each service reply alerts Jane: the third alert is her fourth mail
         later += timedelta(minutes=5)
-        ingest(app, message(ROADS, CASEWORK, f"Re: [{ref}] update {n}", f"Update {n}."),
-               now=later)
+        ingest(app, message(ROADS, CASEWORK, f"Re: [{ref}] update {n}", f"Update {n}.",
+                            **ours(app, ref, "request")), now=later)
     alerts = [o for o in outbox_rows(app) if o.kind == "alert"]
     assert [o.state for o in alerts] == ["queued", "queued", "held", "held"]
     assert "max_per_recipient_per_hour = 3" in (alerts[2].held_reason or "")
@@ -144,8 +144,8 @@ def test_rate_limit_holds_automatic_mail_per_recipient_per_case(limited: App) ->
     assert len(sent_of_kind(app.settings.maildir, "alert")) == 2
     assert [o.state for o in outbox_rows(app) if o.kind == "alert"][2:] == ["held", "held"]
     # An hour after the first mails, there is room again.
-    ingest(app, message(ROADS, CASEWORK, f"Re: [{ref}] later", "Later."),
-           now=FRIDAY + timedelta(minutes=61))
+    ingest(app, message(ROADS, CASEWORK, f"Re: [{ref}] later", "Later.",
+                        **ours(app, ref, "request")), now=FRIDAY + timedelta(minutes=61))
     assert outbox_rows(app)[-1].state == "queued"
     # Another case for the same member has its own allowance.
     other = ingest(app, outlook_forward(subject="Pothole two"), now=later)
@@ -161,7 +161,8 @@ def test_held_mail_is_listed_by_the_cli(limited: App, config_file: Path) -> None
 
     ref = ingest(limited, outlook_forward()).case
     for n in range(3):
-        ingest(limited, message(ROADS, CASEWORK, f"Re: [{ref}] {n}", f"Update {n}."))
+        ingest(limited, message(ROADS, CASEWORK, f"Re: [{ref}] {n}", f"Update {n}.",
+                                **ours(limited, ref, "request")))
     done = run_cli(config_file, "outbox", "--state", "held", "--json")
     [rows] = jsonl(done.stdout)
     assert [r["state"] for r in rows] == ["held"] and rows[0]["held_reason"].startswith("rate")
@@ -186,7 +187,8 @@ def test_the_configured_limit_holds_every_kind_of_automatic_mail(config_file: Pa
     try:
         ref = ingest(app, outlook_forward()).case  # Jane's acknowledgement: her one mail
         reply = message(ROADS, CASEWORK, f"Re: [{ref}]",
-                        "#holding 2026-12-04\nWaiting for the contractor; we inspect Monday.")
+                        "#holding 2026-12-04\nWaiting for the contractor; we inspect Monday.",
+                        **ours(app, ref, "request"))
         ingest(app, reply, now=FRIDAY + timedelta(minutes=5))
         to_jane = [o for o in outbox_rows(app) if o.recipients == [JANE]]
         assert [o.kind for o in to_jane] == ["acknowledgement", "update"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from mailflow.app import App
 from tests.conftest import run_cli
 from tests.mail import CASEWORK, JANE, ROADS, message, outlook_forward, read_sent
+from tests.test_loop import ours
 
 
 def jsonl(text: str) -> list[dict]:
@@ -36,7 +37,8 @@ def test_ingest_files_and_stdin_with_json(app: App, config_file: Path, tmp_path:
     assert (third["disposition"], third["case"]) == ("duplicate_delivery", "CW-2026-00001")
 
     piped = run_cli(config_file, "ingest", "--json",
-                    stdin=message(JANE, CASEWORK, "Re: [CW-2026-00001]", "Any news?").as_bytes())
+                    stdin=message(JANE, CASEWORK, "Re: [CW-2026-00001]", "Any news?",
+                                  **ours(app, "CW-2026-00001")).as_bytes())
     assert jsonl(piped.stdout)[0]["disposition"] == "update"
 
 

@@ -44,6 +44,17 @@ def timeline(app: App, ref: str) -> list[models.Event]:
                            .order_by(models.Event.id)))
 
 
+def ours(app: App, ref: str, kind: str = "acknowledgement") -> dict[str, str]:
+    """Headers of a reply to our mail of this kind on the case: the proof a message needs
+    before it may change the case (a subject tag alone proves nothing)."""
+    with app.session() as s:
+        c = s.exec(select(models.Case).where(models.Case.reference == ref)).one()
+        mid = s.exec(select(models.Outbox.message_id).where(models.Outbox.case_id == c.id)
+                     .where(models.Outbox.kind == kind).order_by(models.Outbox.id)).first()
+    assert mid, f"no {kind} sent on {ref}"
+    return {"In_Reply_To": mid, "References": mid}
+
+
 def holding(app: App) -> list[models.Holding]:
     with app.session() as s:
         return list(s.exec(select(models.Holding).order_by(models.Holding.id)))
@@ -160,17 +171,25 @@ def test_stranger_using_subject_tag_goes_to_holding_pen(app: App) -> None:
     res = ingest(app, message("stranger@example.net", CASEWORK, f"Re: [{out.case}] pothole",
                               "Please close this."))
     assert res.disposition == "holding_pen"
-    assert "not a party" in res.reason
+    assert res.reason.startswith("sender not proven")
     assert [e.kind for e in timeline(app, out.case)].count("service_reply") == 0
 
 
-def test_subject_tag_from_a_party_is_an_update(app: App) -> None:
+def test_subject_tag_from_a_party_waits_for_proof(app: App) -> None:
     out = ingest(app, outlook_forward())
     res = ingest(app, message("noreply.roads@council.example", CASEWORK,
                               f"Your enquiry [{out.case}]", "Scheduled for repair."))
+    assert (res.disposition, res.rule) == ("holding_pen", "not_proven")
+    [h] = holding(app)
+    assert h.kind == "not_proven" and h.candidates and h.candidates[0]["case"] == out.case
+    assert requests(app, out.case)[0].state == "sent"
+    # the same words in a reply to our mail are the party's
+    res = ingest(app, message("noreply.roads@council.example", CASEWORK,
+                              f"Your enquiry [{out.case}]", "Scheduled for repair.",
+                              **ours(app, out.case, "request")))
     assert (res.disposition, res.case) == ("update", out.case)
     member = ingest(app, message("jane@home.example", CASEWORK, f"Re: [{out.case}]",
-                                 "The constituent phoned again."))
+                                 "The constituent phoned again.", **ours(app, out.case)))
     assert member.disposition == "update"
     assert timeline(app, out.case)[-1].kind == "member_update"
 

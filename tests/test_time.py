@@ -342,7 +342,7 @@ def test_holding_reply_beyond_the_limit_needs_the_member(app: App, decision: str
 
 def test_a_second_agree_is_refused_and_told(app: App) -> None:
     ref = bins(app)
-    out = ingest(app, message(JANE, CASEWORK, f"Re: [{ref}]", "#agree"), at("2026-11-06"))
+    out = ingest(app, member_reply(app, "acknowledgement", "#agree"), at("2026-11-06"))
     assert "refused: #agree: no extension" in out.reason
     assert kinds(app, ref)[-1] == "command_refused"
     [told] = outbox(app, "command_reply")  # the one answer to a message of commands
@@ -395,14 +395,14 @@ def test_member_reopens_and_closes(app: App) -> None:
     out = ingest(app, member_reply(app, "alert", "#close resolved"), at("2026-11-05"))
     assert "case closed" in out.reason
     assert case_of(app, ref).status == "closed"
-    out = ingest(app, message(JANE, CASEWORK, f"Re: [{ref}]", "#reopen\nShe phoned again."),
+    out = ingest(app, member_reply(app, "acknowledgement", "#reopen\nShe phoned again."),
                  at("2026-11-06"))
     assert "reopened" in out.reason and case_of(app, ref).status == "open"
 
 
 def test_closing_withdraws_open_requests_so_nobody_is_chased(app: App) -> None:
     ref = bins(app)
-    ingest(app, message(JANE, CASEWORK, f"Re: [{ref}]", "#close constituent moved away"),
+    ingest(app, member_reply(app, "acknowledgement", "#close constituent moved away"),
            at("2026-11-04"))
     assert request_of(app, ref).state == "withdrawn"
     run_days(app, ["2026-11-10"])

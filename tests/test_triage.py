@@ -1,6 +1,6 @@
 """Unmatched-mail triage: one confident guess is filed (and recorded as a guess); anything
-less waits in the holding pen with the candidate cases listed. A guess from someone who is
-not a party to the case never changes its requests."""
+less waits in the holding pen with the candidate cases listed. A guess is no proof: only an
+authenticated party's guessed mail changes the case; a stranger's is held."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from mailflow.app import App
 from tests.conftest import run_cli
 from tests.mail import CASEWORK, JANE, ROADS, message, outlook_forward
+from tests.rules import make_app
 from tests.test_loop import case, holding, ingest, requests, timeline
 
 MARY = "mary.jones@example.org"
@@ -42,9 +43,26 @@ def test_constituent_with_two_open_cases_is_held_with_both_listed(app: App,
     assert rows[0]["candidates"][0]["why"] == [f"from the case's constituent {MARY}"]
 
 
-def test_contact_quoting_the_reference_in_the_body_answers_the_request(app: App) -> None:
+def test_contact_quoting_the_reference_is_attached_unverified(app: App) -> None:
+    """Anyone can write the contact's address and a reference: not proof of an answer."""
     ref = ingest(app, outlook_forward()).case
     res = ingest(app, message(ROADS, CASEWORK, "pothole", f"Re your {ref}: filled today."))
+    assert (res.disposition, res.case) == ("update", ref)
+    [req] = requests(app, ref)
+    assert req.state == "sent"
+    event = timeline(app, ref)[-1]
+    assert event.kind == "contact_update" and event.data["verified"] is False
+    assert event.data["guess"] == [f"quotes {ref} in the body"]
+
+
+def test_authenticated_contact_quoting_the_reference_answers_the_request(
+        tmp_path: Path, db_url: str) -> None:
+    app = make_app(tmp_path, db_url,
+                   '[authentication]\ntrusted_authserv_ids = ["mx.council.example"]')
+    ref = ingest(app, outlook_forward()).case
+    res = ingest(app, message(ROADS, CASEWORK, "pothole", f"Re your {ref}: filled today.",
+                              Authentication_Results="mx.council.example; dmarc=pass "
+                                                     "header.from=council.example"))
     assert (res.disposition, res.case) == ("update", ref)
     [req] = requests(app, ref)
     assert req.state == "answered"
@@ -72,16 +90,18 @@ def test_member_replying_to_their_own_forward_updates_that_case(app: App) -> Non
     assert (res.disposition, res.case) == ("update", ref)
     assert timeline(app, ref)[-1].kind == "member_update"
     assert timeline(app, ref)[-1].data["evidence"] == "guess"
+    assert timeline(app, ref)[-1].data["verified"] is False
 
 
-def test_someone_else_on_the_thread_is_attached_unverified(app: App) -> None:
+def test_someone_else_on_the_thread_is_held_with_the_candidate(app: App) -> None:
     fwd = outlook_forward()
     ref = ingest(app, fwd).case
     reply = message("neighbour@example.net", CASEWORK, f"RE: {fwd['Subject']}",
                     "I live next door and it is dangerous.", In_Reply_To=str(fwd["Message-ID"]))
     res = ingest(app, reply)
-    assert (res.disposition, res.case) == ("update", ref)
-    assert timeline(app, ref)[-1].kind == "unverified_update"
+    assert (res.disposition, res.rule) == ("holding_pen", "candidates")
+    [h] = holding(app)
+    assert h.candidates and h.candidates[0]["case"] == ref
     assert requests(app, ref)[0].state == "sent"
 
 

@@ -3,8 +3,9 @@ update, file an automatic message, file a bounce, file a guess, hold). inbound/d
 reads the message and chooses the outcome; the domain's decisions (who may change the case,
 what a reply means, when a request is undeliverable) are made here.
 
-`From` is a claim: only a party to the case (casework/parties.py), or an officer in a trusted
-domain replying with proof (our Message-ID or a valid token), may change a case. Anyone
+`From` is a claim: only a party to the case (casework/parties.py) with proof (our Message-ID
+or a valid token, or an authenticated sender), or an officer in a trusted domain replying
+with proof of receipt, may change a case. A subject tag or a guess is no proof. Anyone
 else's mail waits in the holding pen with the reason and the cases it might belong to.
 """
 
@@ -97,10 +98,28 @@ def open_case(ctx: Context, session: Session, msg: Incoming, new: cases.NewCase,
     return Outcome("case_opened", case.reference, f"{how} from {new.member.name}; {where}")
 
 
+def hold_unproven(session: Session, msg: Incoming, case: models.Case, evidence: str,
+                  now: datetime) -> Outcome:
+    """A message that names a case but proves nothing of its sender: staff decide."""
+    if not any(c.get("case") == case.reference for c in msg.candidates):
+        msg.candidates.insert(0, {"case": case.reference,
+                                  "why": [f"{evidence}: names {case.reference}"]})
+    how = {"tag": "only by its subject tag", "guess": "only by a guess"}.get(evidence, evidence)
+    return hold(session, msg, "not_proven",
+                f"sender not proven: {msg.sender or 'an unknown sender'} names "
+                f"{case.reference} {how}, with no reply to our mail, no signed reply address "
+                "and no authenticated sender", now, case=case)
+
+
 def file_matched(ctx: Context, session: Session, msg: Incoming, case: models.Case,
                  request: models.Request | None, evidence: str, now: datetime, *,
-                 automatic: str | None = None, why: str = "") -> Outcome:
-    """A message that names its case (our Message-ID, a token or the subject tag)."""
+                 automatic: str | None = None, why: str = "",
+                 authenticated: bool = False) -> Outcome:
+    """A message that names its case (our Message-ID, a token or the subject tag). Without
+    proof (parties.proven) it changes nothing: an automatic one is only recorded, anything
+    else is held."""
+    if not automatic and not parties.proven(evidence, authenticated):
+        return hold_unproven(session, msg, case, evidence, now)
     role, own = parties.role_of(session, ctx.settings, case, msg.sender, evidence=evidence,
                                 request=request)
     if role in (None, "constituent"):
@@ -173,21 +192,27 @@ def file_digest_reply(ctx: Context, session: Session, msg: Incoming, evidence: s
 
 
 def file_guess(ctx: Context, session: Session, msg: Incoming, case: models.Case,
-               why: list[str], now: datetime) -> Outcome:
-    """One confident guess. A party's message is filed as usual, recorded as a guess; anyone
-    else's is only attached to the case for staff to review: no request changes, no mail."""
-    role, request = parties.party_role(session, ctx.settings, case, msg.sender)
-    if role:
-        return _update(ctx, session, msg, case, role, request, "guess", now, guess=why)
-    constituent = parties.role_of(session, ctx.settings, case, msg.sender)[0] == "constituent"
+               why: list[str], now: datetime, *, authenticated: bool = False) -> Outcome:
+    """One confident guess: filed only for a party of the case or its constituent; a
+    stranger's mail is held. A guess proves nothing, so only an authenticated party's
+    message acts (answers, runs commands); any other is attached for staff to review, marked
+    `verified: false`: no request changes, no mail."""
+    role, request = parties.role_of(session, ctx.settings, case, msg.sender)
+    if role not in (*parties.PARTIES, "constituent"):
+        return hold(session, msg, "stranger",
+                    f"{msg.sender or 'an unknown sender'} might write about {case.reference} "
+                    f"({'; '.join(why)}) but is not a party to it", now, case=case)
+    if role != "constituent" and authenticated:
+        return _update(ctx, session, msg, case, role, request, "guess", now, guess=why,
+                       verified=True)
     _attach(ctx, session, msg, case, now)
-    cases.event(session, case, "constituent_update" if constituent else "unverified_update",
-                now, sender=msg.sender, text=msg.text, raw_message_id=msg.raw_id,
-                evidence="guess", guess=why, review=True)
+    cases.event(session, case, f"{role}_update", now, sender=msg.sender, text=msg.text,
+                raw_message_id=msg.raw_id, evidence="guess", guess=why, review=True,
+                verified=authenticated)
+    who = "its constituent" if role == "constituent" else f"the {role}, not proven,"
     return Outcome("update", case.reference,
-                   f"filed on {case.reference} as a guess ({'; '.join(why)}); "
-                   f"{msg.sender or 'the sender'} is not a party, so it is attached for staff "
-                   "to review and changes no request")
+                   f"filed on {case.reference} as a guess ({'; '.join(why)}); from {who} so it "
+                   "is attached for staff to review and changes no request")
 
 
 def file_bounce(ctx: Context, session: Session, msg: Incoming, case: models.Case,

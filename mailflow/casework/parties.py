@@ -12,6 +12,10 @@ this sender's mail change the case?), dispatch and the command matrix (casework/
 - `constituent`: the case's constituent, by address. Not a party: their mail is recorded,
   never obeyed.
 `member`, `contact` and `staff` are the parties whose plain word counts on the case.
+
+A `From` is a claim: a message changes a case only with proof (`proven`): that its sender
+received our mail (our Message-ID in In-Reply-To/References, or the signed reply address),
+or that a trusted MTA authenticated the From domain. A subject tag or a guess proves nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ from mailflow.settings import Settings
 
 PARTIES = ("member", "contact", "staff")
 PROOF = ("in-reply-to", "token")  # evidence that the sender received our mail
+
+
+def proven(evidence: str | None, authenticated: bool) -> bool:
+    """May a party's message with this evidence change the case?"""
+    return authenticated or evidence in PROOF
 
 
 def party_role(session: Session, s: Settings, case: models.Case, sender: str | None

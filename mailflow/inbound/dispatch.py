@@ -57,6 +57,21 @@ def _own_mail(d: Delivery) -> Outcome:
     return Outcome("ignored", None, f"our own mail came back (loop): {d.u.classification.why}")
 
 
+def _auth_failed(d: Delivery) -> Outcome:
+    a = d.u.auth
+    return d.hold("auth_failed", f"authentication failed: {a.why} (by {a.by})", d.u.case)
+
+
+def _bad_from(d: Delivery) -> Outcome:
+    return d.hold("bad_from", f"From names no one sender: {d.u.parsed.from_problem}", d.u.case)
+
+
+def _not_proven(d: Delivery) -> Outcome:
+    m = d.u.match
+    assert m is not None
+    return filing.hold_unproven(d.session, d.msg, m.case, m.evidence, d.now)
+
+
 def _bounce(d: Delivery) -> Outcome:
     b, m = d.u.bounce, d.u.match
     assert b is not None
@@ -88,7 +103,8 @@ def _matched(d: Delivery) -> Outcome:
     assert m is not None
     automatic = u.kind if u.kind != cls.NORMAL else None
     return filing.file_matched(d.ctx, d.session, d.msg, m.case, m.request, m.evidence, d.now,
-                               automatic=automatic, why=u.classification.why)
+                               automatic=automatic, why=u.classification.why,
+                               authenticated=u.authenticated)
 
 
 def _automatic(d: Delivery) -> Outcome:
@@ -100,7 +116,8 @@ def _automatic(d: Delivery) -> Outcome:
 def _guess(d: Delivery) -> Outcome:
     g = d.u.guess
     assert g is not None
-    return filing.file_guess(d.ctx, d.session, d.msg, g.case, g.why, d.now)
+    return filing.file_guess(d.ctx, d.session, d.msg, g.case, g.why, d.now,
+                             authenticated=d.u.authenticated)
 
 
 def _members_mail(d: Delivery) -> Outcome:
@@ -159,8 +176,18 @@ def _unknown_sender(d: Delivery) -> Outcome:
 RULES: tuple[Rule, ...] = (
     Rule("malformed", lambda u, s: bool(u.parsed.refused), _malformed),
     Rule("own_mail", lambda u, s: u.kind == cls.OWN_MAIL, _own_mail),
+    # Who sent it comes before what it says: a failed authentication or a From that does not
+    # name exactly one sender is held whatever token or tag it carries. A delivery report is
+    # the exception to the second (`From: MAILER-DAEMON (Mail Delivery System)`): it is
+    # matched by the copy of our own mail it returns, never by its From.
+    Rule("auth_failed", lambda u, s: u.auth.failed, _auth_failed),
     Rule("bounce", lambda u, s: u.kind == cls.BOUNCE, _bounce),
+    Rule("bad_from", lambda u, s: bool(u.parsed.from_problem), _bad_from),
     Rule("digest_reply", lambda u, s: bool(u.digest), _digest_reply),
+    # A subject tag names a case but proves nothing (casework/parties.py proven); an automatic
+    # message is only recorded, so it may still be filed by its tag.
+    Rule("not_proven", lambda u, s: u.match is not None and u.kind == cls.NORMAL
+         and not u.proven, _not_proven),
     Rule("matched", lambda u, s: u.match is not None, _matched),
     Rule("automatic", lambda u, s: u.kind != cls.NORMAL, _automatic),
     Rule("guess", lambda u, s: u.guess is not None, _guess),

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage, Message
 from email.utils import parsedate_to_datetime
 
+from mailflow.inbound.parse import read_from
 from mailflow.inbound.text import body_text
 
 
@@ -171,9 +172,37 @@ def parse_parties(value: str) -> list[Party]:
     return parties
 
 
-def _party(value: str) -> Party | None:
+_ENCLOSED = re.compile(
+    r"(?:<\s*(?:mailto:\s*)?|\[\s*mailto:\s*)(" + _ADDRESS.pattern + ")", re.UNICODE | re.I)
+
+
+def sender_party(value: str) -> Party | None:
+    """The author on a forwarded `From:` line. The real address is the one a client shows in
+    `<…>` (or `[mailto:…]`), the last one: text before it is the display name, which anyone
+    writes, so `Mary Jones (mary@gmail.example) <mary.jones@example.org>` is
+    mary.jones@example.org. Without brackets, the last address on the line."""
+    enclosed = list(_ENCLOSED.finditer(value))
+    if enclosed:
+        name = _clean_name(_ADDRESS.sub(" ", value[: enclosed[0].start()]))
+        return Party(name=name, address=enclosed[-1].group(1).lower())
     parties = parse_parties(value)
+    with_address = [p for p in parties if p.address]
+    if with_address:
+        last = with_address[-1]
+        return Party(name=_clean_name(_ADDRESS.sub(" ", last.name or "")), address=last.address)
     return parties[0] if parties else None
+
+
+def _header_sender(msg: Message) -> Party | None:
+    """An attached original's `From`: the address its header really holds."""
+    try:
+        name, address, _ = read_from(msg)  # type: ignore[arg-type]
+        raw = str(msg.get("From", "") or "")
+    except Exception:  # a malformed header must not stop us
+        return None
+    if address:
+        return Party(name=_clean_name(_ADDRESS.sub(" ", name or "")), address=address)
+    return sender_party(raw)  # a display name showing another address: the bracketed one
 
 
 # -- dates ---------------------------------------------------------------------------------
@@ -424,7 +453,7 @@ def _original_from_block(block: _Block, body: str) -> Original:
     fields = block.fields
     subject = fields.get("subject")
     return Original(
-        sender=_party(fields.get("from", "")),
+        sender=sender_party(fields.get("from", "")),
         to=parse_parties(fields.get("to", "")),
         cc=parse_parties(fields.get("cc", "")),
         subject=subject if subject else None,
@@ -510,7 +539,7 @@ def _original_from_message(inner: Message) -> Original:
     # A decoded subject may hold CR or LF (an encoded "=0D=0A"): the original's is one line.
     subject = " ".join(header("Subject").split())
     return Original(
-        sender=_party(header("From")),
+        sender=_header_sender(inner),
         to=parse_parties(header("To")),
         cc=parse_parties(header("Cc")),
         subject=subject or None,

@@ -24,7 +24,8 @@ def inspect(raw: bytes, s: Settings, session: Session | None, file: str) -> dict
     return {
         "file": file,
         "message_id": p.message_id,
-        "from": {"name": p.sender_name, "address": u.sender},
+        "from": {"name": p.sender_name, "address": u.sender, "problem": p.from_problem},
+        "authentication": {"result": u.auth.state, "why": u.auth.why, "by": u.auth.by or None},
         "to": _people(p, "To"),
         "cc": _people(p, "Cc"),
         "subject": p.subject,
@@ -52,6 +53,7 @@ def inspect(raw: bytes, s: Settings, session: Session | None, file: str) -> dict
             "evidence": u.evidence,
             "why": _why(u),
             "sender_role": u.role,
+            "proven": u.proven,
         },
         "rule": decide(u, s).name,
         "candidates": [c.as_dict() for c in u.candidates],

@@ -13,7 +13,7 @@ from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime
 
 from mailflow.inbound.text import body_text
 from mailflow.outbound.render import one_line
@@ -37,6 +37,7 @@ class Parsed:
     text: str
     defects: list[str] = field(default_factory=list)
     refused: str | None = None  # why only the headers were read (too deeply nested)
+    from_problem: str | None = None  # why `From` names no one sender (then `sender` is None)
 
     def header(self, name: str) -> str:
         return header(self.msg, name)
@@ -54,7 +55,7 @@ def parse(raw: bytes) -> Parsed:
     repaired = None
     if msg.get_content_maintype() == "multipart" and not msg.is_multipart():
         msg, repaired = _repair(raw)
-    name, addr = parseaddr(header(msg, "From") or header(msg, "Sender"))
+    name, addr, from_problem = read_from(msg)
     try:
         text = body_text(msg)
     except Exception as e:  # noqa: BLE001 - a body we cannot read is a defect, not a crash
@@ -67,7 +68,7 @@ def parse(raw: bytes) -> Parsed:
         msg=msg,
         message_id=first_msgid(line(header(msg, "Message-ID")))[:990] or None,
         sender_name=line(name) or None,
-        sender=clean(addr).lower() or None if "@" in addr else None,
+        sender=addr,
         to=addresses(msg, "To"),
         cc=addresses(msg, "Cc"),
         subject=line(header(msg, "Subject")),
@@ -77,7 +78,44 @@ def parse(raw: bytes) -> Parsed:
         text=clean(text),
         defects=defects,
         refused=refused,
+        from_problem=from_problem,
     )
+
+
+_ADDRESS_LIKE = re.compile(r"[^\s<>()\[\],;:\"'`]+@[^\s<>()\[\],;:\"'`]+\.[^\s<>()\[\],;:\"'`]+")
+
+
+def read_from(msg: EmailMessage) -> tuple[str | None, str | None, str | None]:
+    """(display name, address, problem). `From` is a claim to check, so it must name exactly
+    one address and nothing in it may show another: a display name like
+    `roads@council.example <mallory@attacker.example>` is read by mail clients (and by the
+    stdlib parser) as the address it shows. The envelope sender and `Sender` are no substitute
+    for a missing `From`."""
+    raw = [clean(str(v)) for k, v in msg.raw_items() if k.lower() == "from"]
+    if not raw or not any(v.strip() for v in raw):
+        return None, None, "it has no From address"
+    if len(raw) > 1:
+        return None, None, f"it has {len(raw)} From headers"
+    try:
+        value = msg["From"]
+        found = [(a.display_name, a.addr_spec) for a in value.addresses]
+        text = clean(str(value))
+        unreadable = any("invalid address" in str(d) for d in getattr(value, "defects", ()))
+    except Exception:  # noqa: BLE001 - a From the parser cannot read names no one
+        return None, None, f"its From cannot be read: {raw[0][:200]!r}"
+    shown = raw[0][:200]
+    real = [(clean(n), clean(a).lower()) for n, a in found if "@" in a]
+    if len(real) != 1 or len(found) != 1:
+        what = f"{len(real)} addresses" if real else "no address"
+        return None, None, f"its From has {what}: {shown!r}"
+    name, addr = real[0]
+    others = {a.lower().strip(".") for t in (raw[0], text) for a in _ADDRESS_LIKE.findall(t)}
+    others.discard(addr)
+    if unreadable or others:
+        other = sorted(others)[0] if others else "an address it cannot read"
+        return None, None, (f"its From shows {other} besides its real address {addr}: "
+                            f"{shown!r}")
+    return name or None, addr, None
 
 
 def clean(text: str | None) -> str:

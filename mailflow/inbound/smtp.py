@@ -20,10 +20,24 @@ log = logging.getLogger(__name__)
 
 
 class Handler:
-    def __init__(self, writer: SpoolWriter, source: str, serves: Callable[[str], bool]):
+    def __init__(self, writer: SpoolWriter, source: str, serves: Callable[[str], bool],
+                 allows: Callable[[str | None], bool] = lambda host: True):
         self.writer = writer
         self.source = source
         self.serves = serves  # the casework address and its plus-addresses
+        self.allows = allows  # [smtp] allowed_clients: the hosts that may hand us mail
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        """Only the council's own MTA may hand mail over: anyone else reaching the port could
+        write whatever headers (Authentication-Results too) they like."""
+        peer = session.peer[0] if isinstance(session.peer, tuple) else session.peer
+        if not self.allows(peer):
+            log.warning("refused mail from %s: not in [smtp] allowed_clients", peer)
+            return "550 5.7.1 Client host not allowed to send mail to mailflow"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from mailflow import models
 from mailflow.casework import parties
 from mailflow.casework.attachments import File
-from mailflow.inbound import attachments, bounces, match
+from mailflow.inbound import attachments, authresults, bounces, match
 from mailflow.inbound.classify import BOUNCE, NORMAL, Classification, classify
 from mailflow.inbound.forwards import Forward, find_forward
 from mailflow.inbound.parse import Parsed
@@ -51,6 +51,17 @@ class Understanding:
     candidates: list[Candidate] = field(default_factory=list)
     guess: Candidate | None = None  # the one confident guess, when there is exactly one
     digest: str | None = None  # how it shows it replies to one of our digests
+    auth: authresults.Verdict = authresults.NONE  # what a trusted MTA says of the From domain
+
+    @property
+    def authenticated(self) -> bool:
+        return self.auth.passed
+
+    @property
+    def proven(self) -> bool:
+        """Proof that the sender received our mail (our Message-ID, a token) or is who they
+        say (authenticated); a party's `From` is still needed (casework/parties.py)."""
+        return parties.proven(self.evidence, self.authenticated)
 
     @property
     def kind(self) -> str:
@@ -72,12 +83,13 @@ class Understanding:
 def understand(p: Parsed, s: Settings, session: Session | None, *,
                envelope_from: str | None = None, envelope_to: list[str] | None = None
                ) -> Understanding:
-    sender = p.sender or (envelope_from or "").lower() or None
+    sender = p.sender  # never the envelope sender: anyone sets it (parse.read_from)
     c = classify(p, s, envelope_from)
     bounce = bounces.read(p.msg, ignore=s.is_ours) if c.kind == BOUNCE else None
     fwd = find_forward(p.msg, is_internal=s.is_internal) if c.kind == NORMAL else None
     u = Understanding(p, sender, c, bounce, fwd, visible_text(p.text) if p.text else "",
                       attachments.extract(p.msg) if c.kind == NORMAL else [])
+    u.auth = authresults.check(p.msg.raw_items(), s.authentication.trusted_authserv_ids, sender)
     if session is None:
         return u
     addrs = match.recipients(p, envelope_to)
@@ -131,8 +143,10 @@ def _candidates(u: Understanding, s: Settings, session: Session) -> list[Candida
 
 
 def _confident(u: Understanding, s: Settings, session: Session) -> Candidate | None:
-    """Exactly one candidate, and evidence this sender may use (see README, triage)."""
-    if len(u.candidates) != 1:
+    """Exactly one candidate, and evidence this sender may use (see README, triage). Only a
+    party's or the constituent's mail is ever a guess: a stranger's waits in the holding pen,
+    whatever thread it replies in."""
+    if len(u.candidates) != 1 or not u.sender or u.parsed.from_problem:
         return None
     cand = u.candidates[0]
     role, _ = parties.party_role(session, s, cand.case, u.sender)
@@ -145,8 +159,5 @@ def _confident(u: Understanding, s: Settings, session: Session) -> Candidate | N
             "reference" in cand.evidence and u.forward is None) else None
     constituent = session.get(models.Constituent, cand.case.constituent_id) \
         if cand.case.constituent_id else None
-    is_constituent = bool(constituent and u.sender and constituent.email == u.sender)
-    if cand.evidence & {"thread", "constituent"}:
-        return cand
-    # A quoted reference is no stronger than a subject tag: only from a party or the constituent.
+    is_constituent = bool(constituent and constituent.email == u.sender)
     return cand if role or is_constituent else None
