@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mailflow import clock
 from mailflow.app import App
 from tests.conftest import run_cli
 from tests.mail import CASEWORK, JANE, ROADS, message, outlook_forward, read_sent
+from tests.rules import cli
 from tests.test_loop import ours
 
 
@@ -36,7 +38,7 @@ def test_ingest_files_and_stdin_with_json(app: App, config_file: Path, tmp_path:
     assert (second["disposition"], second["case"]) == ("holding_pen", None)
     assert (third["disposition"], third["case"]) == ("duplicate_delivery", "CW-2026-00001")
 
-    piped = run_cli(config_file, "ingest", "--json",
+    piped = run_cli(config_file, "ingest", "--json", "--now", "2026-11-23T10:00:00Z",
                     stdin=message(JANE, CASEWORK, "Re: [CW-2026-00001]", "Any news?",
                                   **ours(app, "CW-2026-00001")).as_bytes())
     assert jsonl(piped.stdout)[0]["disposition"] == "update"
@@ -55,7 +57,9 @@ def test_time_of_receipt_is_the_clock_not_the_date_header(app: App, config_file:
 def test_case_json_shape(app: App, config_file: Path) -> None:
     run_cli(config_file, "ingest", "--now", "2026-11-20T10:00:00Z",
             stdin=outlook_forward().as_bytes())
-    data = json.loads(run_cli(config_file, "case", "cw-2026-1", "--json").stdout)
+    # `case` has no --now: run in this process, whose clock is pinned (what is overdue).
+    clock.pin(clock.parse("2026-12-07T12:00:00Z"))
+    data = json.loads(cli(app, "case", "cw-2026-1", "--json").stdout)
     assert data["reference"] == "CW-2026-00001"
     assert data["status"] == "open"
     assert data["member"] == {"name": "Cllr Jane Smith", "email": JANE}
@@ -67,6 +71,9 @@ def test_case_json_shape(app: App, config_file: Path) -> None:
         "service": "Roads", "contact": ROADS, "state": "sent", "due": "2026-12-07"}
     assert all(set(e) >= {"at", "kind", "from", "text"} for e in data["timeline"])
     assert [e["kind"] for e in data["timeline"]] == ["opened", "request_sent", "acknowledged"]
+    clock.pin(clock.parse("2026-12-08T12:00:00Z"))  # the day after it was due
+    [req] = json.loads(cli(app, "case", "cw-2026-1", "--json").stdout)["requests"]
+    assert req["state"] == "overdue"
     text = run_cli(config_file, "case", "CW-2026-00001")
     assert "Mary Jones" in text.stdout and "request_sent" in text.stdout
     missing = run_cli(config_file, "case", "CW-2026-00099")
@@ -74,8 +81,10 @@ def test_case_json_shape(app: App, config_file: Path) -> None:
 
 
 def test_listings(app: App, config_file: Path) -> None:
-    run_cli(config_file, "ingest", stdin=outlook_forward().as_bytes())
-    run_cli(config_file, "ingest", stdin=message("x@example.com", CASEWORK, "s", "b").as_bytes())
+    now = ("--now", "2026-11-20T10:00:00Z")  # the reference's year
+    run_cli(config_file, "ingest", *now, stdin=outlook_forward().as_bytes())
+    run_cli(config_file, "ingest", *now,
+            stdin=message("x@example.com", CASEWORK, "s", "b").as_bytes())
     cases = json.loads(run_cli(config_file, "cases", "--json").stdout)
     assert [c["reference"] for c in cases] == ["CW-2026-00001"]
     mine = json.loads(run_cli(config_file, "cases", "--member", "jane@home.example",

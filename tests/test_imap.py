@@ -25,7 +25,8 @@ from mailflow.jobs import tick
 from tests.conftest import CI, ROOT, run_cli
 from tests.dovecot import PASSWORD, USER, Dovecot, free_port
 from tests.mail import ROADS, outlook_forward, read_sent, reply_to, wire
-from tests.test_serve import wait_for
+from tests.rules import cli
+from tests.test_serve import PATIENCE, wait_for
 
 FRIDAY = clock.parse("2026-11-20T10:00:00Z")
 
@@ -215,13 +216,13 @@ def test_a_dropped_connection_is_survived(app: App, config_file: Path, dovecot: 
     receiver.start()
     try:
         dovecot.append(forwards(1)[0])  # noticed while idling
-        wait_for("the first case", lambda: count(app, models.Case) == 1, timeout=15)
+        wait_for("the first case", lambda: count(app, models.Case) == 1)
         wait_for("the receiver to idle again", lambda: len(dovecot.doveadm(
-            "who", "-1").stdout.strip().splitlines()) > 1, timeout=15)
+            "who", "-1").stdout.strip().splitlines()) > 1)
         dovecot.kick()
-        wait_for("a reconnection", lambda: waits, timeout=15)
+        wait_for("a reconnection", lambda: waits)
         dovecot.append(forwards(2)[1])
-        wait_for("the second case", lambda: count(app, models.Case) == 2, timeout=15)
+        wait_for("the second case", lambda: count(app, models.Case) == 2)
     finally:
         receiver.stop()
     assert receiver.thread is not None and not receiver.thread.is_alive()
@@ -321,13 +322,16 @@ def test_a_server_without_move_or_idle(app: App, config_file: Path) -> None:
 
 
 def test_poll_once(app: App, config_file: Path, dovecot: Dovecot) -> None:
-    with_imap(config_file, dovecot)
+    app = with_imap(config_file, dovecot)
     dovecot.append(*forwards(2))
-    done = run_cli(config_file, "poll", "--once", "--json")
+    # `poll` has no --now: the command runs in this process, whose clock is pinned (the year
+    # of the references).
+    clock.pin(FRIDAY)
+    done = cli(app, "poll", "--once", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"stored": 2, "duplicates": 0, "failed": 0,
                                        "processed": 2}
-    done = run_cli(config_file, "poll", "--once")
+    done = cli(app, "poll", "--once")
     assert (done.returncode, done.stdout.strip()) == (
         0, "stored 0, duplicates 0, failed 0, processed 0")
     cases = json.loads(run_cli(config_file, "cases", "--json").stdout)
@@ -358,7 +362,7 @@ def test_serve_fetches_from_imap_and_stops_on_sigterm(app: App, config_file: Pat
         dovecot.append(forwards(1)[0])
         wait_for("the case", lambda: count(app, models.Case) == 1)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=PATIENCE) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

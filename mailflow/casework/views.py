@@ -66,6 +66,7 @@ def case_summary(session: Session, case: models.Case) -> dict[str, Any]:
         "received_at": _iso(case.received_at),
         "opened_at": _iso(case.opened_at),
         "closed_at": _iso(case.closed_at),
+        "open_until": _iso(case.open_until),
         "share": case.share,
         "consent": case.consent,
         "shared": sharing.effective_share(case),
@@ -106,7 +107,6 @@ def case_dict(session: Session, case: models.Case, today: date | None = None,
         out["constituent"].update(phone=constituent.phone, address=constituent.address)
     out["issue"] = case.issue
     out["member_note"] = case.member_note
-    out["open_until"] = _iso(case.open_until)
     requests = session.exec(select(models.Request).where(models.Request.case_id == case.id)
                             .order_by(col(models.Request.id))).all()
     out["requests"] = [request_dict(session, r, today) for r in requests]
