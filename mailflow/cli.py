@@ -291,7 +291,7 @@ def _viewer(app: App, address: str) -> str:
 
 def cmd_case(args: argparse.Namespace) -> int:
     from mailflow.casework import audit
-    from mailflow.casework.tokens import normalise_reference
+    from mailflow.tokens import normalise_reference
 
     app = _load(args)
     ref = normalise_reference(args.reference, app.settings.council.reference_prefix)

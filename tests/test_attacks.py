@@ -22,9 +22,8 @@ from typing import Any
 import pytest
 from sqlmodel import col, select
 
-from mailflow import clock, db, models, settings
+from mailflow import clock, db, models, settings, tokens
 from mailflow.app import App
-from mailflow.casework import tokens
 from mailflow.inbound import authresults
 from mailflow.inbound.parse import parse
 from tests.conftest import COUNCIL, ROOT, run_cli

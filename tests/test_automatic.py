@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from mailflow import clock, models, settings
+from mailflow import clock, models, settings, tokens
 from mailflow.app import App
-from mailflow.casework import tokens
 from mailflow.inbound import pipeline
 from mailflow.inbound.bounces import read
 from mailflow.inbound.classify import classify

@@ -33,8 +33,9 @@ from mailflow import settings as app_settings
 from mailflow.app import App
 from mailflow.inbound import pipeline
 from mailflow.jobs import chase
+from mailflow.oneline import BIDI
 from mailflow.outbound import mail
-from mailflow.outbound.render import BIDI, address, header_text, is_address, message_ids
+from mailflow.outbound.render import address, header_text, is_address, message_ids
 from tests.conftest import run_cli
 from tests.mail import CASEWORK, JANE, ROADS, outlook_forward
 from tests.rules import council

@@ -7,9 +7,8 @@ from datetime import date
 
 from sqlmodel import select
 
-from mailflow import clock, models
+from mailflow import clock, models, tokens
 from mailflow.app import App
-from mailflow.casework import tokens
 from mailflow.inbound import pipeline
 from mailflow.jobs import tick
 from tests.mail import CASEWORK, JANE, ROADS, message, outlook_forward, reply_to, sent_of_kind

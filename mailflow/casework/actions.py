@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from mailflow import models
-from mailflow.casework import authz, cases, closing, extensions, names, parties, sharing, tokens
+from mailflow import models, tokens
+from mailflow.casework import authz, cases, closing, extensions, names, parties, sharing
 from mailflow.casework.commands import Call, Command, CommandError, Result, parse
 from mailflow.casework.context import Context
 from mailflow.casework.dates import parse_date

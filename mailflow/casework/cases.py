@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from mailflow import db, models
+from mailflow import db, models, tokens
 from mailflow.casework import (
     attachments,
     deadlines,
@@ -19,7 +19,6 @@ from mailflow.casework import (
     enquiry,
     notify,
     sharing,
-    tokens,
 )
 from mailflow.casework.context import Context
 from mailflow.outbound import mail

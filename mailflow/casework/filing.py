@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from mailflow import models
-from mailflow.casework import actions, cases, commands, dates, notify, parties, tokens
+from mailflow import models, tokens
+from mailflow.casework import actions, cases, commands, dates, notify, parties
 from mailflow.casework.attachments import File, store
 from mailflow.casework.commands import Call
 from mailflow.casework.context import Context

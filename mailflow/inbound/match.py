@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from mailflow import models
-from mailflow.casework import tokens
+from mailflow import models, tokens
 from mailflow.inbound.parse import Parsed
 from mailflow.settings import Settings
 

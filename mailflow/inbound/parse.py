@@ -16,7 +16,7 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from mailflow.inbound.text import body_text
-from mailflow.outbound.render import one_line
+from mailflow.oneline import one_line
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")

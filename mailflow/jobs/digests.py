@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from mailflow import db, models
+from mailflow import db, models, tokens
 from mailflow.app import App
-from mailflow.casework import notify, tokens
+from mailflow.casework import notify
 from mailflow.outbound import mail
 from mailflow.settings import WEEKDAYS, Member
 

@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
-from mailflow import models
-from mailflow.casework import tokens
+from mailflow import models, tokens
 from mailflow.outbound import outbox
 from mailflow.outbound.render import header_text, is_address, new_message_id, render
 

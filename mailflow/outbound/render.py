@@ -13,7 +13,6 @@ In-Reply-To and References carry only well-formed message IDs.
 from __future__ import annotations
 
 import re
-import unicodedata
 import uuid
 from datetime import datetime
 from email import policy as email_policy
@@ -28,14 +27,12 @@ from typing import Any
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from mailflow import resources
+from mailflow.oneline import one_line
 
 TEMPLATES = resources.TEMPLATES
 SUBJECT_LIMIT = 250  # characters; a longer subject is cut and ends with "…"
 NAME_LIMIT = 100
 
-# Bidi overrides, embeddings, isolates and marks: they make a subject read other than it is.
-BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_LINE_CATEGORIES = ("Cc", "Zl", "Zp")  # controls (CR, LF, NUL, NEL, …) and Unicode separators
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LOCAL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -66,15 +63,6 @@ def new_message_id(domain: str, hint: str = "mf") -> str:
 
 
 # -- safe header values ---------------------------------------------------------------------
-
-
-def one_line(text: str | None) -> str:
-    """Text on one line: controls, CR, LF and Unicode line separators become spaces, bidi
-    controls go, lone surrogates become U+FFFD, whitespace runs become one space."""
-    text = (text or "").encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    text = "".join(" " if unicodedata.category(c) in _LINE_CATEGORIES else c
-                   for c in text if c not in BIDI)
-    return " ".join(text.split())
 
 
 def header_text(text: str | None, limit: int = SUBJECT_LIMIT) -> str:
