@@ -32,7 +32,7 @@ SIMILAR = "A big pothole on Main Street near the school gates. Someone will get 
 NOW = clock.parse("2026-12-15T12:00:00Z")  # a Tuesday, after the requests were due
 
 # The listings leave the constituent's phone and address out: only `case`, whose every read
-# is recorded, shows them. The README says "the fields of `case --json`"; see the report.
+# is recorded, shows them (the README says so below the `cases --json` line).
 SUMMARY_CONSTITUENT_OMITS = {"phone", "address"}
 
 
