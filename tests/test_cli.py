@@ -112,3 +112,20 @@ def test_listings(app: App, config_file: Path) -> None:
 def test_bad_now_is_a_usage_error(app: App, config_file: Path) -> None:
     done = run_cli(config_file, "tick", "--now", "next tuesday")
     assert done.returncode == 64 and "--now" in done.stderr
+
+
+def test_an_unusable_database_at_start_is_one_line_and_a_retry_for_an_mta(
+        tmp_path: Path) -> None:
+    """The loop's commands start by bringing the directory in step; a database that cannot
+    be reached is one line on stderr, exit 75 where an MTA or a service manager retries."""
+    from tests.conftest import COUNCIL
+
+    config = tmp_path / "mailflow.toml"
+    config.write_text(COUNCIL.format(db_url="postgresql://postgres@127.0.0.1:1/nowhere"))
+    forward = outlook_forward().as_bytes()
+    for args, code in ((["ingest", "--now", "2026-11-20T10:00:00Z"], 75),
+                       (["tick", "--now", "2026-11-20T10:00:00Z"], 1)):
+        done = run_cli(config, *args, stdin=forward)
+        assert done.returncode == code, (args, done.stderr)
+        assert "cannot be used" in done.stderr and "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
