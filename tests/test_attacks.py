@@ -28,7 +28,7 @@ from mailflow.inbound import authresults
 from mailflow.inbound.parse import parse
 from tests.conftest import COUNCIL, ROOT, run_cli
 from tests.mail import CASEWORK, JANE, ROADS, message, outlook_forward, wire
-from tests.test_serve import free_port, wait_for
+from tests.test_serve import free_port, listening, wait_for
 
 FRIDAY = clock.parse("2026-11-20T10:00:00Z")
 MONDAY = "2026-11-23T10:00:00Z"
@@ -434,15 +434,7 @@ def _serve(app: App) -> tuple[int, subprocess.Popen[bytes]]:
         [sys.executable, "-m", "mailflow.cli", "--config", str(app.settings.path), "serve",
          "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
-    def accepting() -> bool:
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        try:
-            smtplib.SMTP("127.0.0.1", port, timeout=1).quit()
-            return True
-        except OSError:
-            return False
-
-    wait_for("serve to listen", accepting)
+    wait_for("serve to listen", lambda: listening(port, proc))
     return port, proc
 
 

@@ -26,7 +26,7 @@ from mailflow import settings
 from mailflow.app import App
 from tests.conftest import CI, COUNCIL, ROOT, run_cli
 from tests.mail import CASEWORK, JANE, outlook_forward, read_sent, wire
-from tests.test_serve import free_port, wait_for
+from tests.test_serve import free_port, listening, wait_for
 
 NOW = "2026-11-23T10:00:00+00:00"  # a Monday in working hours
 OWN_ACK = "Subject: Your case {{ case.reference }} is with us\nWe have your case.\n"
@@ -197,7 +197,7 @@ def test_serve_runs_from_the_installed_wheel(venv: Path, tmp_path: Path) -> None
                              "--port", str(port)], cwd=config.parent, env=_clean_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        wait_for("serve to listen", lambda: _accepts(port, proc))
+        wait_for("serve to listen", lambda: listening(port, proc))
         with smtplib.SMTP("127.0.0.1", port) as smtp:
             assert smtp.sendmail(JANE, [CASEWORK], wire(outlook_forward())) == {}
         # serve runs on the wall clock and sends its own outbox every second ([scheduler]).
@@ -211,15 +211,6 @@ def test_serve_runs_from_the_installed_wheel(venv: Path, tmp_path: Path) -> None
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def _accepts(port: int, proc: subprocess.Popen[bytes]) -> bool:
-    assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-    try:
-        smtplib.SMTP("127.0.0.1", port, timeout=1).quit()
-        return True
-    except OSError:
-        return False
 
 
 def _sent(folder: Path) -> EmailMessage | None:

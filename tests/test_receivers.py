@@ -19,7 +19,7 @@ from mailflow import models
 from mailflow.app import App
 from tests.conftest import ROOT
 from tests.mail import CASEWORK, JANE, outlook_forward, wire
-from tests.test_serve import free_port, references, wait_for
+from tests.test_serve import free_port, listening, references, wait_for
 
 
 def start(config_file: Path, *extra: str) -> tuple[int, subprocess.Popen[bytes]]:
@@ -29,15 +29,7 @@ def start(config_file: Path, *extra: str) -> tuple[int, subprocess.Popen[bytes]]
          "--port", str(port), *extra], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT)
 
-    def listening() -> bool:
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        try:
-            smtplib.SMTP("127.0.0.1", port, timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    wait_for("serve to listen", listening)
+    wait_for("serve to listen", lambda: listening(port, proc))
     return port, proc
 
 

@@ -45,6 +45,16 @@ def wait_for(what: str, check: Callable[[], object], timeout: float = PATIENCE) 
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def listening(port: int, proc: subprocess.Popen[bytes]) -> bool:
+    """`serve` answers on `port`; if it died, its output says why."""
+    assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+    try:
+        smtplib.SMTP("127.0.0.1", port, timeout=1).quit()
+        return True
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def server(app: App, config_file: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port, proc = start(config_file)
