@@ -6,11 +6,12 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
@@ -539,11 +540,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments exit 64 (EX_USAGE) as the README says, not argparse's own 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS,
                         help="config file (default: $MAILFLOW_CONFIG or config/mailflow.toml)")
-    p = argparse.ArgumentParser(prog="mailflow", parents=[common],
+    p = _Parser(prog="mailflow", parents=[common],
                                 description="Email-driven casework for councils.")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -640,7 +649,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return args.fn(args)
+        code = args.fn(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:  # `mailflow cases | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except settings.ConfigError as e:
         for problem in e.problems:
             print(f"{e.path}: {problem}", file=sys.stderr)

@@ -81,13 +81,15 @@ def serve(app: App, host: str | None = None, port: int | None = None,
         server_hostname="mailflow", decode_data=False, ident="mailflow",
     )
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
+    # APScheduler logs every run at INFO; `_run` logs a job by name when it did something.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     imap = Receiver(app, worker.todo.put) if s.imap.host else None
     scheduler = BackgroundScheduler(timezone="UTC")
     every = s.scheduler.outbox_seconds
     jobs: dict[str, tick.Job] = {**tick.JOBS, "process_spool": worker.sweep}
     for name, job in jobs.items():
         scheduler.add_job(_run, "interval", seconds=every, args=[app, name, job], id=name,
-                          max_instances=1, coalesce=True)
+                          name=name, max_instances=1, coalesce=True)
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("signal %s: stopping", signum)

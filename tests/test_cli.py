@@ -129,3 +129,33 @@ def test_an_unusable_database_at_start_is_one_line_and_a_retry_for_an_mta(
         assert done.returncode == code, (args, done.stderr)
         assert "cannot be used" in done.stderr and "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_bad_arguments_exit_64(config_file: Path) -> None:
+    for args in (["cases", "--frobnicate"], ["frobnicate"], []):
+        done = run_cli(config_file, *args)
+        assert done.returncode == 64, (args, done.stderr)
+        assert "usage: mailflow" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_output_piped_into_a_reader_that_stops_is_quiet(config_file: Path) -> None:
+    """`mailflow inspect … | head -1`: no BrokenPipeError, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    eml = config_file.parent / "forward.eml"
+    eml.write_bytes(outlook_forward().as_bytes())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILFLOW_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailflow.cli", "--config", str(config_file), "inspect",
+         "--json", *[str(eml)] * 400], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["forwarded"] is True
+    proc.stdout.close()  # the reader has what it wanted (head -1)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
