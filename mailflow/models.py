@@ -138,6 +138,22 @@ class CaseRead(SQLModel, table=True):
     what: str = ""
 
 
+class AuditEntry(SQLModel, table=True):
+    """Who read or did what, for the controller: reads of lists, searches, the holding pen, the
+    outbox and reports; refused reads; holding-pen actions, legal holds, retention deletions,
+    subject access and erasure. `case_ref` is a reference, not a key, so the row outlives the
+    case; a row that must outlive the case's deletion keeps personal data out of `detail`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(index=True)
+    actor: str = Field(index=True)  # the person's address, or "mailflow" for jobs
+    action: str  # read | refused | change
+    what: str  # cases | case | search | holding | outbox | report | hold | retention | ...
+    case_ref: str | None = Field(default=None, index=True)
+    via: str = "cli"  # cli | email | web | job
+    detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
 class Event(SQLModel, table=True):
     """The case timeline: updates (inbound mail) and events (what mailflow did)."""
 

@@ -35,3 +35,12 @@ def trail(session: Session, case: models.Case) -> list[dict[str, Any]]:
         for r in reads
     ]
     return [row for _, _, row in sorted(rows, key=lambda t: (t[0], t[1]))]
+
+
+def record(session: Session, *, actor: str, action: str, what: str, now: datetime,
+           case_ref: str | None = None, via: str = "cli",
+           detail: dict[str, Any] | None = None) -> None:
+    """One row of the controller's trail (models.AuditEntry): `action` is read, refused or
+    change; `what` names the command or job (cases, search, holding.file, hold, retention…)."""
+    session.add(models.AuditEntry(at=now, actor=actor, action=action, what=what,
+                                  case_ref=case_ref, via=via, detail=detail))
