@@ -13,7 +13,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -136,28 +136,6 @@ class Database(_Strict):
     url: str = "sqlite:///data/mailflow.db"
 
 
-class Outbound(_Strict):
-    transport: str = "maildir"
-    maildir: str = "data/sent"
-    smtp_host: str = "localhost"
-    smtp_port: int = 25
-    smtp_user: str | None = None
-    smtp_password: str | None = None
-    starttls: bool = False
-    max_per_recipient_per_hour: int = 20
-    # Temporary failures (4xx, no connection) are retried until the mail is this old.
-    give_up_hours: float = Field(default=48, gt=0)
-    connect_timeout: float = Field(default=10, gt=0)  # seconds to connect and be greeted
-    command_timeout: float = Field(default=60, gt=0)  # seconds for each answer of the relay
-
-    @field_validator("transport")
-    @classmethod
-    def _transport(cls, v: str) -> str:
-        if v not in ("maildir", "smtp"):
-            raise ValueError(f"unknown transport {v!r}; use maildir or smtp")
-        return v
-
-
 class Smtp(_Strict):
     host: str = "127.0.0.1"
     port: int = 8025
@@ -209,30 +187,88 @@ class Authentication(_Strict):
         return out
 
 
-class ImapOAuth2(_Strict):
-    """Where the XOAUTH2 access token comes from: a command that prints one, or Microsoft
-    365 client credentials (msal, the `m365` extra)."""
+class OAuth2(_Strict):
+    """Where an XOAUTH2 access token comes from: a command that prints one, or Microsoft 365
+    client credentials (msal, the `m365` extra). `[imap.oauth2]` and `[outbound.oauth2]`."""
 
+    section: ClassVar[str] = "imap.oauth2"
+    secret_env: ClassVar[str] = "MAILFLOW_IMAP_CLIENT_SECRET"
     token_command: str | None = None
     tenant_id: str | None = None
     client_id: str | None = None
-    client_secret: str | None = None  # MAILFLOW_IMAP_CLIENT_SECRET overrides
+    client_secret: str | None = None  # the secret_env variable overrides
     scope: str = "https://outlook.office365.com/.default"
     authority: str = "https://login.microsoftonline.com"
 
     @property
     def secret(self) -> str | None:
-        return os.environ.get("MAILFLOW_IMAP_CLIENT_SECRET") or self.client_secret
+        return os.environ.get(self.secret_env) or self.client_secret
 
     @model_validator(mode="after")
-    def _one_source(self) -> ImapOAuth2:
+    def _one_source(self) -> OAuth2:
         m365 = [self.tenant_id, self.client_id]
         if self.token_command and any(m365):
             raise ValueError("use token_command or tenant_id/client_id/client_secret, not both")
         if not self.token_command and not all(m365):
             raise ValueError("needs token_command, or tenant_id and client_id (and a "
-                             "client_secret or MAILFLOW_IMAP_CLIENT_SECRET)")
+                             f"client_secret or {self.secret_env})")
         return self
+
+
+ImapOAuth2 = OAuth2
+
+
+class OutboundOAuth2(OAuth2):
+    section: ClassVar[str] = "outbound.oauth2"
+    secret_env: ClassVar[str] = "MAILFLOW_OUTBOUND_CLIENT_SECRET"
+
+
+class Outbound(_Strict):
+    transport: str = "maildir"
+    maildir: str = "data/sent"
+    smtp_host: str = "localhost"
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)  # 465 with tls = "ssl", else 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None  # MAILFLOW_SMTP_PASSWORD overrides
+    # How the relay is reached: "ssl" (implicit TLS, port 465), "starttls" (port 587 or 25),
+    # "none". `starttls = true` is the older spelling of tls = "starttls".
+    tls: Literal["ssl", "starttls", "none"] | None = None
+    starttls: bool = False
+    ca_file: str | None = None  # trust this CA (a council's own) besides the system's
+    oauth2: OutboundOAuth2 | None = None  # XOAUTH2 (Microsoft 365) instead of a password
+    max_per_recipient_per_hour: int = 20
+    # Temporary failures (4xx, no connection) are retried until the mail is this old.
+    give_up_hours: float = Field(default=48, gt=0)
+    connect_timeout: float = Field(default=10, gt=0)  # seconds to connect and be greeted
+    command_timeout: float = Field(default=60, gt=0)  # seconds for each answer of the relay
+
+    @field_validator("transport")
+    @classmethod
+    def _transport(cls, v: str) -> str:
+        if v not in ("maildir", "smtp"):
+            raise ValueError(f"unknown transport {v!r}; use maildir or smtp")
+        return v
+
+    @model_validator(mode="after")
+    def _login(self) -> Outbound:
+        if self.oauth2 and not self.smtp_user:
+            raise ValueError("oauth2 needs smtp_user (the mailbox the token is for)")
+        if self.tls == "none" and (self.smtp_password or self.oauth2):
+            raise ValueError('a password or token would cross the network in clear text: '
+                             'set tls = "starttls" or "ssl"')
+        return self
+
+    @property
+    def security(self) -> str:
+        return self.tls or ("starttls" if self.starttls else "none")
+
+    @property
+    def port(self) -> int:
+        return self.smtp_port or (465 if self.security == "ssl" else 25)
+
+    @property
+    def password(self) -> str | None:
+        return os.environ.get("MAILFLOW_SMTP_PASSWORD") or self.smtp_password
 
 
 class Imap(_Strict):
