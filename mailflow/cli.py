@@ -7,6 +7,7 @@ import getpass
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -70,6 +71,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     app = _load(args)
     print(app.settings.summary())
     print("config OK")
+    if not args.connect:
+        return 0
+    from mailflow.ops import connect
+
+    checks = connect.check(app)
+    for c in checks:
+        print(c)
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from mailflow.ops.backup import BackupError, backup
+
+    app = _load(args)
+    try:
+        how = backup(app.url, Path(args.out))
+    except (BackupError, OSError, sqlite3.Error) as e:
+        raise Fail(f"{args.out}: {e}") from None
+    print(f"backed up {settings._redact(app.url)} to {args.out} ({how})")
     return 0
 
 
@@ -563,7 +583,11 @@ def parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
         return sp
 
-    add("check", cmd_check, "validate the config file and summarise the council directory")
+    sp = add("check", cmd_check, "validate the config file and summarise the council directory")
+    sp.add_argument("--connect", action="store_true",
+                    help="also try the database, the IMAP login and the outbound relay login")
+    sp = add("backup", cmd_backup, "a consistent copy of the database while mailflow runs")
+    sp.add_argument("--out", required=True, metavar="FILE")
     add("init", cmd_init, "create or upgrade the database (safe to run twice)")
     sp = add("ingest", cmd_ingest, "take messages from files or standard input (MTA pipe)")
     sp.add_argument("files", nargs="*", metavar="FILE")

@@ -223,7 +223,7 @@ def test_connect_logs_in_without_sending(config_file: Path, relay: Controller, s
                                          cert: tuple[Path, Path]) -> None:
     app = configure(config_file, relay, f'tls = "starttls"\nca_file = "{cert[0]}"\n'
                                         f'smtp_user = "{USER}"\nsmtp_password = "{PASSWORD}"')
-    smtp = SmtpTransport(app.settings.outbound).connect()
+    smtp = SmtpTransport(app.settings.outbound, cert[0]).connect()
     smtp.quit()
     assert sink.got == []
 

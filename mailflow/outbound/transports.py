@@ -62,8 +62,9 @@ class MaildirTransport:
 
 
 class SmtpTransport:
-    def __init__(self, cfg: Outbound):
+    def __init__(self, cfg: Outbound, ca_file: Path | None = None):
         self.cfg = cfg
+        self.ca_file = ca_file  # [outbound] ca_file, resolved beside the config file
         self.tokens = Tokens(cfg.oauth2) if cfg.oauth2 else None
 
     def send(self, sender: str, recipients: list[str], raw: bytes,
@@ -78,7 +79,7 @@ class SmtpTransport:
     def connect(self) -> smtplib.SMTP:
         """Connected, secured and logged in as `[outbound]` says (also `check --connect`)."""
         cfg = self.cfg
-        context = ssl.create_default_context(cafile=cfg.ca_file)
+        context = ssl.create_default_context(cafile=self.ca_file)
         # Two timeouts: connecting and the greeting get connect_timeout, so a relay that
         # accepts the connection and never speaks costs seconds; each answer after that
         # gets command_timeout. (The host given here is also the name TLS checks.)
@@ -165,5 +166,6 @@ def _hang_up(smtp: smtplib.SMTP) -> None:
         smtp.close()
 
 
-def transport_for(cfg: Outbound, maildir: Path) -> Transport:
-    return MaildirTransport(maildir) if cfg.transport == "maildir" else SmtpTransport(cfg)
+def transport_for(cfg: Outbound, maildir: Path, ca_file: Path | None = None) -> Transport:
+    return MaildirTransport(maildir) if cfg.transport == "maildir" else SmtpTransport(cfg,
+                                                                                     ca_file)
