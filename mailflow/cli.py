@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from mailflow import clock, db, models, settings
 from mailflow.app import App
 from mailflow.casework import sharing, views
+from mailflow.ops import logs
 
 EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 64, 65, 66, 75, 78
 
@@ -31,7 +32,9 @@ class Fail(Exception):
 
 
 def _load(args: argparse.Namespace) -> App:
-    return App(settings.load(getattr(args, "config", None)))
+    app = App(settings.load(getattr(args, "config", None)))
+    logs.apply(app.settings.logging.format)
+    return app
 
 
 def _started(args: argparse.Namespace, unreachable: int = 1) -> App:
@@ -668,10 +671,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "serve"
-                        or (args.command == "poll" and not args.once)
-                        else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.INFO if args.verbose or args.command == "serve"
+                   or (args.command == "poll" and not args.once) else logging.WARNING)
     try:
         code = args.fn(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit

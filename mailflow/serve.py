@@ -123,6 +123,6 @@ def _run(app: App, name: str, job: tick.Job) -> None:
     try:
         result = job(app, clock.now())
         if any(result.values()):
-            log.info("%s: %s", name, result)
+            log.info("%s: %s", name, result, extra={"job": name})
     except Exception:  # noqa: BLE001 - a failing job must not stop the scheduler
         log.exception("job %s failed", name)

@@ -450,6 +450,10 @@ class Scheduler(_Strict):
     outbox_seconds: int = 30
 
 
+class Logging(_Strict):
+    format: Literal["text", "json"] = "text"  # json: one object per line (ops/logs.py)
+
+
 class Attachments(_Strict):
     # Larger files are not copied out of the message: they stay in the raw message only.
     max_size: int = Field(default=10 * 1024 * 1024, ge=0)
@@ -484,6 +488,7 @@ class FileModel(_Strict):
     imap: Imap = Field(default_factory=Imap)
     templates: Templates = Field(default_factory=Templates)
     scheduler: Scheduler = Field(default_factory=Scheduler)
+    logging: Logging = Field(default_factory=Logging)
     attachments: Attachments = Field(default_factory=Attachments)
     casework: Casework = Field(default_factory=Casework)
     complaints: Complaints = Field(default_factory=Complaints)
@@ -519,6 +524,7 @@ class Settings:
     imap: Imap
     templates: Templates
     scheduler: Scheduler
+    logging: Logging
     attachments: Attachments
     casework: Casework
     complaints: Complaints

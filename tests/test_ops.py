@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import signal
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -15,11 +17,13 @@ from aiosmtpd.controller import Controller
 
 from mailflow import clock, db
 from mailflow.app import App
+from mailflow.ops import logs
 from tests.conftest import CI, run_cli
 from tests.dovecot import Dovecot
 from tests.mail import outlook_forward, wire
 from tests.test_imap import dovecot, dovecot_server, with_imap  # noqa: F401 - fixtures
 from tests.test_relay_tls import PASSWORD, USER, Sink, cert, start  # noqa: F401 - fixture
+from tests.test_serve import start as serve_start
 
 NOW = "2026-11-20T10:00:00Z"
 
@@ -133,3 +137,31 @@ def test_backup_into_a_missing_folder_is_one_line(app: App, config_file: Path,
     assert done.returncode == 1
     assert done.stderr.strip().endswith("no such folder") and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_json_logs_are_one_object_per_line(app: App, config_file: Path) -> None:
+    config_file.write_text(config_file.read_text() + '\n[logging]\nformat = "json"\n')
+    port, proc = serve_start(config_file)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    objects = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
+    assert objects, out
+    assert all({"time", "level", "logger", "event", "message"} <= set(o) for o in objects)
+    serving = next(o for o in objects if o["event"].startswith("mailflow serving"))
+    assert serving["level"] == "info" and f":{port} " in serving["message"]
+    assert any(o["message"] == "mailflow stopped" for o in objects)
+
+
+def test_a_job_line_names_its_job() -> None:
+    record = logging.LogRecord("mailflow.serve", logging.INFO, __file__, 1, "%s: %s",
+                               ("chase", {"chased": 2}), None)
+    record.job = "chase"
+    line = json.loads(logs.JsonFormatter().format(record))
+    assert line["job"] == "chase" and line["event"] == "%s: %s"
+    assert line["message"] == "chase: {'chased': 2}"
+
+
+def test_an_unknown_log_format_names_the_field(config_file: Path) -> None:
+    config_file.write_text(config_file.read_text() + '\n[logging]\nformat = "xml"\n')
+    done = run_cli(config_file, "check")
+    assert done.returncode == 78 and "logging.format" in done.stderr
