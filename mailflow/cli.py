@@ -239,7 +239,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mailflow.serve import serve
 
     app = _started(args, EX_TEMPFAIL)
-    serve(app, args.host, args.port, "lmtp" if args.lmtp else None)
+    serve(app, args.host, args.port, "lmtp" if args.lmtp else None, args.web_port)
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """The web server alone (health and metrics; receivers run elsewhere)."""
+    from mailflow.serve import wait_for_signal
+    from mailflow.web import health
+    from mailflow.web.server import WebServer
+
+    app = _started(args, EX_TEMPFAIL)
+    cfg = app.settings.web
+    port = cfg.port if args.port is None else args.port
+    try:
+        web = WebServer(health.create(app), cfg.host, port).start()
+    except OSError as e:
+        raise Fail(f"cannot listen on {cfg.host}:{port}: {e.strerror or e}", EX_TEMPFAIL) from None
+    print(f"mailflow: web on {web.address}", flush=True)
+    try:
+        wait_for_signal()
+    finally:
+        web.stop()
     return 0
 
 
@@ -608,6 +629,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, help="override [smtp] port")
     sp.add_argument("--lmtp", action="store_true",
                     help="speak LMTP (Postfix lmtp: transport) instead of SMTP")
+    sp.add_argument("--web-port", type=int, metavar="PORT", help="override [web] port")
+    sp = add("web", cmd_web, "run the web server alone: /livez, /readyz, /metrics")
+    sp.add_argument("--port", type=int, help="override [web] port")
     sp = add("poll", cmd_poll, "fetch mail from the [imap] mailbox (until SIGTERM, or --once)")
     sp.add_argument("--once", action="store_true",
                     help="fetch what is there, process it, print a summary and exit (cron)")

@@ -450,6 +450,18 @@ class Scheduler(_Strict):
     outbox_seconds: int = 30
 
 
+class Web(_Strict):
+    """The web server of `serve` and `mailflow web`: health, metrics (and the pages)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (printed at start)
+    base_url: str | None = None  # how people reach it (behind a proxy): links in mail
+
+    @property
+    def url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
 class Logging(_Strict):
     format: Literal["text", "json"] = "text"  # json: one object per line (ops/logs.py)
 
@@ -489,6 +501,7 @@ class FileModel(_Strict):
     templates: Templates = Field(default_factory=Templates)
     scheduler: Scheduler = Field(default_factory=Scheduler)
     logging: Logging = Field(default_factory=Logging)
+    web: Web = Field(default_factory=Web)
     attachments: Attachments = Field(default_factory=Attachments)
     casework: Casework = Field(default_factory=Casework)
     complaints: Complaints = Field(default_factory=Complaints)
@@ -525,6 +538,7 @@ class Settings:
     templates: Templates
     scheduler: Scheduler
     logging: Logging
+    web: Web
     attachments: Attachments
     casework: Casework
     complaints: Complaints

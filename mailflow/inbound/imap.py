@@ -22,7 +22,7 @@ from typing import Any
 
 from imapclient import IMAPClient
 
-from mailflow import clock, db, models
+from mailflow import clock, db, metrics, models
 from mailflow.app import App
 from mailflow.inbound import spool
 from mailflow.oauth2 import TOKEN_MARGIN, Tokens
@@ -169,11 +169,13 @@ class Receiver:
             if too_big:
                 self._fail(client, uid, f"{sizes[uid]} bytes, over the limit of "
                                         f"{self.max_size} bytes", counts)
+                metrics.RECEIVED.labels("imap", "too_big").inc()
                 self._remember(uidvalidity, uid)
             else:
                 chunk.append(uid)
         if chunk:
             self._take(client, chunk, uidvalidity, counts)
+        metrics.IMAP_LAST_SUCCESS.set(time.time())
         return counts
 
     def _take(self, client: IMAPClient, uids: list[int], uidvalidity: int,
