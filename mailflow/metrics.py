@@ -7,10 +7,19 @@ time (mailflow/web/health.py), so every node reports the same figures for them."
 from __future__ import annotations
 
 import time
+from importlib import metadata
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 REGISTRY = CollectorRegistry()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("mailflow")
+    except metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "unknown"
+
 
 RECEIVED = Counter("mailflow_messages_received", "Messages offered to a receiver, by result "
                    "(stored, duplicate, refused, too_big, failed)", ["receiver", "result"],
@@ -30,6 +39,7 @@ IMAP_LAST_SUCCESS = Gauge("mailflow_imap_last_success_timestamp_seconds",
                           "When the IMAP receiver last fetched its folder without an error",
                           registry=REGISTRY)
 BUILD = Info("mailflow_build", "The running mailflow", registry=REGISTRY)
+BUILD.info({"version": _version()})
 
 
 def job_ran(job: str, ok: bool) -> None:

@@ -81,6 +81,9 @@ class Council(_Strict):
     nation: str = "ENG"
     trusted_domains: list[str] = Field(default_factory=list)
     secret: str = "change-me"
+    # Secrets replaced by `secret`: tokens signed with them still verify, so replies to mail
+    # sent before a rotation still match. Remove one once its mail is answered (docs/deploy.md).
+    previous_secrets: list[str] = Field(default_factory=list)
     closure_days: list[str] = Field(default_factory=list)
     working_hours: tuple[str, str] = ("08:30", "17:00")
     cutoff: str = "17:00"
@@ -618,6 +621,14 @@ class Settings:
     @property
     def secret(self) -> str:
         return os.environ.get("MAILFLOW_SECRET") or self.council.secret
+
+    @property
+    def secrets(self) -> list[str]:
+        """The secret that signs, then the ones that still verify (MAILFLOW_PREVIOUS_SECRETS:
+        comma-separated, overrides the file's)."""
+        env = os.environ.get("MAILFLOW_PREVIOUS_SECRETS")
+        previous = [x for x in env.split(",") if x] if env else self.council.previous_secrets
+        return [self.secret, *previous]
 
     @property
     def database_url(self) -> str:

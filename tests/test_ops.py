@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from mailflow import clock, db
+from mailflow import clock, db, tokens
 from mailflow.app import App
 from mailflow.ops import logs
 from tests.conftest import CI, run_cli
 from tests.dovecot import Dovecot
-from tests.mail import outlook_forward, wire
+from tests.mail import CASEWORK, ROADS, message, outlook_forward, read_sent, wire
 from tests.test_imap import dovecot, dovecot_server, with_imap  # noqa: F401 - fixtures
 from tests.test_relay_tls import PASSWORD, USER, Sink, cert, start  # noqa: F401 - fixture
 from tests.test_serve import start as serve_start
@@ -165,3 +165,27 @@ def test_an_unknown_log_format_names_the_field(config_file: Path) -> None:
     config_file.write_text(config_file.read_text() + '\n[logging]\nformat = "xml"\n')
     done = run_cli(config_file, "check")
     assert done.returncode == 78 and "logging.format" in done.stderr
+
+
+def _reply_by_token(config_file: Path, ref: str, token: str) -> str:
+    address = tokens.reply_address(CASEWORK, ref, token)
+    done = run_cli(config_file, "ingest", "--json", "--now", NOW,
+                   stdin=wire(message(ROADS, address, "about your enquiry", "Filled today.")))
+    return json.loads(done.stdout)["disposition"]
+
+
+def test_a_rotated_secret_still_verifies_until_it_is_removed(app: App,
+                                                             config_file: Path) -> None:
+    done = run_cli(config_file, "ingest", "--json", "--now", NOW, stdin=wire(outlook_forward()))
+    ref = json.loads(done.stdout)["case"]
+    run_cli(config_file, "tick", "--now", NOW)
+    [request] = [m for m in read_sent(app.settings.maildir) if m["X-Mailflow-Kind"] == "request"]
+    token = str(request["Reply-To"]).split("@")[0].rsplit(".", 1)[1]  # as the officer has it
+    text = config_file.read_text()
+    rotated = text.replace('secret = "test-secret"',
+                           'secret = "a-new-secret"\nprevious_secrets = ["test-secret"]')
+    assert rotated != text
+    config_file.write_text(rotated)
+    assert _reply_by_token(config_file, ref, token) == "update"
+    config_file.write_text(rotated.replace('previous_secrets = ["test-secret"]', ""))
+    assert _reply_by_token(config_file, ref, token) == "holding_pen"

@@ -87,6 +87,7 @@ def test_health_and_metrics_from_serve(app: App, config_file: Path) -> None:
             assert re.search(rf"^{name}[{{ ]", text, re.M), name
         assert 'mailflow_messages_received_total{receiver="smtp",result="stored"} 1.0' in text
         assert "mailflow_spool_waiting 0.0" in text
+        assert re.search(r'^mailflow_build_info\{version="[^"]+"\} 1\.0$', text, re.M)
         assert re.search(r'^mailflow_job_runs_total\{job="deliver_outbox",result="ok"\} ', text,
                          re.M)
         # No personal data: no address, name or subject of the forward in any label or value.
