@@ -20,6 +20,7 @@ from mailflow.inbound.imap import Receiver
 from mailflow.inbound.smtp import Handler, Listener
 from mailflow.inbound.writer import SpoolWriter
 from mailflow.jobs import tick
+from mailflow.ops import systemd
 from mailflow.web import health
 from mailflow.web.server import WebServer
 
@@ -107,15 +108,18 @@ def serve(app: App, host: str | None = None, port: int | None = None,
         return running
 
     web = start_web(app, receivers, web_port)
+    systemd.watchdog(lambda: all(receivers().values()), stop)
     log.info("mailflow serving %s on %s:%s for %s", protocol.upper(), controller.hostname,
              controller.port, s.council.casework_address)
     print(f"mailflow: {protocol.upper()} on {controller.hostname}:{controller.port}, "
           f"database {app.url}, outbound {s.outbound.transport}"
           + (f", IMAP {imap.where}" if imap else "")
           + (f", web {web.address}" if web else ""), flush=True)
+    systemd.notify("READY=1")
     try:
         stop.wait()
     finally:
+        systemd.notify("STOPPING=1")
         worker.stopping.set()  # at once: the scheduler below may wait for a running job
         controller.stop()
         if web:

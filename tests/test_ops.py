@@ -23,6 +23,7 @@ from tests.dovecot import Dovecot
 from tests.mail import CASEWORK, ROADS, message, outlook_forward, read_sent, wire
 from tests.test_imap import dovecot, dovecot_server, with_imap  # noqa: F401 - fixtures
 from tests.test_relay_tls import PASSWORD, USER, Sink, cert, start  # noqa: F401 - fixture
+from tests.test_serve import free_port
 from tests.test_serve import start as serve_start
 
 NOW = "2026-11-20T10:00:00Z"
@@ -189,3 +190,31 @@ def test_a_rotated_secret_still_verifies_until_it_is_removed(app: App,
     assert _reply_by_token(config_file, ref, token) == "update"
     config_file.write_text(rotated.replace('previous_secrets = ["test-secret"]', ""))
     assert _reply_by_token(config_file, ref, token) == "holding_pen"
+
+
+def test_serve_tells_systemd_ready_watchdog_and_stopping(app: App, config_file: Path,
+                                                         tmp_path: Path) -> None:
+    import os
+    import socket
+    import sys
+
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sd:
+        sd.bind(path)
+        sd.settimeout(120)
+        env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
+        proc = subprocess.Popen([sys.executable, "-m", "mailflow.cli", "--config",
+                                 str(config_file), "serve", "--port", str(free_port())], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            said = [sd.recv(100).decode() for _ in range(3)]
+            assert said[0] == "READY=1" or said[:2] == ["WATCHDOG=1", "READY=1"], said
+            assert "WATCHDOG=1" in said
+            proc.send_signal(signal.SIGTERM)
+            while (state := sd.recv(100).decode()) == "WATCHDOG=1":
+                pass
+            assert state == "STOPPING=1"
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
