@@ -46,7 +46,9 @@ class App:
 
     @cached_property
     def transport(self) -> Transport:
-        return transport_for(self.settings.outbound, self.settings.maildir)
+        s = self.settings
+        ca_file = s.resolve(s.outbound.ca_file) if s.outbound.ca_file else None
+        return transport_for(s.outbound, s.maildir, ca_file)
 
     @cached_property
     def context(self) -> Context:

@@ -7,6 +7,7 @@ import getpass
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -19,6 +20,7 @@ from sqlmodel import col, select
 from mailflow import clock, db, models, settings
 from mailflow.app import App
 from mailflow.casework import sharing, views
+from mailflow.ops import logs
 
 EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 64, 65, 66, 75, 78
 
@@ -30,7 +32,9 @@ class Fail(Exception):
 
 
 def _load(args: argparse.Namespace) -> App:
-    return App(settings.load(getattr(args, "config", None)))
+    app = App(settings.load(getattr(args, "config", None)))
+    logs.apply(app.settings.logging.format)
+    return app
 
 
 def _started(args: argparse.Namespace, unreachable: int = 1) -> App:
@@ -70,6 +74,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     app = _load(args)
     print(app.settings.summary())
     print("config OK")
+    if not args.connect:
+        return 0
+    from mailflow.ops import connect
+
+    checks = connect.check(app)
+    for c in checks:
+        print(c)
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from mailflow.ops.backup import BackupError, backup
+
+    app = _load(args)
+    try:
+        how = backup(app.url, Path(args.out))
+    except (BackupError, OSError, sqlite3.Error) as e:
+        raise Fail(f"{args.out}: {e}") from None
+    print(f"backed up {settings._redact(app.url)} to {args.out} ({how})")
     return 0
 
 
@@ -216,7 +239,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mailflow.serve import serve
 
     app = _started(args, EX_TEMPFAIL)
-    serve(app, args.host, args.port, "lmtp" if args.lmtp else None)
+    serve(app, args.host, args.port, "lmtp" if args.lmtp else None, args.web_port)
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """The web server alone (health and metrics; receivers run elsewhere)."""
+    from mailflow.serve import wait_for_signal
+    from mailflow.web import health
+    from mailflow.web.server import WebServer
+
+    app = _started(args, EX_TEMPFAIL)
+    cfg = app.settings.web
+    port = cfg.port if args.port is None else args.port
+    try:
+        web = WebServer(health.create(app), cfg.host, port).start()
+    except OSError as e:
+        raise Fail(f"cannot listen on {cfg.host}:{port}: {e.strerror or e}", EX_TEMPFAIL) from None
+    print(f"mailflow: web on {web.address}", flush=True)
+    try:
+        wait_for_signal()
+    finally:
+        web.stop()
     return 0
 
 
@@ -563,7 +607,11 @@ def parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
         return sp
 
-    add("check", cmd_check, "validate the config file and summarise the council directory")
+    sp = add("check", cmd_check, "validate the config file and summarise the council directory")
+    sp.add_argument("--connect", action="store_true",
+                    help="also try the database, the IMAP login and the outbound relay login")
+    sp = add("backup", cmd_backup, "a consistent copy of the database while mailflow runs")
+    sp.add_argument("--out", required=True, metavar="FILE")
     add("init", cmd_init, "create or upgrade the database (safe to run twice)")
     sp = add("ingest", cmd_ingest, "take messages from files or standard input (MTA pipe)")
     sp.add_argument("files", nargs="*", metavar="FILE")
@@ -581,6 +629,9 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, help="override [smtp] port")
     sp.add_argument("--lmtp", action="store_true",
                     help="speak LMTP (Postfix lmtp: transport) instead of SMTP")
+    sp.add_argument("--web-port", type=int, metavar="PORT", help="override [web] port")
+    sp = add("web", cmd_web, "run the web server alone: /livez, /readyz, /metrics")
+    sp.add_argument("--port", type=int, help="override [web] port")
     sp = add("poll", cmd_poll, "fetch mail from the [imap] mailbox (until SIGTERM, or --once)")
     sp.add_argument("--once", action="store_true",
                     help="fetch what is there, process it, print a summary and exit (cron)")
@@ -644,10 +695,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "serve"
-                        or (args.command == "poll" and not args.once)
-                        else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(logging.INFO if args.verbose or args.command == "serve"
+                   or (args.command == "poll" and not args.once) else logging.WARNING)
     try:
         code = args.fn(args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit

@@ -155,6 +155,17 @@ def upgrade(url: str) -> None:
         command.upgrade(cfg, "head")
 
 
+def schema_revisions(url: str) -> tuple[str | None, str | None]:
+    """(the database's migration, the code's newest): equal when `mailflow init` has run
+    since the last upgrade (`check --connect`, `/readyz`)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with engine(url).connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, ScriptDirectory(str(ALEMBIC_DIR)).get_current_head()
+
+
 # Tables the search index owns: created by raw SQL in migrations (FTS5 and its shadow tables on
 # SQLite, a tsvector table on PostgreSQL), so they are not in SQLModel.metadata on purpose.
 SEARCH_INDEX_TABLES = ("case_fts", "case_search")

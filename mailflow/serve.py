@@ -13,13 +13,16 @@ from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from mailflow import clock
+from mailflow import clock, metrics
 from mailflow.app import App
 from mailflow.inbound import pipeline
 from mailflow.inbound.imap import Receiver
 from mailflow.inbound.smtp import Handler, Listener
 from mailflow.inbound.writer import SpoolWriter
 from mailflow.jobs import tick
+from mailflow.ops import systemd
+from mailflow.web import health
+from mailflow.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ class Worker(threading.Thread):
 
 
 def serve(app: App, host: str | None = None, port: int | None = None,
-          protocol: str | None = None) -> None:
+          protocol: str | None = None, web_port: int | None = None) -> None:
     s = app.settings
     protocol = protocol or s.smtp.protocol
     stop = threading.Event()
@@ -91,26 +94,36 @@ def serve(app: App, host: str | None = None, port: int | None = None,
         scheduler.add_job(_run, "interval", seconds=every, args=[app, name, job], id=name,
                           name=name, max_instances=1, coalesce=True)
 
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("signal %s: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    on_signal(stop)
     controller.start()
     if imap:
         imap.start()
     scheduler.start()
+
+    def receivers() -> dict[str, bool]:
+        thread = getattr(controller, "_thread", None)
+        running = {"smtp": bool(thread and thread.is_alive()), "pipeline": worker.is_alive()}
+        if imap:
+            running["imap"] = bool(imap.thread and imap.thread.is_alive())
+        return running
+
+    web = start_web(app, receivers, web_port)
+    systemd.watchdog(lambda: all(receivers().values()), stop)
     log.info("mailflow serving %s on %s:%s for %s", protocol.upper(), controller.hostname,
              controller.port, s.council.casework_address)
     print(f"mailflow: {protocol.upper()} on {controller.hostname}:{controller.port}, "
           f"database {app.url}, outbound {s.outbound.transport}"
-          + (f", IMAP {imap.where}" if imap else ""), flush=True)
+          + (f", IMAP {imap.where}" if imap else "")
+          + (f", web {web.address}" if web else ""), flush=True)
+    systemd.notify("READY=1")
     try:
         stop.wait()
     finally:
+        systemd.notify("STOPPING=1")
         worker.stopping.set()  # at once: the scheduler below may wait for a running job
         controller.stop()
+        if web:
+            web.stop()
         writer.stop()
         if imap:
             imap.stop()
@@ -119,10 +132,43 @@ def serve(app: App, host: str | None = None, port: int | None = None,
         log.info("mailflow stopped")
 
 
+def on_signal(stop: threading.Event) -> None:
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+
+def wait_for_signal() -> None:
+    """Until SIGTERM or Ctrl-C."""
+    stop = threading.Event()
+    on_signal(stop)
+    stop.wait()
+
+
+def start_web(app: App, receivers: health.Receivers, port: int | None = None
+              ) -> WebServer | None:
+    """Health and metrics beside the mail: a busy port is an error in the log, not a reason to
+    stop taking mail."""
+    cfg = app.settings.web
+    port = cfg.port if port is None else port
+    try:
+        return WebServer(health.create(app, receivers), cfg.host, port).start()
+    except OSError as e:
+        log.error("web: cannot listen on %s:%s (%s); /livez, /readyz and /metrics are off",
+                  cfg.host, port, e.strerror or e)
+        return None
+
+
 def _run(app: App, name: str, job: tick.Job) -> None:
     try:
         result = job(app, clock.now())
         if any(result.values()):
-            log.info("%s: %s", name, result)
+            log.info("%s: %s", name, result, extra={"job": name})
     except Exception:  # noqa: BLE001 - a failing job must not stop the scheduler
-        log.exception("job %s failed", name)
+        log.exception("job %s failed", name, extra={"job": name})
+        metrics.job_ran(name, ok=False)
+    else:
+        metrics.job_ran(name, ok=True)

@@ -13,7 +13,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -81,6 +81,9 @@ class Council(_Strict):
     nation: str = "ENG"
     trusted_domains: list[str] = Field(default_factory=list)
     secret: str = "change-me"
+    # Secrets replaced by `secret`: tokens signed with them still verify, so replies to mail
+    # sent before a rotation still match. Remove one once its mail is answered (docs/deploy.md).
+    previous_secrets: list[str] = Field(default_factory=list)
     closure_days: list[str] = Field(default_factory=list)
     working_hours: tuple[str, str] = ("08:30", "17:00")
     cutoff: str = "17:00"
@@ -136,28 +139,6 @@ class Database(_Strict):
     url: str = "sqlite:///data/mailflow.db"
 
 
-class Outbound(_Strict):
-    transport: str = "maildir"
-    maildir: str = "data/sent"
-    smtp_host: str = "localhost"
-    smtp_port: int = 25
-    smtp_user: str | None = None
-    smtp_password: str | None = None
-    starttls: bool = False
-    max_per_recipient_per_hour: int = 20
-    # Temporary failures (4xx, no connection) are retried until the mail is this old.
-    give_up_hours: float = Field(default=48, gt=0)
-    connect_timeout: float = Field(default=10, gt=0)  # seconds to connect and be greeted
-    command_timeout: float = Field(default=60, gt=0)  # seconds for each answer of the relay
-
-    @field_validator("transport")
-    @classmethod
-    def _transport(cls, v: str) -> str:
-        if v not in ("maildir", "smtp"):
-            raise ValueError(f"unknown transport {v!r}; use maildir or smtp")
-        return v
-
-
 class Smtp(_Strict):
     host: str = "127.0.0.1"
     port: int = 8025
@@ -209,30 +190,88 @@ class Authentication(_Strict):
         return out
 
 
-class ImapOAuth2(_Strict):
-    """Where the XOAUTH2 access token comes from: a command that prints one, or Microsoft
-    365 client credentials (msal, the `m365` extra)."""
+class OAuth2(_Strict):
+    """Where an XOAUTH2 access token comes from: a command that prints one, or Microsoft 365
+    client credentials (msal, the `m365` extra). `[imap.oauth2]` and `[outbound.oauth2]`."""
 
+    section: ClassVar[str] = "imap.oauth2"
+    secret_env: ClassVar[str] = "MAILFLOW_IMAP_CLIENT_SECRET"
     token_command: str | None = None
     tenant_id: str | None = None
     client_id: str | None = None
-    client_secret: str | None = None  # MAILFLOW_IMAP_CLIENT_SECRET overrides
+    client_secret: str | None = None  # the secret_env variable overrides
     scope: str = "https://outlook.office365.com/.default"
     authority: str = "https://login.microsoftonline.com"
 
     @property
     def secret(self) -> str | None:
-        return os.environ.get("MAILFLOW_IMAP_CLIENT_SECRET") or self.client_secret
+        return os.environ.get(self.secret_env) or self.client_secret
 
     @model_validator(mode="after")
-    def _one_source(self) -> ImapOAuth2:
+    def _one_source(self) -> OAuth2:
         m365 = [self.tenant_id, self.client_id]
         if self.token_command and any(m365):
             raise ValueError("use token_command or tenant_id/client_id/client_secret, not both")
         if not self.token_command and not all(m365):
             raise ValueError("needs token_command, or tenant_id and client_id (and a "
-                             "client_secret or MAILFLOW_IMAP_CLIENT_SECRET)")
+                             f"client_secret or {self.secret_env})")
         return self
+
+
+ImapOAuth2 = OAuth2
+
+
+class OutboundOAuth2(OAuth2):
+    section: ClassVar[str] = "outbound.oauth2"
+    secret_env: ClassVar[str] = "MAILFLOW_OUTBOUND_CLIENT_SECRET"
+
+
+class Outbound(_Strict):
+    transport: str = "maildir"
+    maildir: str = "data/sent"
+    smtp_host: str = "localhost"
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)  # 465 with tls = "ssl", else 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None  # MAILFLOW_SMTP_PASSWORD overrides
+    # How the relay is reached: "ssl" (implicit TLS, port 465), "starttls" (port 587 or 25),
+    # "none". `starttls = true` is the older spelling of tls = "starttls".
+    tls: Literal["ssl", "starttls", "none"] | None = None
+    starttls: bool = False
+    ca_file: str | None = None  # trust this CA (a council's own) besides the system's
+    oauth2: OutboundOAuth2 | None = None  # XOAUTH2 (Microsoft 365) instead of a password
+    max_per_recipient_per_hour: int = 20
+    # Temporary failures (4xx, no connection) are retried until the mail is this old.
+    give_up_hours: float = Field(default=48, gt=0)
+    connect_timeout: float = Field(default=10, gt=0)  # seconds to connect and be greeted
+    command_timeout: float = Field(default=60, gt=0)  # seconds for each answer of the relay
+
+    @field_validator("transport")
+    @classmethod
+    def _transport(cls, v: str) -> str:
+        if v not in ("maildir", "smtp"):
+            raise ValueError(f"unknown transport {v!r}; use maildir or smtp")
+        return v
+
+    @model_validator(mode="after")
+    def _login(self) -> Outbound:
+        if self.oauth2 and not self.smtp_user:
+            raise ValueError("oauth2 needs smtp_user (the mailbox the token is for)")
+        if self.tls == "none" and (self.smtp_password or self.oauth2):
+            raise ValueError('a password or token would cross the network in clear text: '
+                             'set tls = "starttls" or "ssl"')
+        return self
+
+    @property
+    def security(self) -> str:
+        return self.tls or ("starttls" if self.starttls else "none")
+
+    @property
+    def port(self) -> int:
+        return self.smtp_port or (465 if self.security == "ssl" else 25)
+
+    @property
+    def password(self) -> str | None:
+        return os.environ.get("MAILFLOW_SMTP_PASSWORD") or self.smtp_password
 
 
 class Imap(_Strict):
@@ -414,6 +453,22 @@ class Scheduler(_Strict):
     outbox_seconds: int = 30
 
 
+class Web(_Strict):
+    """The web server of `serve` and `mailflow web`: health, metrics (and the pages)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (printed at start)
+    base_url: str | None = None  # how people reach it (behind a proxy): links in mail
+
+    @property
+    def url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class Logging(_Strict):
+    format: Literal["text", "json"] = "text"  # json: one object per line (ops/logs.py)
+
+
 class Attachments(_Strict):
     # Larger files are not copied out of the message: they stay in the raw message only.
     max_size: int = Field(default=10 * 1024 * 1024, ge=0)
@@ -448,6 +503,8 @@ class FileModel(_Strict):
     imap: Imap = Field(default_factory=Imap)
     templates: Templates = Field(default_factory=Templates)
     scheduler: Scheduler = Field(default_factory=Scheduler)
+    logging: Logging = Field(default_factory=Logging)
+    web: Web = Field(default_factory=Web)
     attachments: Attachments = Field(default_factory=Attachments)
     casework: Casework = Field(default_factory=Casework)
     complaints: Complaints = Field(default_factory=Complaints)
@@ -483,6 +540,8 @@ class Settings:
     imap: Imap
     templates: Templates
     scheduler: Scheduler
+    logging: Logging
+    web: Web
     attachments: Attachments
     casework: Casework
     complaints: Complaints
@@ -562,6 +621,14 @@ class Settings:
     @property
     def secret(self) -> str:
         return os.environ.get("MAILFLOW_SECRET") or self.council.secret
+
+    @property
+    def secrets(self) -> list[str]:
+        """The secret that signs, then the ones that still verify (MAILFLOW_PREVIOUS_SECRETS:
+        comma-separated, overrides the file's)."""
+        env = os.environ.get("MAILFLOW_PREVIOUS_SECRETS")
+        previous = [x for x in env.split(",") if x] if env else self.council.previous_secrets
+        return [self.secret, *previous]
 
     @property
     def database_url(self) -> str:

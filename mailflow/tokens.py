@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford: no i, l, o, u
 _FORGIVE = str.maketrans({"i": "1", "l": "1", "o": "0", "u": "v"})
@@ -60,8 +61,11 @@ def parse_plus_address(address: str, casework_address: str, prefix: str) -> tupl
     return reference, normalise_token(tok)
 
 
-def verify(secret: str, reference: str, request_id: int, offered: str) -> bool:
-    return hmac.compare_digest(token(secret, reference, request_id), normalise_token(offered))
+def verify(secrets: Sequence[str], reference: str, request_id: int, offered: str) -> bool:
+    """Signed with any of `secrets` (the current one, then those rotated out)."""
+    offered = normalise_token(offered)
+    return any([hmac.compare_digest(token(s, reference, request_id), offered)  # all compared
+                for s in secrets])
 
 
 # -- digests: casework+digest-<id>.<token>@domain ---------------------------------------------

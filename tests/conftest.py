@@ -79,6 +79,9 @@ port = 8025
 [scheduler]
 outbox_seconds = 1
 
+[web]
+port = 0
+
 [[wards]]
 name = "Linlithgow"
 

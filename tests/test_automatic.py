@@ -310,7 +310,7 @@ def _answer(digest: EmailMessage, sender: str, body: str, *, subject: str | None
 def test_a_digest_has_its_own_signed_reply_address(app: App) -> None:
     d = _digest(app, at(date(2026, 11, 3)))
     digest_id, tok = tokens.parse_digest_address(str(d["Reply-To"]), CASEWORK) or (0, "")
-    assert tokens.verify(app.settings.secret, "DIGEST", digest_id, tok)
+    assert tokens.verify([app.settings.secret], "DIGEST", digest_id, tok)
     assert "#close CW-2026-00042" in d.get_body(("plain",)).get_content()
 
 

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import func, select
 
-from mailflow import clock, db, models, settings
+from mailflow import clock, db, models, oauth2, settings
 from mailflow.app import App
 from mailflow.inbound import imap, pipeline
 from mailflow.jobs import tick
@@ -416,8 +416,8 @@ def test_msal_missing_is_a_clear_error() -> None:
         pytest.skip("msal is installed")
     except ImportError:
         pass
-    tokens = imap.Tokens(settings.ImapOAuth2(tenant_id="t", client_id="c", client_secret="s"))
-    with pytest.raises(imap.TokenError, match=r"pip install 'mailflow\[m365\]'"):
+    tokens = oauth2.Tokens(settings.ImapOAuth2(tenant_id="t", client_id="c", client_secret="s"))
+    with pytest.raises(oauth2.TokenError, match=r"pip install 'mailflow\[m365\]'"):
         tokens.get()
 
 

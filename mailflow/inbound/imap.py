@@ -11,9 +11,7 @@ failed folder and to the holding pen, with the reason.
 from __future__ import annotations
 
 import logging
-import shlex
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -24,19 +22,16 @@ from typing import Any
 
 from imapclient import IMAPClient
 
-from mailflow import clock, db, models
+from mailflow import clock, db, metrics, models
 from mailflow.app import App
 from mailflow.inbound import spool
-from mailflow.settings import ImapOAuth2
+from mailflow.oauth2 import TOKEN_MARGIN, Tokens
 
 log = logging.getLogger(__name__)
 
 FLAG = b"$Mailflow"  # marks a message done when there is no processed folder
 CHUNK, CHUNK_BYTES = 50, 8 * 1024 * 1024  # fetched in one round trip, then stored one by one
 BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
-# Log in again with a fresh token this many seconds before it expires: less than msal's own
-# five minutes, so by then msal asks Microsoft for a new token instead of its cached one.
-TOKEN_MARGIN = 240
 
 
 @dataclass
@@ -44,60 +39,6 @@ class Counts:
     stored: int = 0
     duplicates: int = 0
     failed: int = 0
-
-
-class TokenError(Exception):
-    """No access token for XOAUTH2: the command failed, or Microsoft refused."""
-
-
-class Tokens:
-    """XOAUTH2 access tokens from `token_command` or from msal client credentials."""
-
-    def __init__(self, cfg: ImapOAuth2):
-        self.cfg = cfg
-        self.expires_at: float | None = None  # time.monotonic()
-        self._msal: Any = None
-
-    def get(self) -> str:
-        if self.cfg.token_command:
-            return self._command(self.cfg.token_command)
-        token, expires_in = self._client_credentials()
-        long_enough = expires_in and expires_in > 2 * TOKEN_MARGIN  # else no early re-login
-        self.expires_at = time.monotonic() + expires_in if long_enough else None
-        return token
-
-    def expiring(self) -> bool:
-        return self.expires_at is not None and time.monotonic() > self.expires_at - TOKEN_MARGIN
-
-    @staticmethod
-    def _command(command: str) -> str:
-        try:
-            done = subprocess.run(shlex.split(command), capture_output=True, text=True,
-                                  timeout=60)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise TokenError(f"token_command failed: {e}") from None
-        token = done.stdout.strip()
-        if done.returncode != 0 or not token:
-            raise TokenError(f"token_command exited {done.returncode} without a token: "
-                             f"{done.stderr.strip()[:300]}")
-        return token
-
-    def _client_credentials(self) -> tuple[str, int | None]:
-        if self._msal is None:
-            try:
-                import msal
-            except ImportError:
-                raise TokenError("[imap.oauth2] tenant_id needs msal: "
-                                 "pip install 'mailflow[m365]'") from None
-            self._msal = msal.ConfidentialClientApplication(
-                self.cfg.client_id, client_credential=self.cfg.secret,
-                authority=f"{self.cfg.authority.rstrip('/')}/{self.cfg.tenant_id}")
-        # msal answers from its cache until the token is close to expiry, then asks again.
-        result = self._msal.acquire_token_for_client(scopes=[self.cfg.scope])
-        if "access_token" not in result:
-            raise TokenError(f"Microsoft refused a token: {result.get('error')}: "
-                             f"{result.get('error_description')}")
-        return result["access_token"], result.get("expires_in")
 
 
 class Receiver:
@@ -228,11 +169,13 @@ class Receiver:
             if too_big:
                 self._fail(client, uid, f"{sizes[uid]} bytes, over the limit of "
                                         f"{self.max_size} bytes", counts)
+                metrics.RECEIVED.labels("imap", "too_big").inc()
                 self._remember(uidvalidity, uid)
             else:
                 chunk.append(uid)
         if chunk:
             self._take(client, chunk, uidvalidity, counts)
+        metrics.IMAP_LAST_SUCCESS.set(time.time())
         return counts
 
     def _take(self, client: IMAPClient, uids: list[int], uidvalidity: int,

@@ -60,7 +60,7 @@ def by_token(session: Session, s: Settings, addrs: list[str]) -> tuple[Match | N
             problem = f"reply address names unknown case {reference}"
             continue
         for req in session.exec(select(models.Request).where(models.Request.case_id == case.id)):
-            if tokens.verify(s.secret, case.reference, req.id, tok):  # type: ignore[arg-type]
+            if tokens.verify(s.secrets, case.reference, req.id, tok):  # type: ignore[arg-type]
                 return Match(case, req, "token", addr), None
         problem = f"reply address for {reference} has a token that does not verify"
     return None, problem
@@ -144,7 +144,7 @@ def by_digest(session: Session, s: Settings, p: Parsed, addrs: list[str]
         if parsed is None:
             continue
         digest_id, tok = parsed
-        if tokens.verify(s.secret, "DIGEST", digest_id, tok):
+        if tokens.verify(s.secrets, "DIGEST", digest_id, tok):
             return f"sent to the reply address of digest {digest_id}", None
         problem = f"digest reply address {addr} has a token that does not verify"
     ids = list(dict.fromkeys([*p.in_reply_to, *p.references]))

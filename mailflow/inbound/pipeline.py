@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlmodel import select
 
-from mailflow import db, models
+from mailflow import db, metrics, models
 from mailflow.app import App
 from mailflow.inbound import spool
 from mailflow.inbound.dispatch import Outcome, dispatch
@@ -30,6 +30,11 @@ def receive(app: App, raw: bytes, *, source: str, now: datetime,
 
 def process(app: App, raw_id: int, now: datetime) -> Outcome | None:
     """Dispatch one spooled message. Returns None when another worker already took it."""
+    with metrics.PIPELINE.time():
+        return _process(app, raw_id, now)
+
+
+def _process(app: App, raw_id: int, now: datetime) -> Outcome | None:
     try:
         with app.session() as session:
             if not db.claim(session, models.RawMessage, {"id": raw_id, "state": "new"},

@@ -13,6 +13,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailflow import metrics
 from mailflow.inbound import spool
 from mailflow.inbound.writer import SpoolWriter
 
@@ -34,6 +35,7 @@ class Handler:
         peer = session.peer[0] if isinstance(session.peer, tuple) else session.peer
         if not self.allows(peer):
             log.warning("refused mail from %s: not in [smtp] allowed_clients", peer)
+            metrics.RECEIVED.labels(self.source, "refused").inc()
             return "550 5.7.1 Client host not allowed to send mail to mailflow"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -58,6 +60,7 @@ class Handler:
             raw_id, duplicate = await asyncio.wrap_future(self.writer.submit(item))
         except Exception as e:  # noqa: BLE001 - whatever broke, the sender must retry
             status = f"451 4.3.0 Not stored, please try again later ({type(e).__name__})"
+            metrics.RECEIVED.labels(self.source, "failed").inc()
         else:
             status = f"250 2.0.0 Stored as {raw_id}" + (" (already had it)" if duplicate else "")
         if self.source == "lmtp":  # RFC 2033: one answer per recipient, in RCPT order

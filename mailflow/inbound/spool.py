@@ -14,6 +14,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from mailflow import metrics
 from mailflow.models import RawMessage
 
 # Headers that relays add on the way in; a second delivery differs only in these.
@@ -76,9 +77,11 @@ def store(session: Session, items: Sequence[Incoming], now: datetime
         known, fresh = _insert_new(session, keyed, now)
         session.commit()
     out, seen = [], set()
-    for _, digest, _ in keyed:
-        out.append((known[digest], digest not in fresh or digest in seen))
+    for _, digest, i in keyed:
+        duplicate = digest not in fresh or digest in seen
+        out.append((known[digest], duplicate))
         seen.add(digest)
+        metrics.RECEIVED.labels(i.source, "duplicate" if duplicate else "stored").inc()
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from mailflow import db
+from mailflow import db, metrics
 from mailflow.models import Outbox
 from mailflow.outbound.transports import Transport
 
@@ -142,6 +142,7 @@ def flush(session: Session, transport: Transport, now: datetime, *,
         assert row is not None
         session.refresh(row)
         outcome, reached = _attempt(session, transport, row, now, give_up, on_failed)
+        metrics.SENT.labels(row.kind, outcome).inc()
         broken = 0 if reached else broken + 1
         counts[outcome] += 1
     return counts

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from mailflow.oauth2 import Tokens, xoauth2
 from mailflow.settings import Outbound
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -61,29 +62,64 @@ class MaildirTransport:
 
 
 class SmtpTransport:
-    def __init__(self, cfg: Outbound):
+    def __init__(self, cfg: Outbound, ca_file: Path | None = None):
         self.cfg = cfg
+        self.ca_file = ca_file  # [outbound] ca_file, resolved beside the config file
+        self.tokens = Tokens(cfg.oauth2) if cfg.oauth2 else None
 
     def send(self, sender: str, recipients: list[str], raw: bytes,
              name: str) -> dict[str, Answer]:
-        cfg = self.cfg
-        # Two timeouts: connecting and the greeting get connect_timeout, so a relay that
-        # accepts the connection and never speaks costs seconds; each answer after that
-        # gets command_timeout.
-        smtp = smtplib.SMTP(timeout=cfg.connect_timeout)  # no host: connect() comes next
+        smtp = self.connect()
         try:
-            smtp.connect(cfg.smtp_host, cfg.smtp_port)
-            smtp.timeout = cfg.command_timeout
-            if smtp.sock is not None:
-                smtp.sock.settimeout(cfg.command_timeout)
-            if cfg.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if cfg.smtp_user:
-                smtp.login(cfg.smtp_user, cfg.smtp_password or "")
             # Stored with Unix line ends; SMTP needs CRLF, and smtplib leaves bytes alone.
             return converse(smtp, sender, recipients, _BARE_LF.sub(b"\r\n", raw))
         finally:
             _hang_up(smtp)
+
+    def connect(self) -> smtplib.SMTP:
+        """Connected, secured and logged in as `[outbound]` says (also `check --connect`)."""
+        cfg = self.cfg
+        context = ssl.create_default_context(cafile=self.ca_file)
+        # Two timeouts: connecting and the greeting get connect_timeout, so a relay that
+        # accepts the connection and never speaks costs seconds; each answer after that
+        # gets command_timeout. (The host given here is also the name TLS checks.)
+        smtp = (smtplib.SMTP_SSL(cfg.smtp_host, cfg.port, timeout=cfg.connect_timeout,
+                                 context=context)
+                if cfg.security == "ssl"
+                else smtplib.SMTP(cfg.smtp_host, cfg.port, timeout=cfg.connect_timeout))
+        try:
+            smtp.timeout = cfg.command_timeout
+            if smtp.sock is not None:
+                smtp.sock.settimeout(cfg.command_timeout)
+            if cfg.security == "starttls":
+                smtp.starttls(context=context)
+            self.login(smtp)
+        except BaseException:
+            _hang_up(smtp)
+            raise
+        return smtp
+
+    def login(self, smtp: smtplib.SMTP) -> None:
+        cfg = self.cfg
+        if self.tokens and cfg.smtp_user:
+            # XOAUTH2 (Microsoft 365 retired basic auth). A refused token is asked for once
+            # more: the command or msal then hands out a fresh one.
+            smtp.ehlo_or_helo_if_needed()
+            for attempt in (1, 2):
+                initial = xoauth2(cfg.smtp_user, self.tokens.get())
+                try:
+                    # After a refusal the server sends its error as a challenge and waits
+                    # for an empty line before its final 535.
+                    code, text = smtp.auth(
+                        "XOAUTH2", lambda challenge=None, r=initial: "" if challenge else r)
+                    if code != 235:  # smtplib takes 503 ("already authenticated") as success
+                        raise smtplib.SMTPAuthenticationError(code, text)
+                    return
+                except smtplib.SMTPAuthenticationError:
+                    if attempt == 2:
+                        raise
+        elif cfg.smtp_user:
+            smtp.login(cfg.smtp_user, cfg.password or "")
 
 
 def converse(smtp: smtplib.SMTP, sender: str, recipients: list[str],
@@ -130,5 +166,6 @@ def _hang_up(smtp: smtplib.SMTP) -> None:
         smtp.close()
 
 
-def transport_for(cfg: Outbound, maildir: Path) -> Transport:
-    return MaildirTransport(maildir) if cfg.transport == "maildir" else SmtpTransport(cfg)
+def transport_for(cfg: Outbound, maildir: Path, ca_file: Path | None = None) -> Transport:
+    return MaildirTransport(maildir) if cfg.transport == "maildir" else SmtpTransport(cfg,
+                                                                                     ca_file)
