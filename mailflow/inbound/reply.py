@@ -36,14 +36,13 @@ def visible_text(body: str) -> str:
     Never returns "" when the input had any unquoted text: it then falls back to the first
     paragraph of unquoted text that is not an attribution or separator.
     """
-    lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    lines = [line.rstrip() for line in lines]
-    kept = _drop_history(lines)
+    original = [line.rstrip() for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    kept = _drop_history(signature.drop_banner(original))
     kept = signature.drop_signature(kept)
     kept = signature.drop_disclaimers(kept)
     kept = signature.trim_sign_off(kept)
     text = _tidy(_drop_trailing_rules(kept))
-    return text or _first_block(lines)
+    return text or _first_block(original)
 
 
 # -- quoted history ------------------------------------------------------------------------

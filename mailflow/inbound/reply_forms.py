@@ -23,13 +23,15 @@ QUOTED = re.compile(r"^[ \t]*>")
 _ENDS_WITH_VERB = re.compile(
     r"(?:\bwrote|\bwrites|\bysgrifennodd|\ba [ée]crit|\bschrieb|\bescribi[óo]|\bescreveu"
     r"|\bnapisał(?:\(a\)|a)?|\bpisze|\bschreef|\bgeschreven|\bha scritto|\bskrev|\bskriver"
-    r"|\bkirjoitti|\bnapsal(?:\(a\))?|\bírta|\byazdı"
+    r"|\bkirjoitti|\bnapsal(?:\(a\))?|\bírta|\byazdı|\ba scris|写道|寫道|のメッセージ"
     r"|написал(?:\(а\)|а)?|пишет|пише|написав(?:\(ла\)|ла)?)"
-    r"\b[^\n]{0,120}:\s*$",
+    r"[^\n]{0,120}[:：]\s*$",
     re.IGNORECASE,
 )
 # Gmail in some locales writes no verb: "2016-10-24 15:36 GMT+02:00 Name <addr>:".
-_ENDS_WITH_ADDRESS = re.compile(r"<\s*[\w.+-]+@[\w-]+(?:\.[\w-]+)+\s*>\)?\s*:\s*$")
+_ENDS_WITH_ADDRESS = re.compile(r"<\s*[\w.+-]+@[\w-]+(?:\.[\w-]+)+\s*>\)?\s*[:：]\s*$")
+# The end of an address wrapped onto the next line: ">:" (Gmail, Apple Mail).
+_WRAPPED_END = re.compile(r"^\s*>\)?\s*[:：]\s*$")
 _TIME = re.compile(r"\d{1,2}[:.]\d{2}")
 # Zoho: "---- On Mon, 23 Nov 2026 16:40:00 +0000 Name <addr> wrote ----"
 _ZOHO = re.compile(r"^\s*-{2,}\s*(?:on|le|am|el|em|op|il)\b.{0,200}\b(?:wrote|a [ée]crit|schrieb"
@@ -97,7 +99,9 @@ def attribution_length(lines: list[str], i: int) -> int:
         return 0  # a sentence of the reply, not the start of an attribution
     joined = ""
     for k in range(3):
-        if i + k >= len(lines) or not lines[i + k].strip() or QUOTED.match(lines[i + k]):
+        if i + k >= len(lines) or not lines[i + k].strip():
+            break
+        if QUOTED.match(lines[i + k]) and not _WRAPPED_END.match(lines[i + k]):
             break
         joined = (joined + " " + lines[i + k].strip()).strip()
         if len(joined) > 400:

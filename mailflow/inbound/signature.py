@@ -1,6 +1,7 @@
 """The one signature rule (README, "Replies"): what goes and what stays below a reply.
 
-Goes: everything below a "-- " line; device lines ("Sent from my iPhone", "Enviado do meu
+Goes: a mail gateway's warning banner at the top ("CAUTION: This email originated from
+outside the organisation"); everything below a "-- " line; device lines ("Sent from my iPhone", "Enviado do meu
 iPhone", "Отправлено с iPhone", "Get Outlook for Android", in many languages); trailing legal
 disclaimers and confidentiality notices (and the rules, links and logos among them); the
 signature block under a sign-off (job title, organisation, phones, address, web: the council's
@@ -30,7 +31,7 @@ _DEVICE_WORDS = (
 )
 _DEVICE_LINE = re.compile(
     rf"^\s*(?:{_DEVICE_VERB})\b[^\n]{{0,60}}?\b(?:{_DEVICE_WORDS})\b[^\n]{{0,60}}$"
-    r"|^\s*sent from my \S[^\n]{0,40}$|^\s*von meinem \S.{0,40} gesendet\.?\s*$"
+    r"|^\s*sent from my \S+(?:[ \t]+[^\s,;]+){0,4}\s*$|^\s*von meinem \S.{0,40} gesendet\.?\s*$"
     r"|^\s*(?:get|obtenir|hent|skaffa|scarica|baixe|descargar|holen sie sich) outlook\b.{0,60}$"
     r"|^\s*outlook (?:für|voor) \S+ (?:beziehen|downloaden)\b.{0,40}$",
     re.IGNORECASE,
@@ -90,6 +91,12 @@ _SIGN_OFF_WORDS = (
 _SIGN_OFF = re.compile(rf"^\s*(?:{_SIGN_OFF_WORDS})\s*[,.!]?\s*$", re.IGNORECASE)
 _SIGN_OFF_NAMED = re.compile(rf"^\s*(?:{_SIGN_OFF_WORDS})\s*[,.!-]\s*(?P<name>\S.*)$",
                              re.IGNORECASE)
+# Mail gateways' warnings put above the text: "CAUTION: This email originated from outside…".
+_BANNER = re.compile(
+    r"^\W*(?:\[?external\]?|caution|warning|attention|external (?:e-?mail|sender))\b[^\n]{0,40}"
+    r"\b(?:originated|outside|external|do not click|unknown sender)",
+    re.IGNORECASE,
+)
 _SHORT_LINE = 72  # a signature line (name, title, phone) is short
 _MAX_SIGNATURE_LINES = 8
 
@@ -100,6 +107,15 @@ def is_device_line(line: str) -> bool:
 
 def is_delimiter(line: str) -> bool:
     return bool(_DELIMITER.match(line))
+
+
+def drop_banner(lines: list[str]) -> list[str]:
+    """A gateway's warning paragraph at the very top goes."""
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None or not _BANNER.match(lines[first]):
+        return lines
+    end = next((i for i in range(first, len(lines)) if not lines[i].strip()), len(lines))
+    return lines[end:] if end - first <= 3 else lines
 
 
 def drop_signature(lines: list[str]) -> list[str]:
