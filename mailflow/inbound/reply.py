@@ -36,7 +36,8 @@ def visible_text(body: str) -> str:
     Never returns "" when the input had any unquoted text: it then falls back to the first
     paragraph of unquoted text that is not an attribution or separator.
     """
-    original = [line.rstrip() for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
+    original = [line.rstrip() for line in body.split("\n")]
     kept = _drop_history(signature.drop_banner(original))
     kept = signature.drop_signature(kept)
     kept = signature.drop_disclaimers(kept)

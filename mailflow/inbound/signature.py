@@ -1,13 +1,14 @@
-"""The one signature rule (README, "Replies"): what goes and what stays below a reply.
+"""The one signature rule (README, "Replies"): what goes and what stays around a reply.
 
 Goes: a mail gateway's warning banner at the top ("CAUTION: This email originated from
-outside the organisation"); everything below a "-- " line; device lines ("Sent from my iPhone", "Enviado do meu
-iPhone", "Отправлено с iPhone", "Get Outlook for Android", in many languages); trailing legal
-disclaimers and confidentiality notices (and the rules, links and logos among them); the
-signature block under a sign-off (job title, organisation, phones, address, web: the council's
-standard block).
-Stays: a short sign-off and the name under it ("Thanks,\\nAlex", "Kind regards,\\nJane Smith",
-"Thanks, Alex"), a lone "Thanks", and anything after a sign-off that reads as text (a P.S.).
+outside the organisation"); everything below a "-- " line; device lines ("Sent from my
+iPhone", "Enviado do meu iPhone", "Отправлено с iPhone", "Get Outlook for Android", in
+many languages); trailing legal disclaimers and confidentiality notices (and the rules,
+links and logos among them); the signature block under a sign-off (job title,
+organisation, phones, address, web: the council's standard block).
+Stays: a short sign-off and the name under it ("Thanks,\nAlex", "Kind regards,\nJane
+Smith", "Thanks, Alex"), a lone "Thanks", and anything after a sign-off that reads as
+text (a P.S.).
 """
 
 from __future__ import annotations
