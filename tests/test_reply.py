@@ -20,7 +20,7 @@ def _normalise(text: str) -> str:
 
 
 def test_corpus_is_big_enough() -> None:
-    assert len(CASES) >= 25
+    assert len(CASES) >= 80
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])

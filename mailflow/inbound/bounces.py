@@ -41,6 +41,9 @@ _RETURNED = re.compile(
     r"^.*(below this line is a copy of the message|this is a copy of the message|"
     r"original message headers|original message follows|----- original message -----|"
     r"possibly truncated original message|included is a copy of|message headers follow|"
+    r"here is your returned mail|returned mail follows|original message attached|"
+    r"start of returned message|^old message:|a copy of the original message|your message reads|"
+    r"message text follows|^-+ ?returned mail ?-+|"
     r"^received: |^return-path: ).*$",
     re.I | re.M,
 )
@@ -245,6 +248,9 @@ _FAILURE = re.compile(
     r"|could not be reached|user unknown|unknown user|no such user|mailbox unavailable"
     r"|not listed in|address(?:es)? failed|recipient address rejected|has not been delivered"
     r"|delivery failure|cannot be delivered|returned mail|was blocked|has been blocked"
+    r"|failed recipients?|did not receive a copy|undeliverable address|mailbox is full"
+    r"|encountered delivery problems|not delivered to the following|invalid final delivery"
+    r"|could not deliver|delivery problems?|message rejected|rejected your message"
     r"|konnte nicht zugestellt|unzustellbar|n'a pas pu être (?:remis|distribué)|non remis"
     r"|kan niet worden bezorgd|onbestelbaar|no se (?:pudo|puede) entregar|non recapitabile"
     r"|não (?:foi|é) possível entregar|kunde inte levereras|kunne ikke leveres"
