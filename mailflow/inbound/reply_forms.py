@@ -67,6 +67,7 @@ _MORE_LINE = re.compile(
 # Separator words beyond the forward's ("Original Message" and the like, in more languages).
 _SEPARATOR_WORDS = re.compile(
     r"original|oprindelig|opprinnelig|originalmeddelande|ursprüngliche|oorspronkelijk"
+    r"|ursprungligt|початкове|özgün|orijinal|mesaj original|původní zpráva"
     r"|d'origine|originale|wiadomość|исходное|пересланное|оригінальне|вихідне|переслане"
     r"|alkuperäinen|původní|eredeti|forward|weitergeleitet|transf[ée]r|reenviado|inoltrato"
     r"|doorgestuurd|videresendt|vidarebefordrat|przekazan|ymlaen|wreiddiol",

@@ -27,11 +27,11 @@ _DEVICE_VERB = (
 _DEVICE_WORDS = (
     r"iphone|ipad|android|galaxy|samsung|blackberry|huawei|xiaomi|pixel|nokia|sony|"
     r"outlook|mail (?:for|für|pour|para|voor|til|för) windows|windows mail|yahoo|aol|"
-    r"proton ?mail|gmail|mail\.ru|почты|mobile|mobil|smartphone|телефона|tablet|my phone|"
-    r"my mobile|my device|mijn|min|meinem|mon|mi|meu|mojego|mio"
+    r"proton ?mail|gmail|mail\.ru|почты|mobile|mobil|smartphone|телефона|tablet"
 )
+_MY = r"my|mijn|min|meinem|mon|mi|meu|mojego|mio|mój"
 _DEVICE_LINE = re.compile(
-    rf"^\s*(?:{_DEVICE_VERB})\b[^\n]{{0,60}}?\b(?:{_DEVICE_WORDS})\b[^\n]{{0,60}}$"
+    rf"^\s*(?:{_DEVICE_VERB})\b[^\n]{{0,60}}?\b(?:{_DEVICE_WORDS}|(?:{_MY})\b)[^\n]{{0,60}}$"
     r"|^\s*sent from my \S+(?:[ \t]+[^\s,;]+){0,4}\s*$|^\s*von meinem \S.{0,40} gesendet\.?\s*$"
     r"|^\s*(?:get|obtenir|hent|skaffa|scarica|baixe|descargar|holen sie sich) outlook\b.{0,60}$"
     r"|^\s*outlook (?:für|voor) \S+ (?:beziehen|downloaden)\b.{0,40}$",
@@ -163,8 +163,11 @@ def drop_disclaimers(lines: list[str]) -> list[str]:
 
 
 def trim_sign_off(lines: list[str]) -> list[str]:
-    """Keep the last sign-off and the name under it; drop the signature block below them."""
+    """Keep the last sign-off and the name under it; drop the signature block below them.
+    With no sign-off, the council's standard block keeps its name line only."""
     content = [i for i, line in enumerate(lines) if line.strip()]
+    if not any(_SIGN_OFF.match(lines[i]) or _named_sign_off(lines[i]) for i in content):
+        return trim_signature_block(lines)
     for pos in range(len(content) - 1, -1, -1):
         i = content[pos]
         named = _named_sign_off(lines[i])
@@ -177,6 +180,44 @@ def trim_sign_off(lines: list[str]) -> list[str]:
             return lines[: i + 1]
         return lines[: content[pos + 1] + 1]  # the sign-off, then the name line
     return lines
+
+
+# A contact line of a signature block: a labelled phone or email, a UK number, a link.
+_CONTACT = re.compile(
+    r"^\W*(?:t|tel|telephone|phone|ph|m|mob|mobile|e|email|e-mail|w|web|fax|ff[oô]n|"
+    r"ebost|e-bost|direct(?: line| dial)?|switchboard)\s*[:.|]"
+    r"|(?:\+44\s?|\b0)\d{2,4}[\s-]?\d{3}[\s-]?\d{3,4}\b|www\.|https?://|@",
+    re.IGNORECASE,
+)
+
+
+# An organisation's line in a signature block: a council, a service, a job title, a company.
+_ORGANISATION = re.compile(
+    r"\b(?:council|cyngor|comhairle|borough|county|authority|department|directorate|services?"
+    r"|team|officer|manager|director|assistant|advisor|adviser|co-?ordinator|head of|ltd"
+    r"|limited|plc|llp|housing association|trust)\b|\.gov\.uk|\.gov\.scot|\.gov\.wales",
+    re.IGNORECASE,
+)
+
+
+def trim_signature_block(lines: list[str]) -> list[str]:
+    """With no sign-off: a last paragraph of name, title, organisation and contact lines (the
+    council's standard block) keeps only its first line, the name."""
+    paras = [i for i, line in enumerate(lines) if line.strip() and (i == 0 or not
+                                                                       lines[i - 1].strip())]
+    if len(paras) < 2:
+        return lines  # the block would be all the text
+    start = paras[-1]
+    block = [line for line in lines[start:] if line.strip()]
+    if not 3 <= len(block) <= _MAX_SIGNATURE_LINES or not _looks_like_signature(block):
+        return lines
+    name = block[0].strip()
+    if len(name.split()) > 4 or any(c.isdigit() for c in name) or _CONTACT.search(name):
+        return lines
+    if not any(_CONTACT.search(line) for line in block[1:]) \
+            or not any(_ORGANISATION.search(line) for line in block[1:]):
+        return lines  # a resident's own address and phone are not a signature block
+    return lines[: start + 1]
 
 
 def _named_sign_off(line: str) -> bool:
