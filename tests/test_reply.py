@@ -108,9 +108,9 @@ def test_only_quoted_text_gives_empty() -> None:
 # -- signatures and disclaimers ------------------------------------------------------------
 
 
-def test_sign_off_and_name_stay_the_block_below_goes() -> None:
+def test_sign_off_with_name_block_is_removed() -> None:
     body = "The bins were missed.\n\nKind regards,\n\nJane Smith\nFlat 2\n07700 900123\n"
-    assert visible_text(body) == "The bins were missed.\n\nKind regards,\n\nJane Smith"
+    assert visible_text(body) == "The bins were missed."
 
 
 @pytest.mark.parametrize("closing", ["Thanks, Alex", "Thanks,\nAlex", "Kind regards,\nAlex Young",
@@ -122,7 +122,14 @@ def test_a_short_sign_off_stays(closing: str) -> None:
 def test_the_council_signature_block_goes() -> None:
     body = ("Repaired today.\n\nThanks, Mark\nStreet Lighting Officer\nAnytown Borough Council\n"
             "Tel: 01632 960 411\nwww.anytown.gov.uk\n")
-    assert visible_text(body) == "Repaired today.\n\nThanks, Mark"
+    assert visible_text(body) == "Repaired today."
+
+
+def test_the_council_block_without_a_sign_off_goes_a_resident_s_details_stay() -> None:
+    block = "Mark Ellis\nStreet Lighting Officer\nAnytown Borough Council\nTel: 01632 960 411\n"
+    assert visible_text(f"Repaired today.\n\n{block}") == "Repaired today."
+    mine = "Please ring first.\n\nJane Smith\n12 Elm Road\n07700 900123"
+    assert visible_text(mine) == mine
 
 
 def test_sign_off_without_name_block_stays() -> None:

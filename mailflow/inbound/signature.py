@@ -4,11 +4,12 @@ Goes: a mail gateway's warning banner at the top ("CAUTION: This email originate
 outside the organisation"); everything below a "-- " line; device lines ("Sent from my
 iPhone", "Enviado do meu iPhone", "Отправлено с iPhone", "Get Outlook for Android", in
 many languages); trailing legal disclaimers and confidentiality notices (and the rules,
-links and logos among them); the signature block under a sign-off (job title,
-organisation, phones, address, web: the council's standard block).
-Stays: a short sign-off and the name under it ("Thanks,\nAlex", "Kind regards,\nJane
-Smith", "Thanks, Alex"), a lone "Thanks", and anything after a sign-off that reads as
-text (a P.S.).
+links and logos among them); a closing that goes on into a signature block (job title,
+organisation, phones, address, web: the council's standard block), sign-off included, and
+that block at the end without a sign-off.
+Stays: a short sign-off: the sign-off and at most a name under it ("Thanks, Alex",
+"Thanks,\nAlex", "Kind regards,\nJane Smith"), a lone "Thanks", anything after a sign-off
+that reads as text (a P.S.), and a resident's own name, address and phone.
 """
 
 from __future__ import annotations
@@ -163,11 +164,10 @@ def drop_disclaimers(lines: list[str]) -> list[str]:
 
 
 def trim_sign_off(lines: list[str]) -> list[str]:
-    """Keep the last sign-off and the name under it; drop the signature block below them.
-    With no sign-off, the council's standard block keeps its name line only."""
+    """A short closing (a sign-off and at most a name under it) stays; a closing that goes on
+    into a signature block (title, organisation, phone, address) goes whole, sign-off too.
+    With no sign-off, the council's standard block at the end goes."""
     content = [i for i, line in enumerate(lines) if line.strip()]
-    if not any(_SIGN_OFF.match(lines[i]) or _named_sign_off(lines[i]) for i in content):
-        return trim_signature_block(lines)
     for pos in range(len(content) - 1, -1, -1):
         i = content[pos]
         named = _named_sign_off(lines[i])
@@ -176,10 +176,16 @@ def trim_sign_off(lines: list[str]) -> list[str]:
         block = [lines[j] for j in content[pos + 1 :]]
         if not block or not _looks_like_signature(block):
             return lines  # nothing below, or real text below (a P.S.): leave it all
-        if named:
-            return lines[: i + 1]
-        return lines[: content[pos + 1] + 1]  # the sign-off, then the name line
-    return lines
+        if not named and len(block) == 1 and _is_name(block[0]):
+            return lines  # "Thanks," / "Alex": a short sign-off
+        return lines[:i]
+    return trim_signature_block(lines)
+
+
+def _is_name(line: str) -> bool:
+    text = line.strip()
+    return len(text.split()) <= 4 and not any(c.isdigit() for c in text) \
+        and not _CONTACT.search(text) and not _ORGANISATION.search(text)
 
 
 # A contact line of a signature block: a labelled phone or email, a UK number, a link.
@@ -202,7 +208,7 @@ _ORGANISATION = re.compile(
 
 def trim_signature_block(lines: list[str]) -> list[str]:
     """With no sign-off: a last paragraph of name, title, organisation and contact lines (the
-    council's standard block) keeps only its first line, the name."""
+    council's standard block) goes; a resident's own name, address and phone stay."""
     paras = [i for i, line in enumerate(lines) if line.strip() and (i == 0 or not
                                                                        lines[i - 1].strip())]
     if len(paras) < 2:
@@ -216,8 +222,8 @@ def trim_signature_block(lines: list[str]) -> list[str]:
         return lines
     if not any(_CONTACT.search(line) for line in block[1:]) \
             or not any(_ORGANISATION.search(line) for line in block[1:]):
-        return lines  # a resident's own address and phone are not a signature block
-    return lines[: start + 1]
+        return lines
+    return lines[:start]
 
 
 def _named_sign_off(line: str) -> bool:
