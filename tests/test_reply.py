@@ -20,7 +20,7 @@ def _normalise(text: str) -> str:
 
 
 def test_corpus_is_big_enough() -> None:
-    assert len(CASES) >= 25
+    assert len(CASES) >= 80
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
@@ -82,12 +82,18 @@ def test_outlook_blocks_and_separators(block: str) -> None:
     assert visible_text(f"My answer.\n\n{block}\n\nOld text.\n") == "My answer."
 
 
-def test_inline_answers_are_kept() -> None:
+def test_inline_answers_keep_the_question_they_answer() -> None:
     body = (
-        "On 23/11/2026 16:40, Casework wrote:\n> Which side of the road?\nNorth side.\n"
-        "> Any photos?\nYes, attached.\n"
+        "On 23/11/2026 16:40, Casework wrote:\n> Dear Jane,\n>\n> Which side of the road?\n"
+        "North side.\n> Any photos?\nYes, attached.\n>\n> Casework team\n"
     )
-    assert visible_text(body) == "North side.\nYes, attached."
+    assert visible_text(body) == (
+        "> Which side of the road?\nNorth side.\n> Any photos?\nYes, attached.")
+
+
+def test_a_bottom_posted_answer_drops_the_quote() -> None:
+    body = "On 23/11/2026 16:40, Casework wrote:\n> Which side of the road?\n\nNorth side.\n"
+    assert visible_text(body) == "North side."
 
 
 def test_a_person_writing_wrote_is_not_an_introduction() -> None:
@@ -105,6 +111,25 @@ def test_only_quoted_text_gives_empty() -> None:
 def test_sign_off_with_name_block_is_removed() -> None:
     body = "The bins were missed.\n\nKind regards,\n\nJane Smith\nFlat 2\n07700 900123\n"
     assert visible_text(body) == "The bins were missed."
+
+
+@pytest.mark.parametrize("closing", ["Thanks, Alex", "Thanks,\nAlex", "Kind regards,\nAlex Young",
+                                     "Diolch,\nAlex", "Met vriendelijke groet,\nAlex"])
+def test_a_short_sign_off_stays(closing: str) -> None:
+    assert visible_text(f"Job done.\n\n{closing}\n") == f"Job done.\n\n{closing}"
+
+
+def test_the_council_signature_block_goes() -> None:
+    body = ("Repaired today.\n\nThanks, Mark\nStreet Lighting Officer\nAnytown Borough Council\n"
+            "Tel: 01632 960 411\nwww.anytown.gov.uk\n")
+    assert visible_text(body) == "Repaired today."
+
+
+def test_the_council_block_without_a_sign_off_goes_a_resident_s_details_stay() -> None:
+    block = "Mark Ellis\nStreet Lighting Officer\nAnytown Borough Council\nTel: 01632 960 411\n"
+    assert visible_text(f"Repaired today.\n\n{block}") == "Repaired today."
+    mine = "Please ring first.\n\nJane Smith\n12 Elm Road\n07700 900123"
+    assert visible_text(mine) == mine
 
 
 def test_sign_off_without_name_block_stays() -> None:

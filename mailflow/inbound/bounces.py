@@ -1,10 +1,16 @@
 """Bounces: who could not be reached, why, and which of our messages it was.
 
-RFC 3464 delivery status notifications are read from their `message/delivery-status` part
-(Final-Recipient, Action, Status). The common non-standard bounces (qmail, Exim, Postfix
-without DSN, Exchange's NDR text) are read from their text: the failed addresses are those
-named before the copy of the returned message, and the status is the first enhanced status
-code (`5.1.1`) or SMTP reply code (`550`) found there.
+RFC 3464 delivery status notifications are read first, from their `message/delivery-status`
+part (even base64-encoded): the failed address of each recipient is its Original-Recipient
+(the address we wrote to, before any alias expanded it) unless that names our own address
+(a forwarding rule), then its Final-Recipient; `rfc822;`, `smtp;`, `SMTP:` and `smtp=`
+prefixes go, IMCEA-encoded addresses are decoded, and X.400 addresses (`/O=…/CN=…`), which
+name no mailbox, are passed over for the SMTP address the report's text gives.
+The common non-standard bounces (qmail, Exim, Postfix without DSN, sendmail, old Exchange,
+GroupWise, Yahoo, Lotus Domino, MDaemon, filtering gateways) are read from their text: the
+failed addresses are those named before the copy of the returned message (not in its header
+lines), and the status is the first enhanced status code (`5.1.1`) or SMTP reply code (`550`)
+found there. `reads_as_failure` says whether automatic mail's text is such a report.
 
 The returned message (a `message/rfc822` or `text/rfc822-headers` part, or the headers
 pasted below the text) gives the Message-ID we sent, which says which case and request the
@@ -13,6 +19,9 @@ bounce belongs to. Never raises: a bounce we cannot read comes back with what wa
 
 from __future__ import annotations
 
+import base64
+import binascii
+import quopri
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +40,10 @@ _MSGID_LINE = re.compile(r"^\s*Message-ID:\s*(<[^<>\s]+>)", re.I | re.M)
 _RETURNED = re.compile(
     r"^.*(below this line is a copy of the message|this is a copy of the message|"
     r"original message headers|original message follows|----- original message -----|"
-    r"the original message was received|included is a copy of|message headers follow|"
+    r"possibly truncated original message|included is a copy of|message headers follow|"
+    r"here is your returned mail|returned mail follows|original message attached|"
+    r"start of returned message|^old message:|a copy of the original message|your message reads|"
+    r"message text follows|^-+ ?returned mail ?-+|"
     r"^received: |^return-path: ).*$",
     re.I | re.M,
 )
@@ -68,7 +80,7 @@ def read(msg: Message, ignore: Callable[[str], bool] = lambda a: False) -> Bounc
     b = Bounce()
     try:
         _returned_message(msg, b)
-        if not _delivery_status(msg, b):
+        if not _delivery_status(msg, b, ignore):
             _from_text(msg, b, ignore)
     except Exception as e:  # noqa: BLE001 - a bounce we cannot read is still a bounce
         b.diagnostic = b.diagnostic or f"unreadable bounce: {type(e).__name__}"
@@ -88,27 +100,44 @@ def is_failure_report(msg: Message) -> bool | None:
 def _status_blocks(msg: Message) -> list[Message] | None:
     for part in msg.walk():
         if part.get_content_type() == "message/delivery-status":
-            payload = part.get_payload()
-            if isinstance(payload, list):
-                return [m for m in payload if isinstance(m, Message)]
-            if isinstance(payload, str):  # some MTAs send it base64 or as plain text
-                return [HeaderParser().parsestr(chunk) for chunk in
-                        re.split(r"\r?\n\s*\r?\n", part_text(part)) if chunk.strip()]
+            cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+            if cte in ("base64", "quoted-printable"):  # the parser split the encoded text
+                text = _decoded_body(part, cte)
+            else:
+                payload = part.get_payload()
+                if isinstance(payload, list):
+                    return [m for m in payload if isinstance(m, Message)]
+                text = part_text(part)  # some MTAs send it as plain text
+            return [HeaderParser().parsestr(chunk) for chunk in
+                    re.split(r"\r?\n\s*\r?\n", text) if chunk.strip()]
     return None
 
 
-def _delivery_status(msg: Message, b: Bounce) -> bool:
+def _decoded_body(part: Message, cte: str) -> str:
+    raw = part.as_string()
+    body = re.split(r"\r?\n\r?\n", raw, maxsplit=1)[-1]
+    try:
+        data = base64.b64decode(body) if cte == "base64" else quopri.decodestring(body.encode())
+    except (ValueError, binascii.Error):
+        return ""
+    return data.decode("utf-8", "replace")
+
+
+def _delivery_status(msg: Message, b: Bounce, ignore: Callable[[str], bool]) -> bool:
     blocks = _status_blocks(msg)
     if not blocks:
         return False
     statuses: list[str] = []
+    unnamed = False  # a failed recipient named only by an X.400 address
     for blk in blocks[1:] or blocks:
         action = str(blk.get("Action", "")).strip().lower()
         if action in ("delivered", "relayed", "expanded"):
             continue
-        addr = _type_value(blk.get("Final-Recipient") or blk.get("Original-Recipient") or "")
+        addr = _recipient(blk, ignore)
         if addr and addr not in b.recipients:
             b.recipients.append(addr)
+        elif not addr:
+            unnamed = True
         status = str(blk.get("Status", "")).strip()
         m = _ENHANCED.search(status)
         if m:
@@ -118,11 +147,42 @@ def _delivery_status(msg: Message, b: Bounce) -> bool:
         b.diagnostic = b.diagnostic or _type_value(blk.get("Diagnostic-Code") or "", lower=False)
     b.status = next((s for s in statuses if s.startswith("5")), statuses[0] if statuses else None)
     b.permanent = b.status is None or b.status.startswith("5")
+    if unnamed:  # the SMTP address is in the report's text ("John Smith (j.smith@…)")
+        for addr in _addresses(_report_text(msg), ignore):
+            if addr not in b.recipients:
+                b.recipients.append(addr)
     return bool(b.recipients)
 
 
+def _recipient(blk: Message, ignore: Callable[[str], bool]) -> str:
+    """Original-Recipient, the address we wrote to, unless it names ours; else
+    Final-Recipient. "" when neither is an SMTP address (X.400)."""
+    found = [_address(blk.get(name) or "") for name in ("Original-Recipient", "Final-Recipient")]
+    return next((a for a in found if a and not ignore(a)), "")
+
+
+_PREFIX = re.compile(r"^(?:smtp\s*[:=]\s*|mailto:)", re.I)
+_IMCEA_CHAR = re.compile(r"\+([0-9a-f]{2})", re.I)
+
+
+def _address(value: object) -> str:
+    """`rfc822; SMTP:Roads@Council.Example` -> `roads@council.example`; "" for an X.400 or
+    X.500 address, which names no mailbox."""
+    kind, sep, rest = str(value).partition(";")
+    text = rest if sep else kind
+    if sep and kind.strip().lower() in ("x400", "x-x400", "x500", "x-ms-exchange"):
+        return ""
+    text = _PREFIX.sub("", " ".join(text.split()).strip("<> ")).strip("<> ").lower()
+    if text.startswith("imceasmtp-"):  # Exchange's encapsulation: IMCEASMTP-jane+40x+2Ecom@y
+        text = _IMCEA_CHAR.sub(lambda m: chr(int(m.group(1), 16)),
+                               text[len("imceasmtp-"):].rpartition("@")[0])
+    if text.startswith(("imcea", "/")) or "/o=" in text or "/cn=" in text:
+        return ""
+    return text if _ADDRESS.fullmatch(text) else ""
+
+
 def _type_value(value: object, lower: bool = True) -> str:
-    """`rfc822; Roads@Council.Example` -> `roads@council.example`."""
+    """The value after an address or diagnostic type: `smtp; 550 …` -> `550 …`."""
     text = str(value).partition(";")[2] if ";" in str(value) else str(value)
     text = " ".join(text.split()).strip("<> ")
     return text.lower() if lower else text
@@ -157,6 +217,58 @@ def _msgid(value: object) -> str | None:
     return m.group(0) if m else None
 
 
+# Lines of a report that name the sender or the message, never the failed recipient.
+_NOT_RECIPIENT = re.compile(r"^\s*(?:message-id|from|reply-to|return-path|sender|date|subject|"
+                            r"in-reply-to|references|generating server|reporting-mta)\s*:", re.I)
+
+
+def _addresses(report: str, ignore: Callable[[str], bool]) -> list[str]:
+    found: list[str] = []
+    for line in report.splitlines():
+        if _NOT_RECIPIENT.match(line):
+            continue
+        for addr in _ADDRESS.findall(line):
+            addr = addr.lower().rstrip(".")
+            if addr not in found and not is_daemon(addr) and not ignore(addr):
+                found.append(addr)
+    return found
+
+
+def _report_text(msg: Message) -> str:
+    text = body_text(msg)
+    cut = _RETURNED.search(text)
+    return text[: cut.start()] if cut else text
+
+
+_FAILURE = re.compile(
+    r"\b(?:could not be delivered|couldn't be delivered|was not delivered|wasn't delivered"
+    r"|not been delivered|undeliverable|undelivered|delivery (?:has )?failed|failed permanently"
+    r"|delivery to the following recipients? failed|permanent (?:error|failure)"
+    r"|unable to deliver|wasn't able to deliver|were unable to deliver|did not reach"
+    r"|could not be reached|user unknown|unknown user|no such user|mailbox unavailable"
+    r"|not listed in|address(?:es)? failed|recipient address rejected|has not been delivered"
+    r"|delivery failure|cannot be delivered|returned mail|was blocked|has been blocked"
+    r"|failed recipients?|did not receive a copy|undeliverable address|mailbox is full"
+    r"|encountered delivery problems|not delivered to the following|invalid final delivery"
+    r"|could not deliver|delivery problems?|message rejected|rejected your message"
+    r"|konnte nicht zugestellt|unzustellbar|n'a pas pu être (?:remis|distribué)|non remis"
+    r"|kan niet worden bezorgd|onbestelbaar|no se (?:pudo|puede) entregar|non recapitabile"
+    r"|não (?:foi|é) possível entregar|kunde inte levereras|kunne ikke leveres"
+    r"|nie (?:można|udało się) dostarczyć|не удалось доставить|недоставлено"
+    r"|не вдалося доставити)",
+    re.I,
+)
+
+
+def reads_as_failure(msg: Message) -> bool:
+    """The text of a delivery failure report: failure words and a failed address or an SMTP
+    status in the report above any returned copy (for automatic mail with no DSN part)."""
+    report = _report_text(msg)[:20000]
+    if not _FAILURE.search(report):
+        return False
+    return bool(_ENHANCED.search(report) or _SMTP_CODE.search(report) or _ADDRESS.search(report))
+
+
 def _from_text(msg: Message, b: Bounce, ignore: Callable[[str], bool]) -> None:
     text = body_text(msg)
     cut = _RETURNED.search(text)
@@ -166,9 +278,8 @@ def _from_text(msg: Message, b: Bounce, ignore: Callable[[str], bool]) -> None:
         m = _MSGID_LINE.search(returned)
         if m and not b.original_message_id:
             b.original_message_id = m.group(1)
-    for addr in _ADDRESS.findall(report):
-        addr = addr.lower().rstrip(".")
-        if addr not in b.recipients and not is_daemon(addr) and not ignore(addr):
+    for addr in _addresses(report, ignore):
+        if addr not in b.recipients:
             b.recipients.append(addr)
     m = _ENHANCED.search(report)
     code = _SMTP_CODE.search(report)

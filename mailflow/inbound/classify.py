@@ -21,10 +21,16 @@ from mailflow.settings import Settings
 NORMAL, AUTO_REPLY, BOUNCE, OWN_MAIL = "normal", "auto_reply", "bounce", "own_mail"
 
 _BOUNCE_SUBJECT = re.compile(
-    r"^(undeliverable|undelivered mail|undeliverable mail|mail delivery fail|delivery status "
-    r"notification \((failure|delay)|delivery failure|failure notice|returned mail|message not "
-    r"delivered|delivery has failed|unzustellbar|non remis|no se puede entregar|warning: "
-    r"message .* delayed|delayed mail|mail delivery (failed|problem))",
+    r"^(?:\[[^\]]{0,30}\]\s*)?(undeliverable|undelivered mail|undeliverable mail|mail delivery "
+    r"fail|delivery status notification \((failure|delay)|delivery failure|failure notice|"
+    r"returned mail|message not delivered|delivery has failed|unzustellbar|non remis|no se "
+    r"puede entregar|warning: message .* delayed|delayed mail|mail delivery (failed|problem)|"
+    r"message status - undeliverable|nondeliverable mail|non-delivery report|delivery "
+    r"notification: delivery has failed|mail system error|message you sent blocked|"
+    r"onbestelbaar|non recapitabile|n[ãa]o (?:é|e) poss[ií]vel entregar|kan ikke leveres|"
+    r"ikke levert|kunde inte levereras|olevererbart|nie można dostarczyć|niedostarczalna|"
+    r"недоставлено|не доставлено|не вдалося доставити|nedoručiteln|kézbesíthetetlen|"
+    r"impossible de remettre)",
     re.IGNORECASE,
 )
 # Message-IDs we mint (outbound/render.py new_message_id): <hint.20 hex digits@our domain>,
@@ -82,11 +88,15 @@ def _bounce(p: Parsed, envelope_from: str | None) -> str | None:
         return "an Exchange non-delivery report"
     if bounces.is_daemon(p.sender):
         return f"from the mailer-daemon {p.sender}"
-    if _BOUNCE_SUBJECT.match(p.subject) and (
-        _null_sender(p, envelope_from) or p.header("Auto-Submitted").strip().lower()
-        not in ("", "no") or bounces.read(p.msg).recipients
-    ):
+    automatic = _null_sender(p, envelope_from) or p.header("Auto-Submitted").strip().lower() \
+        not in ("", "no")
+    if _BOUNCE_SUBJECT.match(p.subject) and (automatic or (
+            bounces.reads_as_failure(p.msg) and bounces.read(p.msg).recipients)):
         return f"a delivery failure report ({p.subject[:60]!r})"
+    # Simple non-standard bounces (qmail, old Exchange, GroupWise, Yahoo, Domino, gateways)
+    # carry auto-reply headers and a subject of their own: their text says what they are.
+    if automatic and bounces.reads_as_failure(p.msg):
+        return "a delivery failure report (its text)"
     return None
 
 

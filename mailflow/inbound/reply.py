@@ -1,86 +1,49 @@
 """The visible text of a message: what its author wrote, without quoted history or boilerplate.
 
-Removes, in order: quoted history (">" lines, "On … wrote:" introductions in several
-languages, Outlook header blocks and separators), then signatures ("-- ", device lines,
-a trailing sign-off block) and trailing council disclaimers. Inline answers between quoted
-lines are kept. Heuristic by nature: when in doubt it keeps text rather than dropping it.
+Removes, in order: quoted history (">" lines, attribution lines, Outlook header blocks and
+separators in many languages: reply_forms.py), then what the one signature rule says goes
+(signature.py). A forward inside a reply is history too: its headers and text stay in the raw
+message, not in the visible text.
+
+Inline answers (the author answered between the quoted lines): each answer keeps the quoted
+paragraph directly above it, the question it answers, prefixed with "> "; the rest of the
+quote goes. A bottom-posted reply (one quote, then the answer) keeps the answer only.
+Heuristic by nature: when in doubt it keeps text rather than dropping it.
 """
 
 from __future__ import annotations
 
 import re
 
-from mailflow.inbound.forwards import header_field, is_separator
+from mailflow.inbound import signature
+from mailflow.inbound.reply_forms import (
+    QUOTED,
+    RULE,
+    attribution_length,
+    header_block_at,
+    header_label,
+    separator_at,
+)
 
-_QUOTED = re.compile(r"^[ \t]*>")
-_WROTE = re.compile(
-    r"(?:\bwrote|\bwrites|\bysgrifennodd|\ba [ée]crit|\bschrieb|\bescribi[óo]|\bnapisał(?:\(a\)|a)?"
-    r"|\bpisze|\bschreef|\bha scritto|\bskrev)\b[^\n]{0,120}:\s*$",
-    re.IGNORECASE,
-)
-_INTRO_START = re.compile(r"^\s*(?:on|ar|le|am|el|op|il|w dniu|dnia)\b|\d", re.IGNORECASE)
-# Client introductions carry a time or an address; "In 2019 my neighbour wrote:" does not.
-_INTRO_DETAIL = re.compile(r"\d{1,2}[:.]\d{2}|@")
-_SIG_DELIMITER = re.compile(r"^--\s?$")
-_DEVICE_LINE = re.compile(
-    r"^\s*(?:sent from my \S.*|sent from (?:outlook|mail for|yahoo|samsung|my).*"
-    r"|sent (?:from|with) (?:proton ?mail|blackberry).*|get outlook for \S.*"
-    r"|von meinem \S.* gesendet|envoy[ée] de mon \S.*|enviado desde mi \S.*"
-    r"|wys[łl]ane z \S.*|anfonwyd o fy \S.*)$",
-    re.IGNORECASE,
-)
-_SIGN_OFF = re.compile(
-    r"^\s*(?:(?:with\s+)?(?:kind|kindest|best|warm|warmest|many|with)?\s*(?:regards|wishes|thanks)"
-    r"|thanks(?: again| very much| so much)?|thank you(?: very much)?|many thanks|best"
-    r"|yours(?: sincerely| faithfully| truly)?|sincerely|cheers|all the best|take care"
-    r"|regards|cofion(?: cynnes| gorau)?|yn gywir|diolch(?: yn fawr)?|pozdrawiam|z poważaniem"
-    r"|(?:bien )?cordialement|mit freundlichen grüßen|viele grüße|beste grüße|mfg"
-    r"|(?:un )?saludos?(?: cordiales)?|atentamente)\s*[,.!]?\s*$",
-    re.IGNORECASE,
-)
-_DISCLAIMER = re.compile(
-    r"this (?:e-?mail|message|communication)(?: and| \(and| including)? (?:any|its)"
-    r" (?:attach|files)"
-    r"|this e-?mail (?:is|may be|has been|was) (?:confidential|scanned|checked|intended|sent)"
-    r"|the information (?:in|contained in) this (?:e-?mail|message|communication)"
-    r"|any (?:views|opinions)(?: or opinions)? (?:expressed|presented)"
-    r"|this e-?mail has been (?:scanned|checked)|has been scanned for"
-    r"|please consider the environment|think before you print|save a tree"
-    r"|if you (?:are not|have received this) (?:the intended|(?:e-?mail|message) in error)"
-    r"|confidentiality (?:notice|statement)|^disclaimer\b|^ymwadiad\b"
-    r"|(?:e-?mails?|communications?) (?:sent to and from|with) (?:this|the)"
-    r" (?:council|organisation|organization|authority) (?:may|will) be (?:monitored|recorded)"
-    r"|how we (?:use|process|handle) your (?:personal )?(?:data|information)|privacy notice"
-    r"|mae'r (?:neges|e-?bost) (?:e-?bost )?(?:hon|hwn)|yn gyfrinachol"
-    r"|unless (?:expressly|otherwise) stated|protectively marked",
-    re.IGNORECASE,
-)
-# Lines that sit among disclaimers: rules, bare links, logos, social media prompts.
-_FOOTER_JUNK = re.compile(
-    r"^\W*(?:[_=*-]+|https?://\S+|www\.\S+|\[cid:[^\]]*\]|\[image[^\]]*\]|follow us\b.{0,60}"
-    r"|(?:twitter|facebook|instagram|linkedin|x)\b.{0,60})\W*$",
-    re.IGNORECASE,
-)
-_SHORT_LINE = 72  # a signature line (name, title, phone) is short
-_MAX_SIGNATURE_LINES = 8
 _BLANK_RUNS = re.compile(r"\n{3,}")
+_QUOTED_BLANK = re.compile(r"^[ \t>]*$")
 
 
 def visible_text(body: str) -> str:
     """What the author of a message wrote, without quoted history, signature or disclaimer.
 
-    A message with no quote comes back essentially unchanged (bar signature and disclaimer);
-    inline answers between quoted lines are kept. Never returns "" when the input had any
-    unquoted text: it then falls back to the first non-empty paragraph.
+    A message with no quote comes back essentially unchanged (bar signature and disclaimer).
+    Never returns "" when the input had any unquoted text: it then falls back to the first
+    paragraph of unquoted text that is not an attribution or separator.
     """
-    lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    lines = [line.rstrip() for line in lines]
-    kept = _drop_history(lines)
-    kept = _drop_signature(kept)
-    kept = _drop_disclaimers(kept)
-    kept = _drop_sign_off(kept)
-    text = _tidy(kept)
-    return text or _first_block(lines)
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
+    original = [line.rstrip() for line in body.split("\n")]
+    kept = _drop_history(signature.drop_banner(original))
+    kept = signature.drop_signature(kept)
+    kept = signature.drop_disclaimers(kept)
+    kept = signature.trim_sign_off(kept)
+    text = _tidy(_drop_trailing_rules(kept))
+    return text or _first_block(original)
 
 
 # -- quoted history ------------------------------------------------------------------------
@@ -88,151 +51,100 @@ def visible_text(body: str) -> str:
 
 def _drop_history(lines: list[str]) -> list[str]:
     cut = _history_start(lines)
-    head = lines[:cut]
-    tail = lines[cut:]
-    if _has_inline_answers(tail):
-        # Interleaved quote/answer: keep the answers, drop the quotes and the "wrote:" line.
-        answers = [line for line in tail if not _QUOTED.match(line)]
-        intro = _intro_length(tail, 0)
-        if intro:
-            answers = [line for line in tail[intro:] if not _QUOTED.match(line)]
-        return head + [""] + answers
-    return head
+    head, tail = lines[:cut], lines[cut:]
+    skip = attribution_length(tail, 0)
+    if skip == 0 and tail and separator_at(tail, 0) and not QUOTED.match(tail[0]):
+        # "-----------" then an attribution: both are history.
+        nxt = next((j for j in range(1, len(tail)) if tail[j].strip()), len(tail))
+        skip = nxt + attribution_length(tail, nxt)
+    answered = _answers_below(tail[skip:])
+    return head + ([""] + answered if answered else [])
 
 
 def _history_start(lines: list[str]) -> int:
     """Index of the first line of quoted history, or len(lines) when there is none."""
     for i, line in enumerate(lines):
-        if _QUOTED.match(line) or _intro_length(lines, i) or _outlook_block_at(lines, i):
-            return i
-        if is_separator(line):
+        if not line.strip():
+            continue
+        if QUOTED.match(line) or attribution_length(lines, i) or header_block_at(lines, i) \
+                or separator_at(lines, i):
             return i
     return len(lines)
 
 
-def _intro_length(lines: list[str], i: int) -> int:
-    """Lines taken by an "On <date>, <name> wrote:" introduction starting at i (0 if none)."""
-    if i >= len(lines) or not lines[i].strip() or _QUOTED.match(lines[i]):
-        return 0
-    if not _INTRO_START.search(lines[i]) and "@" not in lines[i]:
-        return 0
-    joined = ""
-    # Clients wrap long introductions over up to three lines.
-    for k in range(3):
-        if i + k >= len(lines) or not lines[i + k].strip():
-            break
-        joined = (joined + " " + lines[i + k].strip()).strip()
-        if _WROTE.search(joined) and _INTRO_DETAIL.search(joined):
-            return k + 1
-    return 0
+def _answers_below(tail: list[str]) -> list[str]:
+    """The author's text below or between quoted lines: [] when the history is all quote.
 
-
-def _outlook_block_at(lines: list[str], i: int) -> bool:
-    """An Outlook-style "From: … Sent: … To: … Subject: …" block starts at line i."""
-    first = header_field(lines[i])
-    if not first or first[0] != "from":
-        return False
-    seen = set()
-    for line in lines[i + 1 : i + 8]:
-        if not line.strip():
+    Runs of quoted lines alternate with runs of answers. One quote then one answer is a
+    bottom-posted reply: the answer alone. Otherwise each answer keeps the last quoted
+    paragraph above it (what it answers); a quote after the last answer goes."""
+    start = 0
+    while start < len(tail) and (not tail[start].strip() or header_label(tail[start])
+                                 or (start == 0 and separator_at(tail, 0))):
+        start += 1  # an Outlook header block above quoted lines
+    runs: list[tuple[bool, list[str]]] = []  # (quoted, lines)
+    for line in tail[start:]:
+        quoted = bool(QUOTED.match(line))
+        if not line.strip() and runs:
+            runs[-1][1].append(line)  # blank lines belong to the run they follow
             continue
-        parsed = header_field(line)
-        if not parsed:
-            break
-        seen.add(parsed[0])
-    return len(seen & {"date", "to", "subject", "cc"}) >= 2
-
-
-def _has_inline_answers(tail: list[str]) -> bool:
-    """Unquoted text after the first quoted line: the author answered inline or below."""
-    seen_quote = False
-    for line in tail[_intro_length(tail, 0) :]:
-        if _QUOTED.match(line):
-            seen_quote = True
-        elif seen_quote and line.strip() and not _is_boilerplate_line(line):
-            return True
-        elif not seen_quote and line.strip():
-            return False  # unquoted history (an Outlook block): nothing of ours below
-    return False
-
-
-def _is_boilerplate_line(line: str) -> bool:
-    return bool(_SIG_DELIMITER.match(line) or _DEVICE_LINE.match(line))
-
-
-# -- signatures and disclaimers ------------------------------------------------------------
-
-
-def _drop_signature(lines: list[str]) -> list[str]:
+        if runs and runs[-1][0] == quoted:
+            runs[-1][1].append(line)
+        else:
+            runs.append((quoted, [line]))
+    if not runs or not runs[0][0]:
+        return []  # unquoted history (an Outlook block): nothing of ours below
+    answers = [i for i, (quoted, run) in enumerate(runs) if not quoted and _is_answer(run)]
+    if not answers:
+        return []
+    if len(answers) == 1 and answers[0] == len(runs) - 1 and len(runs) == 2:
+        return runs[-1][1]  # bottom-posted
     out: list[str] = []
-    for line in lines:
-        if _SIG_DELIMITER.match(line) and any(x.strip() for x in out):
-            break  # everything below "-- " is the signature
-        if _DEVICE_LINE.match(line):
-            continue
-        out.append(line)
+    for i in answers:
+        quote = runs[i - 1][1] if i > 0 and runs[i - 1][0] else []
+        question, dropped = _last_paragraph(quote)
+        if out and dropped:
+            out.append("")  # where quoted lines were dropped, a paragraph break
+        out += question + runs[i][1]
     return out
 
 
-def _paragraphs(lines: list[str]) -> list[list[str]]:
-    paras: list[list[str]] = []
-    current: list[str] = []
-    for line in lines:
-        if line.strip():
-            current.append(line)
-        elif current:
-            paras.append(current)
-            current = []
-    if current:
-        paras.append(current)
-    return paras
-
-
-def _drop_disclaimers(lines: list[str]) -> list[str]:
-    """Drop trailing paragraphs that are disclaimers (and the rules and links among them)."""
-    paras = _paragraphs(lines)
-    keep = len(paras)
-    found = False
-    while keep > 1:
-        para = paras[keep - 1]
-        if _DISCLAIMER.search(" ".join(para)):
-            found = True
-        elif not all(_FOOTER_JUNK.match(line) for line in para):
-            break
-        keep -= 1
-    if not found:
-        return lines
-    return [line for para in paras[:keep] for line in para + [""]]
-
-
-def _drop_sign_off(lines: list[str]) -> list[str]:
-    """Drop "Kind regards" plus the name block under it, when such a block follows."""
-    content = [i for i, line in enumerate(lines) if line.strip()]
-    for pos in range(len(content) - 2, -1, -1):
-        i = content[pos]
-        if not _SIGN_OFF.match(lines[i]):
+def _is_answer(run: list[str]) -> bool:
+    """Unquoted lines that are the author's: not just a signature or device line, and not
+    the start of more history (an attribution or header block)."""
+    for i, line in enumerate(run):
+        if not line.strip():
             continue
-        block = [lines[j] for j in content[pos + 1 :]]
-        if _looks_like_name_block(block):
-            return lines[:i]
-        return lines  # the last sign-off is followed by real text: leave it all
-    return lines
-
-
-def _looks_like_name_block(block: list[str]) -> bool:
-    """Name, title, phone...: a few short lines, none of them a sentence."""
-    if not block or len(block) > _MAX_SIGNATURE_LINES or len(block[0].split()) > 5:
-        return False
-    for line in block:
-        text = line.strip()
-        if len(text) > _SHORT_LINE or text.endswith(("?", "!")):
+        if attribution_length(run, i) or header_block_at(run, i) or separator_at(run, i):
             return False
-        if text.endswith(".") and len(text.split()) > 3:
-            return False  # "I will send photos tomorrow." is content, not a job title
-    return True
+        if signature.is_delimiter(line):
+            return False
+        if not signature.is_device_line(line):
+            return True
+    return False
+
+
+def _last_paragraph(run: list[str]) -> tuple[list[str], bool]:
+    """The last paragraph of a quoted run (the quoted lines after its last blank quoted line,
+    and the blank lines below them, as they stand), and whether lines above it were dropped."""
+    start = 0
+    for i, line in enumerate(run):
+        if line.strip() and _QUOTED_BLANK.match(line):
+            start = i + 1
+    while start < len(run) and not run[start].strip():
+        start += 1
+    return run[start:], start > 0
 
 
 # -- output --------------------------------------------------------------------------------
+
+
+def _drop_trailing_rules(lines: list[str]) -> list[str]:
+    """A row of dashes or underscores left at the end (above a cut history) goes."""
+    end = len(lines)
+    while end and (not lines[end - 1].strip() or RULE.match(lines[end - 1])):
+        end -= 1
+    return lines[:end]
 
 
 def _tidy(lines: list[str]) -> str:
@@ -240,7 +152,21 @@ def _tidy(lines: list[str]) -> str:
 
 
 def _first_block(lines: list[str]) -> str:
-    """The first paragraph of unquoted text: the fallback when everything else was dropped."""
-    unquoted = [line for line in lines if not _QUOTED.match(line)]
-    paras = _paragraphs(unquoted)
-    return "\n".join(paras[0]).strip() if paras else ""
+    """The first paragraph of the author's unquoted text: the fallback when everything else
+    was dropped (never an attribution line or a separator)."""
+    para: list[str] = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            if para:
+                break
+            continue
+        if QUOTED.match(line) or attribution_length(lines, i) or RULE.match(line) \
+                or separator_at(lines, i):
+            if para:
+                break
+            continue
+        para.append(line)
+    if para:
+        return "\n".join(para).strip()
+    return next((line.strip() for line in lines if line.strip() and not QUOTED.match(line)),
+                "")
