@@ -286,8 +286,8 @@ def staff_sections(app: App, session: Session, now: datetime, digest_id: int) ->
         .subquery())).one()
     services = {sv.id: sv.name for sv in session.exec(select(models.Service))}
     lost = [_line(c, "undeliverable", f"{services.get(r.service_id, '?')} <{r.contact}>: "
-                  f"{(r.undeliverable_reason or 'undeliverable')[:60]} (reply #resend "
-                  f"{c.reference}, or #contact {c.reference} ADDRESS)")
+                  f"{(r.undeliverable_reason or 'undeliverable')[:60]}; "
+                  "#resend, or #contact ADDRESS")
             for r, c in session.exec(lost_q.order_by(col(models.Request.id)).limit(limit))]
     about_request = [n for n in notes if n["kind"] in _FAILED and n["request_state"]]
     delayed = [{**n, "state": "delayed"} for n in about_request if n["request_state"] == "sent"
