@@ -367,7 +367,9 @@ class RequestStat(SQLModel, table=True):
     sent_month: str
     due: date
     answered_on: date | None = None
-    working_days: int | None = None  # from the day the case counts as received to the answer
+    # from the day the request's due date counts from (its case's arrival, for the first) to
+    # the answer
+    working_days: int | None = None
     on_time: bool | None = None
     escalations: int = 0
 
