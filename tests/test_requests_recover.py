@@ -170,6 +170,23 @@ def test_reopen_naming_a_service_asks_that_service(rules_app: App) -> None:
     assert case_json(app, ref)["status"] == "answered"
 
 
+def test_reopen_after_closing_unanswered_asks_the_last_service_again(rules_app: App) -> None:
+    app = rules_app
+    ref = open_case(app)
+    says(app, ref, "#close she sorted it herself", at("11-23"))
+    assert [r.state for r in requests(app, ref)] == ["withdrawn"]
+    says(app, ref, "#reopen\nIt is back.", at("11-24"))
+    withdrawn, follow = requests(app, ref)
+    assert (follow.follow_up_of, follow.follow_up_reason, follow.contact) == \
+        (None, "It is back.", ROADS)  # no answer to quote
+    tick.tick(app, at("11-24"))
+    [sent] = outbox(app, "follow_up", ROADS)
+    assert "The previous answer" not in body(sent)
+    ingest(app, reply_to(mail(sent), ROADS, "Filled again."), at("11-26"))
+    assert [r.state for r in requests(app, ref)] == ["withdrawn", "answered"]
+    assert case_json(app, ref)["status"] == "answered"  # the withdrawn one waits no more
+
+
 def test_reopen_parse_rule(rules_app: App) -> None:
     s = rules_app.settings
     assert followups.parse_reopen(s, "Waste", "") == ("Waste", "")

@@ -136,7 +136,7 @@ def service(call: Call, cmd: Command) -> str:
     waiting = session.exec(
         select(models.Request).where(models.Request.case_id == case.id)
         .where(models.Request.service_id == row.id)
-        .where(col(models.Request.state) != "answered")
+        .where(col(models.Request.state).in_(("sent", "undeliverable")))
     ).first()
     if waiting is not None:
         raise CommandError(f"{case.reference} already has a request to {name}, due "

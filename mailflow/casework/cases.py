@@ -356,9 +356,9 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
     event(session, case, "service_reply", now, sender=sender, text=text,
           raw_message_id=raw_message_id, request_id=request.id if request else None,
           evidence=evidence, contact=request.contact if request else None, **data)
-    open_requests = session.exec(
+    open_requests = session.exec(  # a withdrawn request (closed, then reopened) waits no more
         select(models.Request).where(models.Request.case_id == case.id)
-        .where(col(models.Request.state) != "answered")
+        .where(col(models.Request.state).in_(("sent", "undeliverable")))
     ).all()
     if not open_requests and case.status in ("open", "triage"):
         case.status = "answered"
