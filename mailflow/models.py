@@ -112,6 +112,14 @@ class Request(SQLModel, table=True):
     answered_at: datetime | None = None
     answered_by: str | None = None
     target_days: int | None = None  # working days allowed (casework/enquiry.py target_days)
+    # A follow-up after `#reopen`: the member's words ("" for none) and the request whose
+    # answer it quotes (None when the case had no answer); both None for a first request.
+    follow_up_reason: str | None = None
+    follow_up_of: int | None = Field(default=None, foreign_key="request.id")
+    chased_at: datetime | None = None  # the last chase (the chain's, or a member's #chase)
+    # Why and when the request became `undeliverable` (a bounce, or the relay gave up).
+    undeliverable_reason: str | None = None
+    undeliverable_at: datetime | None = None
 
 
 class CaseLink(SQLModel, table=True):
@@ -359,7 +367,9 @@ class RequestStat(SQLModel, table=True):
     sent_month: str
     due: date
     answered_on: date | None = None
-    working_days: int | None = None  # from the day the case counts as received to the answer
+    # from the day the request's due date counts from (its case's arrival, for the first) to
+    # the answer
+    working_days: int | None = None
     on_time: bool | None = None
     escalations: int = 0
 

@@ -172,6 +172,7 @@ def test_a_refused_recipient_fails_alone_and_the_others_get_the_mail_once(
     assert "550 5.1.1" in holding[0].reason and ROADS in holding[0].reason
     assert [n.audience for n in notices] == ["staff"]
     assert [q.state for q in requests] == ["undeliverable"]
+    assert "550 5.1.1" in (requests[0].undeliverable_reason or "")  # why, for `case --json`
 
     shown = run_cli(config_file, "outbox", "--json", "--state", "failed")
     assert shown.returncode == 0, shown.stderr
@@ -207,6 +208,8 @@ def test_temporary_failures_retry_until_give_up_hours_then_fail_and_tell_staff(
     holding, notices, requests = told_staff(app)
     assert len(holding) == 2 and len(notices) == 2  # the request and the acknowledgement
     assert [q.state for q in requests] == ["undeliverable"]
+    assert "gave up after 48 h" in (requests[0].undeliverable_reason or "")
+    assert requests[0].undeliverable_at == deadline
     assert tick.deliver_outbox(app, deadline + timedelta(hours=5))["failed"] == 0
     assert r.got == []
     shown = run_cli(config_file, "outbox", "--state", "failed")

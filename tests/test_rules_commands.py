@@ -38,6 +38,7 @@ EXPECTED = {
     "priority": {M, S}, "share": {M}, "consent": {M}, "note": {M, S, K}, "deadline": {M, S},
     "holding": {C}, "agree": {M, S}, "refuse": {M, S}, "reject": {M, S}, "merge": {M, S},
     "redirect": {C}, "send": {M}, "help": {M, S, C, K},
+    "chase": {M, S}, "resend": {M, S}, "contact": {M, S},
 }
 ACTORS = {M: JANE, S: STAFF, C: ROADS, K: ALAN}
 
@@ -62,6 +63,7 @@ GOOD_ARGS = {
     "category": "roads", "service": "waste", "type": "complaint", "priority": "high",
     "share": "ward", "consent": "yes", "note": "Phoned her back", "deadline": "18/12/2026",
     "merge": "", "redirect": "dave.gang@council.example", "send": "", "help": "",
+    "chase": "", "contact": "new.person@council.example",
 }
 
 

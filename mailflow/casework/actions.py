@@ -19,7 +19,17 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from mailflow import models, tokens
-from mailflow.casework import authz, cases, closing, extensions, names, parties, sharing
+from mailflow.casework import (
+    authz,
+    cases,
+    closing,
+    extensions,
+    followups,
+    names,
+    parties,
+    recovery,
+    sharing,
+)
 from mailflow.casework.commands import Call, Command, CommandError, Result, parse
 from mailflow.casework.context import Context
 from mailflow.casework.dates import parse_date
@@ -126,7 +136,7 @@ def service(call: Call, cmd: Command) -> str:
     waiting = session.exec(
         select(models.Request).where(models.Request.case_id == case.id)
         .where(models.Request.service_id == row.id)
-        .where(col(models.Request.state) != "answered")
+        .where(col(models.Request.state).in_(("sent", "undeliverable")))
     ).first()
     if waiting is not None:
         raise CommandError(f"{case.reference} already has a request to {name}, due "
@@ -391,10 +401,49 @@ def reject(call: Call, cmd: Command) -> str:
 
 @command("reopen")
 def reopen(call: Call, cmd: Command) -> str:
-    if call.case.status not in ("answered", "closed"):
-        raise CommandError(f"the case is {call.case.status}, not answered or closed")
-    return closing.reopen(call.session, call.case, call.sender, cmd.text, call.now,
-                          call.raw_message_id)
+    return followups.reopen(call.ctx, call.session, call.case, call.sender, cmd.args, cmd.body,
+                            call.now, call.raw_message_id)
+
+
+@command("chase")
+def chase(call: Call, cmd: Command) -> str:
+    if cmd.body:  # the member's follow-up ("any news?"): on the timeline as their update
+        _record(call, f"{call.role}_update", cmd.body)
+    return followups.chase(call.ctx, call.session, call.case, call.sender, cmd.args, cmd.body,
+                           call.now)
+
+
+# -- failed requests -----------------------------------------------------------------------
+@command("resend")
+def resend(call: Call, cmd: Command) -> str:
+    _not_closed(call.case)
+    return "; ".join(recovery.send_again(call.ctx, call.session, call.case, r, call.sender,
+                                         call.now, raw_message_id=call.raw_message_id)
+                     for r in recovery.pick(call.session, call.case, cmd.args,
+                                            waiting_too=False))
+
+
+@command("contact")
+def contact(call: Call, cmd: Command) -> str:
+    _not_closed(call.case)
+    first, _, service_name = cmd.args.strip().partition(" ")
+    new = first.strip("<>").lower()
+    local, _, domain = new.partition("@")
+    if not local or "." not in domain:
+        raise CommandError(f"{first or '(nothing)'} is not an email address; write #contact "
+                           "new.person@council.example")
+    if not call.ctx.settings.is_trusted(new):
+        raise CommandError(f"{new} is not in a trusted domain ("
+                           f"{', '.join(call.ctx.settings.council.trusted_domains) or 'none'}):"
+                           " a request goes only to a council address")
+    found = recovery.pick(call.session, call.case, service_name, waiting_too=True)
+    if len(found) > 1:
+        raise CommandError("more than one request could be meant; name its service: "
+                           f"#contact {new} SERVICE")
+    if found[0].contact == new and found[0].state == "sent":
+        raise CommandError(f"{new} already has this request")
+    return recovery.send_again(call.ctx, call.session, call.case, found[0], call.sender,
+                               call.now, contact=new, raw_message_id=call.raw_message_id)
 
 
 @command("close")

@@ -29,7 +29,14 @@ def _c(name: str, syntax: str, summary: str, *roles: str) -> Command:
 
 COMMANDS: tuple[Command, ...] = (
     _c("close", "#close [outcome]", "close the case, with the outcome in words", M, S),
-    _c("reopen", "#reopen", "reopen a closed or answered case", M, S),
+    _c("reopen", "#reopen [SERVICE | reason]", "reopen an answered or closed case: the "
+       "service is sent a follow-up request with your reason and its last answer", M, S),
+    _c("chase", "#chase [SERVICE]", "chase the waiting request(s) now, once a working day at "
+       "most; #chase anywhere in a follow-up works too", M, S),
+    _c("resend", "#resend [SERVICE]", "send an undeliverable request again", M, S),
+    _c("contact", "#contact name@council.example [SERVICE]",
+       "re-address an undeliverable (or waiting) request to a named person in a trusted "
+       "domain", M, S),
     _c("category", "#category NAME", "set the case's category", M, S),
     _c("service", "#service NAME", "send a request to another service as well", M, S),
     _c("type", "#type complaint|direct|indirect|service-request|community",

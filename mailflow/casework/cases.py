@@ -184,12 +184,29 @@ def constituent_line(c: models.Constituent | None) -> str:
 due_text = notify.date_text
 
 
+@dataclass
+class FollowUp:
+    """A request sent after `#reopen`: the member's words and the request it follows."""
+
+    reason: str
+    of: int | None
+
+
+def due_start(session: Session, case: models.Case, now: datetime) -> datetime:
+    """Where a new request's due date counts from: the case's arrival for its first request,
+    else the day this one is sent (a service added on day 8 gets its whole target)."""
+    earlier = session.exec(select(models.Request.id)
+                           .where(models.Request.case_id == case.id)).first()
+    return now if earlier is not None else case.received_at
+
+
 def send_request(ctx: Context, session: Session, case: models.Case, service: Service, now: datetime,
-                 *, reason: str = "") -> models.Request:
+                 *, reason: str = "", follow_up: FollowUp | None = None) -> models.Request:
     s, cal = ctx.settings, ctx.calendar
     service_row = directory.service_row(session, service.name)
     days, why = deadlines.target(s, service.name, case.category, case.enquiry_type)
-    due = cal.due(case.received_at, days)
+    start = now if follow_up else due_start(session, case, now)
+    due = cal.due(start, days)
     request = models.Request(
         case_id=case.id,  # type: ignore[arg-type]
         service_id=service_row.id,  # type: ignore[arg-type]
@@ -197,22 +214,26 @@ def send_request(ctx: Context, session: Session, case: models.Case, service: Ser
         token="",
         sent_at=now,
         due=due,
-        due_rule=deadlines.rule_text(cal, days, why, case.received_at),
-        due_from=case.received_at,
+        due_rule=deadlines.rule_text(cal, days, why, start),
+        due_from=start,
         due_days=days,
         target_due=due,
         ack_due=cal.add_working_days(cal.received_day(now),
                                      deadlines.acknowledge_days(s, service.name)),
         target_days=days,
+        follow_up_reason=follow_up.reason if follow_up else None,
+        follow_up_of=follow_up.of if follow_up else None,
     )
     deadlines.restart_chain(cal, s.chasing, request, cal.today(now))
     session.add(request)
     session.flush()
     request.token = tokens.token(s.secret, case.reference, request.id)  # type: ignore[arg-type]
     mail_request(ctx, session, case, request, service, now)
-    event(session, case, "request_sent", now, text=f"Request sent to {service.name} "
+    what = "Follow-up request" if follow_up else "Request"
+    event(session, case, "request_sent", now, text=f"{what} sent to {service.name} "
           f"<{service.contact}>, due {due.isoformat()}.", request_id=request.id,
-          service=service.name, due=due.isoformat(), rule=request.due_rule, routing=reason)
+          service=service.name, due=due.isoformat(), rule=request.due_rule, routing=reason,
+          follow_up_of=request.follow_up_of)
     changed(session, case)
     return request
 
@@ -226,16 +247,18 @@ def retarget(ctx: Context, case: models.Case, r: models.Request, service: str, n
     if days == r.target_days or extended:
         return False
     cal = ctx.calendar
+    start = r.due_from or case.received_at  # counted from where this request's count began
     r.target_days = r.due_days = days
-    r.due = r.target_due = cal.due(case.received_at, days)
-    r.due_rule = deadlines.rule_text(cal, days, why, case.received_at)
+    r.due = r.target_due = cal.due(start, days)
+    r.due_rule = deadlines.rule_text(cal, days, why, start)
     deadlines.restart_chain(cal, ctx.settings.chasing, r, cal.today(now))
     return True
 
 
 def mail_request(ctx: Context, session: Session, case: models.Case, request: models.Request,
                  service: Service, now: datetime) -> None:
-    """The request email to the request's contact (a new request, or a redirected one)."""
+    """The request email to the request's contact (a new request, a follow-up after
+    `#reopen`, or one redirected, resent or re-addressed)."""
     s = ctx.settings
     member = s.member(_member_email(session, case))
     constituent = session.get(models.Constituent, case.constituent_id)
@@ -243,16 +266,30 @@ def mail_request(ctx: Context, session: Session, case: models.Case, request: mod
     files = attachments.of_message(session, case.id, case.source_message_id)  # type: ignore
     carried = [mail.Attachment(f.name, f.content_type, data) for f in files
                if (data := attachments.load(session, f)) is not None]
-    mail.send(
-        ctx, session, "request",
-        {"service": service, "member": member, "ward": member.ward if member else None,
-         "constituent_line": constituent_line(constituent), "due_text": due_text(request.due),
-         "days": request.due_days or request.target_days or service.response_days,
-         "ack_text": due_text(request.ack_due) if request.ack_due else None,
-         "attachments": [f for f in files if f.stored],
-         "too_large": [f for f in files if not f.stored], "human_size": attachments.human_size},
-        to=[request.contact], now=now, case=case, request=request, signed=True, files=carried,
-    )
+    context = {
+        "service": service, "member": member, "ward": member.ward if member else None,
+        "constituent_line": constituent_line(constituent), "due_text": due_text(request.due),
+        "days": request.due_days or request.target_days or service.response_days,
+        "ack_text": due_text(request.ack_due) if request.ack_due else None,
+        "attachments": [f for f in files if f.stored],
+        "too_large": [f for f in files if not f.stored], "human_size": attachments.human_size}
+    template = "request"
+    if request.follow_up_reason is not None:
+        template = "follow_up"
+        context.update(reason=request.follow_up_reason, answer=previous_answer(session, request))
+    mail.send(ctx, session, template, context, to=[request.contact], now=now, case=case,
+              request=request, signed=True, files=carried)
+
+
+def previous_answer(session: Session, request: models.Request) -> models.Event | None:
+    """The answer a follow-up quotes: the last reply filed on the request it follows."""
+    if request.follow_up_of is None:
+        return None
+    return session.exec(select(models.Event).where(models.Event.case_id == request.case_id)
+                        .where(models.Event.request_id == request.follow_up_of)
+                        .where(models.Event.kind == "service_reply")
+                        .order_by(col(models.Event.at).desc(), col(models.Event.id).desc())
+                        ).first()
 
 
 def _member_email(session: Session, case: models.Case) -> str:
@@ -296,6 +333,12 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
                          evidence: str, **data: Any) -> None:
     """A service's answer: the request is answered and the member alerted."""
     service_name = "the service"
+    if request is not None and request.state == "answered":
+        # A reply in the thread of an answered request that a follow-up now asks again.
+        request = session.exec(select(models.Request)
+                               .where(models.Request.case_id == case.id)
+                               .where(models.Request.follow_up_of == request.id)
+                               .where(models.Request.state == "sent")).first() or request
     if request is not None:
         service = session.get(models.Service, request.service_id)
         service_name = service.name if service else service_name
@@ -313,9 +356,9 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
     event(session, case, "service_reply", now, sender=sender, text=text,
           raw_message_id=raw_message_id, request_id=request.id if request else None,
           evidence=evidence, contact=request.contact if request else None, **data)
-    open_requests = session.exec(
+    open_requests = session.exec(  # a withdrawn request (closed, then reopened) waits no more
         select(models.Request).where(models.Request.case_id == case.id)
-        .where(col(models.Request.state) != "answered")
+        .where(col(models.Request.state).in_(("sent", "undeliverable")))
     ).all()
     if not open_requests and case.status in ("open", "triage"):
         case.status = "answered"

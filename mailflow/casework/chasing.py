@@ -31,7 +31,9 @@ def take_step(ctx: Context, session: Session, r: models.Request, now: datetime) 
                     {"id": r.id, "state": "sent", "chase_step": reached_before,
                      "next_step": step, "next_step_on": step_on},
                     {"chase_step": reached, "next_step": next_step, "next_step_on": next_on,
-                     "stepped_at": since if late_reminder else now}):
+                     "stepped_at": since if late_reminder else now,
+                     # a chase today leaves no room for a member's #chase today (followups.py)
+                     **({"chased_at": now} if step in ("chase", "chase_again") else {})}):
         return None
     session.refresh(r)
     if late_reminder:

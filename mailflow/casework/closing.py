@@ -58,13 +58,14 @@ def reopen(session: Session, case: models.Case, sender: str, note: str, now: dat
 
 def close(session: Session, case: models.Case, sender: str, outcome: str, now: datetime,
           raw_message_id: int | None = None) -> str:
-    """Close at once. Requests still waiting are withdrawn, so nobody is chased for them."""
+    """Close at once. Requests still waiting (or undeliverable) are withdrawn, so nobody is
+    chased for them and the staff digest no longer lists them."""
     was = case.status
     case.status, case.closed_at, case.open_until = "closed", now, None
     session.add(case)
     withdrawn = session.execute(
         update(models.Request).where(col(models.Request.case_id) == case.id)
-        .where(col(models.Request.state) == "sent")
+        .where(col(models.Request.state).in_(("sent", "undeliverable")))
         .values(state="withdrawn", next_step_on=None, proposed_due=None)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from mailflow import models, tokens
-from mailflow.casework import actions, cases, commands, dates, notify, parties
+from mailflow.casework import actions, cases, commands, dates, followups, notify, parties, recovery
 from mailflow.casework.attachments import File, store
 from mailflow.casework.commands import Call
 from mailflow.casework.context import Context
@@ -233,8 +233,9 @@ def file_bounce(ctx: Context, session: Session, msg: Incoming, case: models.Case
         what = f"the request to {request.contact}"
         if request.state == "sent" and (not bounce.recipients
                                         or request.contact in bounce.recipients):
-            request.state = "undeliverable"
-            session.add(request)
+            recovery.mark_undeliverable(session, request, f"bounced: {bounce.summary}"
+                                        + (f" ({bounce.diagnostic})" if bounce.diagnostic
+                                           else ""), now)
             what += " (now undeliverable)"
     reason = f"{what} for {case.reference} bounced: {bounce.summary}"
     hold(session, msg, "bounce", reason, now, case=case)
@@ -250,8 +251,7 @@ def mail_failed(session: Session, case: models.Case, request: models.Request | N
     among `recipients` is marked undeliverable, as a permanent bounce would."""
     lost = {r.lower() for r in recipients}
     if request is not None and request.state == "sent" and request.contact.lower() in lost:
-        request.state = "undeliverable"
-        session.add(request)
+        recovery.mark_undeliverable(session, request, reason, now)
     cases.event(session, case, "undeliverable", now, text=reason,
                 request_id=request.id if request else None, recipients=recipients)
     notify.staff(session, case, "undeliverable", reason, now, request=request)
@@ -278,6 +278,9 @@ def _update(ctx: Context, session: Session, msg: Incoming, case: models.Case, ro
     send = commands.find_send(text) if not cmds and role == "member" else None
     if send:
         cmds = [send]
+    if not cmds and role in ("member", "staff") and followups.wants_chase(text):
+        # A follow-up ("any news from Roads? #chase"): recorded by #chase, which it asks for.
+        cmds = [commands.Command("chase", "", followups.without_chase(text))]
     if not cmds and role in ("contact", "officer") and request is not None:
         promised = dates.promised_date(text, ctx.calendar.today(now))
         if promised:  # "I will reply by 10 December": a holding reply, not the answer

@@ -43,6 +43,12 @@ def request_dict(session: Session, r: models.Request, today: date | None = None)
         "chase_step": r.chase_step,
         "next_step": r.next_step,
         "next_step_on": _iso(r.next_step_on),
+        "due_from": _iso(r.due_from),
+        "follow_up_of": r.follow_up_of,
+        "follow_up_reason": r.follow_up_reason,
+        "chased_at": _iso(r.chased_at),
+        "undeliverable_reason": r.undeliverable_reason,
+        "undeliverable_at": _iso(r.undeliverable_at),
     }
 
 

@@ -26,6 +26,7 @@ from mailflow.settings import WEEKDAYS, Member
 
 # Notices about a request that stop being true once it is answered (or withdrawn).
 _WHILE_WAITING = {"chased", "escalated", "extension", "bounce"}
+_FAILED = ("bounce", "undeliverable")  # the staff digest's "Bounced requests"
 
 
 @dataclass
@@ -97,7 +98,8 @@ def _take_notifications(session: Session, audience: str, recipient: str, digest_
     for n in rows:
         case, request = cases.get(n.case_id), requests.get(n.request_id)
         if still_true(n, case, request):
-            out.append({**_line(case, case.status if case else None, n.text), "kind": n.kind})
+            out.append({**_line(case, case.status if case else None, n.text), "kind": n.kind,
+                        "request_state": request.state if request else ""})
     return out
 
 
@@ -275,11 +277,27 @@ def staff_sections(app: App, session: Session, now: datetime, digest_id: int) ->
         {"reference": name, "state": f"{n} overdue", "text": f"oldest due {oldest.isoformat()}"}
         for name, n, oldest in by_service])
     notes = _take_notifications(session, "staff", "staff", digest_id, now)
-    bounced = Section("Bounced requests", [n for n in notes if n["kind"] == "bounce"])
+    # Failed requests from what is true now, in every digest until resent, re-addressed or
+    # withdrawn; a notice of a request's bounce or failure adds only a delay still waiting.
+    lost_q = (select(models.Request, models.Case).join(models.Case)
+              .where(col(models.Request.state) == "undeliverable"))
+    total = session.exec(select(func.count()).select_from(
+        select(models.Request.id).where(col(models.Request.state) == "undeliverable")
+        .subquery())).one()
+    services = {sv.id: sv.name for sv in session.exec(select(models.Service))}
+    lost = [_line(c, "undeliverable", f"{services.get(r.service_id, '?')} <{r.contact}>: "
+                  f"{(r.undeliverable_reason or 'undeliverable')[:60]}; "
+                  "#resend, or #contact ADDRESS")
+            for r, c in session.exec(lost_q.order_by(col(models.Request.id)).limit(limit))]
+    about_request = [n for n in notes if n["kind"] in _FAILED and n["request_state"]]
+    delayed = [{**n, "state": "delayed"} for n in about_request if n["request_state"] == "sent"
+               and n["kind"] == "bounce"]
+    bounced = _cap(Section("Bounced requests"), lost + delayed, total + len(delayed),
+                   limit + len(delayed))
     escalated = Section("Escalations since the last digest",
                         [n for n in notes if n["kind"] == "escalated"])
-    others = Section("Other notices",
-                     [n for n in notes if n["kind"] not in ("bounce", "escalated")])
+    others = Section("Other notices", [n for n in notes if n["kind"] != "escalated"
+                                       and n not in about_request])
     return [pen, triage, overdue, bounced, escalated, others]
 
 

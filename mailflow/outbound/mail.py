@@ -41,7 +41,8 @@ def request_thread(session: Session, request: models.Request) -> str | None:
     """Our first mail to the service about this request, to thread what follows under it."""
     return session.exec(
         select(models.Outbox.message_id).where(models.Outbox.request_id == request.id)
-        .where(models.Outbox.kind == "request").order_by(col(models.Outbox.id))
+        .where(col(models.Outbox.kind).in_(("request", "follow_up")))
+        .order_by(col(models.Outbox.id))
     ).first()
 
 

@@ -74,7 +74,9 @@ def record(session: Session, calendar: Calendar, case: models.Case) -> None:
         if r.answered_at is not None:
             answered = calendar.local(r.answered_at).date()
             row.answered_on = answered
-            row.working_days = max(calendar.working_days_between(received, answered), 0)
+            # From where this request's due date counts (a later request: the day it was sent).
+            start = calendar.received_day(r.due_from) if r.due_from else received
+            row.working_days = max(calendar.working_days_between(start, answered), 0)
             row.on_time = answered <= r.due
         else:
             row.answered_on = row.working_days = row.on_time = None
