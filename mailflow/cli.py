@@ -426,7 +426,12 @@ def cmd_holding(args: argparse.Namespace) -> int:
 def _actor(args: argparse.Namespace) -> str:
     """`--as EMAIL`, else the operating-system user at the console."""
     who = getattr(args, "as_", None)
-    return who.strip().lower() if who else f"{getpass.getuser()} (os user)"
+    if who is None:
+        return f"{getpass.getuser()} (os user)"
+    who = who.strip().lower()
+    if "@" not in who or any(c.isspace() for c in who):
+        raise Fail(f"--as: not an email address: {who!r}", EX_USAGE)
+    return who
 
 
 # HoldingError.why -> exit code (README, Exit codes)

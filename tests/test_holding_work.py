@@ -322,6 +322,17 @@ def test_a_member_works_their_own_held_mail_from_their_digest(rules_app: App) ->
                for e in timeline(app, ref))
     [a] = audit_rows(app, "holding.file")
     assert (a.actor, a.via) == (JANE, "email")
+    # `#open` with no address is for the member the item names: Jane, who sent it.
+    ingest(app, message(JANE, CASEWORK, f"RE: [{ref}] Another one",
+                        "Name: Ann Brown\nEmail: brown@example.org\n\n"
+                        "The bins at 3 Elm Road were not collected."), TUE)
+    other = held_id(app)
+    out = ingest(app, answer(digest, STAFF, f"#open {other}"), TUE)
+    assert out.disposition == "update", out.reason
+    [row] = [r for r in pen(app, "--all") if r["id"] == other]
+    case = json.loads(cli(app, "case", row["case"], "--json").stdout)
+    assert (case["member"]["email"], case["constituent"]["email"]) == (JANE, "brown@example.org")
+    assert [r["service"] for r in case["requests"]] == ["Waste"]
     tick.tick(app, WED_8)
     later = [m for m in sent_of_kind(app.settings.maildir, "member_digest")
              if m["Message-ID"] != digest["Message-ID"]]

@@ -85,12 +85,15 @@ def _member_of(session: Session, case: models.Case) -> str | None:
     return row.email if row else None
 
 
-def check(session: Session, s: Settings, h: models.Holding, actor: str, *,
+CONSOLE = " (os user)"  # the CLI's actor without --as: `NAME (os user)`
+
+
+def check(session: Session, s: Settings, h: models.Holding, actor: str, via: str, *,
           case: models.Case | None = None, member: Member | None = None) -> str:
     """`staff` or `member` when `actor` may work this item (onto this case, for this member);
-    raises HoldingError(refused) otherwise. An operating-system user at the console
-    (`NAME (os user)`) is staff: they hold the database already."""
-    if actor.endswith(" (os user)") or s.is_staff(actor):
+    raises HoldingError(refused) otherwise. The operating-system user at the console is
+    staff: they hold the database already."""
+    if (via == "cli" and actor.endswith(CONSOLE)) or s.is_staff(actor):
         return "staff"
     m = s.member_for(actor)
     if m is None:
@@ -153,7 +156,7 @@ def file(ctx: Context, session: Session, holding_id: int, ref: str, actor: str, 
     """The held message is filed on `ref` as if it had matched it (filing.file_held)."""
     h = item(session, holding_id)
     case = case_by_reference(session, ctx.settings, ref)
-    check(session, ctx.settings, h, actor, case=case)
+    check(session, ctx.settings, h, actor, via, case=case)
     held = _held(h, read, "file")
     outcome = filing.file_held(ctx, session, held.msg, case, now, by=actor)
     if outcome.disposition != "update":
@@ -166,16 +169,31 @@ def file(ctx: Context, session: Session, holding_id: int, ref: str, actor: str, 
     return Done(h, outcome)
 
 
-def open_case(ctx: Context, session: Session, holding_id: int, member_address: str,
+def _member_named(session: Session, s: Settings, h: models.Holding, actor: str
+                  ) -> Member | None:
+    """Whom `#open` without an address is for: the member replying, else the member whose
+    mail is held, else the member of the case the item names."""
+    held_case = session.get(models.Case, h.case_id) if h.case_id else None
+    for address in (actor, h.sender, held_case and _member_of(session, held_case)):
+        if address and (m := s.member_for(address)):
+            return m
+    return None
+
+
+def open_case(ctx: Context, session: Session, holding_id: int, member_address: str | None,
               service_name: str | None, actor: str, now: datetime, read: Reader, *,
               via: str = "cli") -> Done:
-    """A case from the held message for `member_address`: its sender is the constituent
-    (a forward's original sender), with the usual request and acknowledgement."""
+    """A case from the held message for `member_address` (None: the member the item names):
+    its sender is the constituent (a forward's original sender), with the usual request and
+    acknowledgement."""
     s = ctx.settings
     h = item(session, holding_id)
-    member = s.member_for(member_address)
+    member = s.member_for(member_address) if member_address else \
+        _member_named(session, s, h, actor)
     if member is None:
-        raise HoldingError(f"no member with address {member_address}", "invalid")
+        raise HoldingError(f"no member with address {member_address}" if member_address else
+                           f"holding item {h.id} names no member: write #open {h.id} ADDRESS",
+                           "invalid")
     service = None
     if service_name:
         service = next((sv for sv in s.services if sv.name.lower() == service_name.lower()
@@ -183,7 +201,7 @@ def open_case(ctx: Context, session: Session, holding_id: int, member_address: s
         if service is None:
             raise HoldingError(f"no service {service_name!r} (the services are "
                                f"{', '.join(sv.name for sv in s.services)})", "invalid")
-    check(session, s, h, actor, member=member)
+    check(session, s, h, actor, via, member=member)
     held = _held(h, read, "open a case from")
     new, how = held.new_case(member)
     own = held.msg.sender in (member.email, *member.aliases)
@@ -207,7 +225,7 @@ def dismiss(ctx: Context, session: Session, holding_id: int, reason: str, actor:
     if not reason:
         raise HoldingError("say why it is dismissed (--reason TEXT, or #dismiss ID reason)",
                            "invalid")
-    check(session, ctx.settings, h, actor)
+    check(session, ctx.settings, h, actor, via)
     case = session.get(models.Case, h.case_id) if h.case_id else None
     _resolve(session, h, "dismissed", actor, now, note=reason[:1000])
     _record(session, h, "dismiss", actor, now, via, case,
@@ -277,7 +295,7 @@ def reply(ctx: Context, session: Session, msg: Incoming, evidence: str, now: dat
                                            "invalid")
                     r = file(ctx, session, holding_id, rest[0], actor, now, read, via="email")
                 elif action == "open":
-                    who = next((w for w in rest if "@" in w), actor)
+                    who = next((w for w in rest if "@" in w), None)
                     svc = " ".join(w for w in rest if "@" not in w) or None
                     r = open_case(ctx, session, holding_id, who, svc, actor, now, read,
                                   via="email")
