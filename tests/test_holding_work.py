@@ -339,12 +339,25 @@ def test_a_member_works_their_own_held_mail_from_their_digest(rules_app: App) ->
     assert all(f"#{hid} " not in body(m) for m in later)
 
 
-def test_a_command_without_its_item_is_refused_with_the_way_to_write_it(rules_app: App) -> None:
+def test_a_command_naming_no_item_means_the_only_one_waiting(rules_app: App) -> None:
     app = rules_app
     ref = open_case(app, now=FRI)
     ingest(app, tagged(ROADS, ref, "Filled today."), MON)
+    only = held_id(app)
+    ingest(app, message(STRANGER, CASEWORK, "Cheap pills", "Buy now"), MON)
     tick.tick(app, TUE_8)
-    out = ingest(app, answer(staff_digest(app), STAFF, f"#file {ref}"), TUE)
+    digest = staff_digest(app)
+    # Two items wait: a command that names none is refused, with the way to write it.
+    out = ingest(app, answer(digest, STAFF, f"#file {ref}"), TUE)
     assert out.disposition == "holding_pen"
     assert "name the item first" in out.reason
     assert get_case(app, ref).status == "open"
+    with app.session() as s:  # the staff's refused reply is the third item; clear two
+        for h in s.exec(select(models.Holding).where(models.Holding.id != only)):
+            h.resolved_at, h.resolution = TUE, "dismissed"
+            s.add(h)
+        s.commit()
+    out = ingest(app, answer(digest, STAFF, f"#file {ref}"), TUE)
+    assert out.disposition == "update", out.reason
+    assert get_case(app, ref).status == "answered"
+    assert [r["resolution"] for r in pen(app, "--all") if r["id"] == only] == ["filed"]

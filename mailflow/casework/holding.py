@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
 
 from mailflow import db, models, tokens
 from mailflow.casework import audit, cases, filing
@@ -258,11 +259,27 @@ def _commands(text: str) -> list[tuple[str, str]]:
     return out
 
 
+def _only_item(session: Session, s: Settings, actor: str) -> int | None:
+    """The item a command that names none means: the one item waiting that `actor` may work
+    (for staff, the one item in the pen), or None when there are several (or none)."""
+    # From the unresolved items (ix_holding_resolved_at), never from the member's cases.
+    q = select(models.Holding.id).where(col(models.Holding.resolved_at).is_(None))
+    m = s.member_for(actor)
+    if not s.is_staff(actor) and m is not None:
+        q = (q.outerjoin(models.Case, col(models.Case.id) == models.Holding.case_id)
+             .outerjoin(models.Member, col(models.Member.id) == models.Case.member_id)
+             .where(or_(col(models.Holding.sender).in_([m.email, *m.aliases]),
+                        col(models.Member.email) == m.email)))
+    ids = session.exec(q.limit(2)).all()
+    return ids[0] if len(ids) == 1 else None
+
+
 def reply(ctx: Context, session: Session, msg: Incoming, evidence: str, now: datetime,
           read: Reader) -> Outcome:
     """`#file 17 CW-2026-00042`, `#open 17 [member address] [service]`, `#dismiss 17 reason`,
     one a line at the top of a reply to a digest (its signed address or Message-ID is the
-    proof of receipt): each names its item, as the digest lists several. Each is done or
+    proof of receipt): each names its item, as the digest lists several (a command naming
+    none means the one item waiting that the sender may work, if there is only one). Each is done or
     refused on its own (a savepoint each); the sender gets one answer saying which."""
     actor = (msg.sender or "").lower()
     s = ctx.settings
@@ -284,10 +301,12 @@ def reply(ctx: Context, session: Session, msg: Incoming, evidence: str, now: dat
         rest = words[1:] if m else words
         try:
             if holding_id is None:
+                holding_id = _only_item(session, s, actor)
+            if holding_id is None:
                 raise HoldingError(f"name the item first, as the digest shows it: #{action} 17"
                                    + {"file": f" {ctx.settings.council.reference_prefix}"
-                                      "-2026-00042", "open": "", "dismiss": " spam"}[action],
-                                   "invalid")
+                                      "-2026-00042", "open": "", "dismiss": " spam"}[action]
+                                   + " (more than one item is waiting)", "invalid")
             with session.begin_nested():
                 if action == "file":
                     if not rest:
