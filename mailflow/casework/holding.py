@@ -279,8 +279,8 @@ def reply(ctx: Context, session: Session, msg: Incoming, evidence: str, now: dat
     """`#file 17 CW-2026-00042`, `#open 17 [member address] [service]`, `#dismiss 17 reason`,
     one a line at the top of a reply to a digest (its signed address or Message-ID is the
     proof of receipt): each names its item, as the digest lists several (a command naming
-    none means the one item waiting that the sender may work, if there is only one). Each is done or
-    refused on its own (a savepoint each); the sender gets one answer saying which."""
+    none means the one item waiting that the sender may work, if there is only one). Each is
+    done or refused on its own (a savepoint each); the sender gets one answer saying which."""
     actor = (msg.sender or "").lower()
     s = ctx.settings
     if not (s.is_staff(actor) or s.member_for(actor)):  # no answer to a stranger
@@ -306,7 +306,7 @@ def reply(ctx: Context, session: Session, msg: Incoming, evidence: str, now: dat
                 raise HoldingError(f"name the item first, as the digest shows it: #{action} 17"
                                    + {"file": f" {ctx.settings.council.reference_prefix}"
                                       "-2026-00042", "open": "", "dismiss": " spam"}[action]
-                                   + " (more than one item is waiting)", "invalid")
+                                   + " (not exactly one item is waiting)", "invalid")
             with session.begin_nested():
                 if action == "file":
                     if not rest:
