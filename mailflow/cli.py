@@ -22,7 +22,7 @@ from mailflow.app import App
 from mailflow.casework import sharing, views
 from mailflow.ops import logs
 
-EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_CONFIG = 64, 65, 66, 75, 78
+EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL, EX_NOPERM, EX_CONFIG = 64, 65, 66, 75, 77, 78
 
 
 class Fail(Exception):
@@ -448,8 +448,10 @@ class _Progress:
 def cmd_holding(args: argparse.Namespace) -> int:
     _pin(args)
     app = _load(args)
+    if args.action:
+        return _work_holding(_started(args), args)
     if args.retry is not None:
-        return _retry(_started(args), args.retry, args.json)
+        return _retry(_started(args), args.retry, args.json, _actor(args))
     with app.session() as s:
         q = select(models.Holding).order_by(col(models.Holding.id))
         if not args.all:
@@ -458,18 +460,76 @@ def cmd_holding(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
     else:
-        print(_table([[r["id"], r["kind"], r["from"] or "", r["case"] or "", r["reason"][:70]]
-                      for r in rows], ["ID", "KIND", "FROM", "CASE", "REASON"])
+        print(_table([[r["id"], r["kind"], r["from"] or "", r["case"] or "",
+                       r["resolution"] or "", r["reason"][:70]] for r in rows],
+                     ["ID", "KIND", "FROM", "CASE", "RESOLUTION", "REASON"])
               if rows else "the holding pen is empty")
     return 0
 
 
-def _retry(app: App, holding_id: int, as_json: bool) -> int:
+def _actor(args: argparse.Namespace) -> str:
+    """`--as EMAIL`, else the operating-system user at the console."""
+    who = getattr(args, "as_", None)
+    if who is None:
+        return f"{getpass.getuser()} (os user)"
+    who = who.strip().lower()
+    if "@" not in who or any(c.isspace() for c in who):
+        raise Fail(f"--as: not an email address: {who!r}", EX_USAGE)
+    return who
+
+
+# HoldingError.why -> exit code (README, Exit codes)
+_HOLDING_EXIT = {"not_found": 1, "invalid": 1, "resolved": 2, "refused": EX_NOPERM}
+
+
+def _work_holding(app: App, args: argparse.Namespace) -> int:
+    """`holding file|open|dismiss`: one transaction; a refusal is audited on its own."""
+    from mailflow.casework import holding
+    from mailflow.inbound.dispatch import held
+
+    actor, now, action = _actor(args), clock.now(), args.action
+    try:
+        with app.session() as s:
+            ctx = app.context
+            if action == "file":
+                done = holding.file(ctx, s, args.id, args.reference, actor, now,
+                                    lambda h: held(ctx, s, h))
+            elif action == "open":
+                done = holding.open_case(ctx, s, args.id, args.member, args.service, actor, now,
+                                         lambda h: held(ctx, s, h))
+            else:
+                done = holding.dismiss(ctx, s, args.id, args.reason, actor, now)
+            s.commit()
+            row = views.holding_dict(s, done.item)
+    except holding.HoldingError as e:
+        if e.why == "refused":
+            with app.session() as s:
+                holding.refused(s, action, args.id, actor, str(e), now, "cli")
+                s.commit()
+        raise Fail(str(e), _HOLDING_EXIT[e.why]) from None
+    if args.json:
+        _print_json({**row, "outcome": done.outcome.reason})
+    else:
+        print(f"holding {args.id}: {row['resolution']}"
+              + (f" {row['case']}" if row["case"] and action != "dismiss" else "")
+              + f" ({done.outcome.reason})")
+    return 0
+
+
+def _retry(app: App, holding_id: int, as_json: bool, actor: str) -> int:
     """Mailman's unshunt: a message quarantined by a pipeline error goes through again."""
     from mailflow.inbound import pipeline
 
+    if not (actor.endswith(" (os user)") or app.settings.is_staff(actor)):
+        with app.session() as s:
+            from mailflow.casework import holding
+
+            holding.refused(s, "retry", holding_id, actor, "not member services", clock.now(),
+                            "cli")
+            s.commit()
+        raise Fail(f"--as: {actor} is not member services", EX_NOPERM)
     try:
-        raw_id, result = pipeline.retry(app, holding_id, clock.now())
+        raw_id, result = pipeline.retry(app, holding_id, clock.now(), actor)
     except pipeline.CannotRetry as e:
         raise Fail(str(e), 2 if e.found else 1) from None
     with app.session() as s:
@@ -592,6 +652,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EX_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _holding_common(p: argparse.ArgumentParser, default: Any) -> None:
+    """`--as`, `--now`, `--json`, before or after a holding action (its parser must not
+    reset what `holding --json file …` already set: SUPPRESS)."""
+    p.add_argument("--as", dest="as_", metavar="EMAIL", default=default,
+                   help="the staff user (or member) acting (default: the OS user)")
+    p.add_argument("--now", default=default, help="pin the clock for this run (ISO-8601)")
+    p.add_argument("--json", action="store_true",
+                   default=default if default is argparse.SUPPRESS else False)
+    p.set_defaults(**({} if default is argparse.SUPPRESS else {"action": None}))
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", default=argparse.SUPPRESS,
@@ -654,13 +725,31 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("file", metavar="FILE.csv")
     sp.add_argument("--dry-run", action="store_true",
                     help="check every row and report what cannot be taken; change nothing")
-    sp = add("holding", cmd_holding, "list the holding pen")
+    sp = add("holding", cmd_holding, "list the holding pen, or work one item of it")
     sp.add_argument("--all", action="store_true", help="include resolved items")
     sp.add_argument("--retry", type=int, metavar="ID",
                     help="put a message quarantined by an error (kind failed) through the "
                          "pipeline again, once the cause is fixed")
-    sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
-    sp.add_argument("--json", action="store_true")
+    _holding_common(sp, None)
+    acts = sp.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    file_ = acts.add_parser("file", parents=[common],
+                            help="file a held message on a case, as if it had matched it (an "
+                                 "update, a service's answer, its commands)")
+    file_.add_argument("id", type=int, metavar="ID")
+    file_.add_argument("reference", metavar="REF")
+    open_ = acts.add_parser("open", parents=[common],
+                            help="open a case from a held message for a member")
+    open_.add_argument("id", type=int, metavar="ID")
+    open_.add_argument("--member", required=True, metavar="EMAIL",
+                       help="the member whose case it is")
+    open_.add_argument("--service", metavar="NAME",
+                       help="send the request to this service (default: routed by keywords)")
+    dismiss = acts.add_parser("dismiss", parents=[common],
+                              help="take a held message out of the queue (kept)")
+    dismiss.add_argument("id", type=int, metavar="ID")
+    dismiss.add_argument("--reason", required=True, metavar="TEXT", help="why, in words")
+    for a in (file_, open_, dismiss):
+        _holding_common(a, argparse.SUPPRESS)
     sp = add("outbox", cmd_outbox, "list outbound mail")
     sp.add_argument("--state", choices=["queued", "sending", "sent", "held", "failed"])
     sp.add_argument("--release", type=int, metavar="ID",

@@ -260,6 +260,12 @@ class Holding(SQLModel, table=True):
     resolved_at: datetime | None = Field(default=None, index=True)
     # The open cases it might belong to: [{"case": "CW-2026-00042", "why": ["..."]}, ...]
     candidates: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    # How a person worked it (casework/holding.py): filed | opened | dismissed | retried,
+    # who (an address, or "NAME (os user)"), and the dismissal's reason. `case_id` is then the
+    # case it was filed on or opened as.
+    resolution: str | None = None
+    resolved_by: str | None = None
+    resolution_note: str | None = None
 
 
 class Blob(SQLModel, table=True):

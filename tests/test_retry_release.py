@@ -63,7 +63,8 @@ def test_a_failed_message_is_retried_once_the_cause_is_fixed(app: App, config_fi
     assert holding(config_file) == []
     resolved = holding(config_file, "--all")
     assert [h["id"] for h in resolved] == [item["id"], item2["id"]]
-    assert "retried at 2026-11-20T10:10:00" in resolved[1]["reason"]
+    assert (resolved[1]["resolution"], resolved[1]["resolved_at"]) == (
+        "retried", "2026-11-20T10:10:00Z")
     case = json.loads(run_cli(config_file, "case", "CW-2026-00001", "--json").stdout)
     assert case["received_at"] == "2026-11-20T10:00:00Z"  # when it arrived, not the retry
     with app.session() as s:

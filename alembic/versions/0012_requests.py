@@ -1,7 +1,7 @@
 """requests: follow-ups after #reopen, the last chase, why a request is undeliverable
 
 Revision ID: 0012_requests
-Revises: 0010_audit
+Revises: 0011_holding_resolution
 Create Date: 2026-12-01 03:40:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0012_requests"
-down_revision: str | None = "0010_audit"
+down_revision: str | None = "0011_holding_resolution"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -154,7 +154,7 @@ def service(call: Call, cmd: Command) -> str:
     for h in session.exec(select(models.Holding).where(models.Holding.case_id == case.id)
                           .where(models.Holding.kind == "needs_service")
                           .where(col(models.Holding.resolved_at).is_(None))):
-        h.resolved_at = call.now
+        h.resolved_at, h.resolution, h.resolved_by = call.now, "filed", call.sender
         session.add(h)
     _record(call, "service_added", f"Request to {name} added.", service=name,
             request=request.id, changes=changes)

@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailflow import models, tokens
 from mailflow.casework import actions, cases, commands, dates, followups, notify, parties, recovery
 from mailflow.casework.attachments import File, store
 from mailflow.casework.commands import Call
 from mailflow.casework.context import Context
-from mailflow.casework.routing import route
+from mailflow.casework.routing import Route, route
+from mailflow.settings import Service
 
 
 @dataclass
@@ -69,14 +70,17 @@ def hold(session: Session, msg: Incoming, kind: str, reason: str, now: datetime,
 
 
 def open_case(ctx: Context, session: Session, msg: Incoming, new: cases.NewCase, how: str,
-              now: datetime, *, forwarded: bool) -> Outcome:
+              now: datetime, *, forwarded: bool, service: Service | None = None,
+              obey: bool = True) -> Outcome:
     """A member's forward or typed case: routed, opened, and steered by the commands at the
-    top of the member's own text (their note above a forward, or what they typed)."""
+    top of the member's own text (their note above a forward, or what they typed).
+    `service`: a person chose it (routing is skipped); `obey`: false when the text is not
+    the member's own (a held message a person opened a case from), so no `#` line in it runs."""
     if msg.automatic:  # dispatch never sends one here; a robot opens nothing all the same
         return hold(session, msg, msg.automatic, f"{msg.automatic} opens no case ({msg.why})",
                     now)
     own = new.member_note if forwarded else new.issue
-    cmds, _ = commands.parse(own)
+    cmds, _ = commands.parse(own) if obey else ([], "")
     if cmds:
         if forwarded:
             new.member_note = commands.strip(new.member_note)
@@ -85,7 +89,8 @@ def open_case(ctx: Context, session: Session, msg: Incoming, new: cases.NewCase,
     if not (new.issue.strip() or new.member_note.strip() or msg.files):
         return hold(session, msg, "empty", f"{how} from {new.member.name} with no text and no "
                     "files: an empty message opens no case", now)
-    r = route(ctx.settings.services, new.subject, f"{new.issue}\n{new.member_note}")
+    r = Route(service, {}, "chosen by a person") if service else \
+        route(ctx.settings.services, new.subject, f"{new.issue}\n{new.member_note}")
     new.service, new.route_reason = r.service, r.reason
     new.raw_message_id, new.message_id, new.files = msg.raw_id, msg.message_id, msg.files
     new.received_at = msg.received_at
@@ -213,6 +218,37 @@ def file_guess(ctx: Context, session: Session, msg: Incoming, case: models.Case,
     return Outcome("update", case.reference,
                    f"filed on {case.reference} as a guess ({'; '.join(why)}); from {who} so it "
                    "is attached for staff to review and changes no request")
+
+
+def file_held(ctx: Context, session: Session, msg: Incoming, case: models.Case, now: datetime,
+              *, by: str) -> Outcome:
+    """A held message a person (`by`) filed on a case: what it would have been had it matched
+    with proof. A party's is an update, a service's reply answers its request, a party's
+    commands run with the sender's role (actions.run); a trusted-domain officer's counts as
+    the contact's; anyone else's is attached for review and changes nothing."""
+    role, request = parties.role_of(session, ctx.settings, case, msg.sender)
+    if role is None and msg.sender and ctx.settings.is_trusted(msg.sender):
+        role, request = "officer", session.exec(
+            select(models.Request).where(models.Request.case_id == case.id)
+            .where(col(models.Request.state) != "answered").order_by(col(models.Request.id))
+        ).first()
+    if msg.automatic:
+        return _automatic(session, msg, case, request, "filed", now, msg.automatic, msg.why)
+    if role in (*parties.PARTIES, "officer"):
+        return _update(ctx, session, msg, case, role, request, "filed", now,  # type: ignore[arg-type]
+                       filed_by=by)
+    if not (msg.text.strip() or msg.files):
+        return hold(session, msg, "empty", f"{msg.sender} sent a message with no text and no "
+                    "files: it is no update", now, case=case)
+    _attach(ctx, session, msg, case, now)
+    kind = "constituent_update" if role == "constituent" else "unverified_update"
+    cases.event(session, case, kind, now, sender=msg.sender, text=msg.text,
+                raw_message_id=msg.raw_id, evidence="filed", filed_by=by, review=True,
+                verified=False)
+    who = "its constituent" if role == "constituent" else f"{msg.sender or 'an unknown sender'}" \
+        ", not a party"
+    return Outcome("update", case.reference, f"filed on {case.reference} by {by}; from {who}, "
+                   "so it is attached for review and changes no request")
 
 
 def file_bounce(ctx: Context, session: Session, msg: Incoming, case: models.Case,

@@ -155,7 +155,12 @@ def holding_dict(session: Session, h: models.Holding) -> dict[str, Any]:
         "message_id": raw.message_id if raw else None,
         "message": h.raw_message_id,
         "created_at": _iso(h.created_at),
+        "received_at": _iso(raw.received_at if raw and raw.received_at else h.created_at),
         "candidates": h.candidates or [],
+        "resolution": h.resolution,
+        "resolved_by": h.resolved_by,
+        "resolved_at": _iso(h.resolved_at),
+        "resolution_note": h.resolution_note,
     }
 
 

@@ -17,15 +17,15 @@ from datetime import datetime
 from sqlmodel import Session
 
 from mailflow import models
-from mailflow.casework import cases, filing
+from mailflow.casework import cases, filing, holding
 from mailflow.casework.context import Context
 from mailflow.casework.filing import Outcome
 from mailflow.casework.intake import typed_case
 from mailflow.inbound import classify as cls
-from mailflow.inbound.parse import Parsed, clean, line
+from mailflow.inbound.parse import Parsed, clean, line, parse
 from mailflow.inbound.reply import visible_text
 from mailflow.inbound.understand import Understanding, understand
-from mailflow.settings import Settings
+from mailflow.settings import Member, Settings
 
 SUBJECT_PREFIX = re.compile(r"^\s*((fwd?|fw|tr|wg|rv|pd|ymlaen|re|aw|sv)\s*:\s*)+", re.IGNORECASE)
 
@@ -95,6 +95,9 @@ def _digest_reply(d: Delivery) -> Outcome:
     if u.kind != cls.NORMAL:
         return Outcome("ignored", None, f"{u.kind.replace('_', '-')} to a digest "
                        f"({u.digest}; {u.classification.why}): dropped")
+    if holding.asks(d.msg.text):  # #file / #open / #dismiss: working the holding pen
+        return holding.reply(d.ctx, d.session, d.msg, u.digest or "", d.now,
+                             lambda h: held(d.ctx, d.session, h))
     return filing.file_digest_reply(d.ctx, d.session, d.msg, u.digest or "", d.now)
 
 
@@ -122,9 +125,17 @@ def _guess(d: Delivery) -> Outcome:
 
 def _members_mail(d: Delivery) -> Outcome:
     """A member's message that names no case: a forward, or a case typed by the member."""
-    u, s = d.u, d.ctx.settings
-    member = s.member_for(u.sender)
+    member = d.ctx.settings.member_for(d.u.sender)
     assert member is not None
+    new, how = new_case(d.u, member)
+    return filing.open_case(d.ctx, d.session, d.msg, new, how, d.now,
+                            forwarded=d.u.forward is not None)
+
+
+def new_case(u: Understanding, member: Member) -> tuple[cases.NewCase, str]:
+    """The case a message opens for `member`: a forward's original sender is the constituent;
+    the member's own message is a typed case; anyone else's (a message from the holding pen)
+    has its sender as the constituent and its text as their words."""
     p, fwd = u.parsed, u.forward
     if fwd:
         o = fwd.original
@@ -137,16 +148,19 @@ def _members_mail(d: Delivery) -> Outcome:
             constituent_email=clean(o.sender.address) if o.sender else None,
             original_date=o.date,
         )
-        how = "a forward" + (" (attached)" if fwd.attached else "")
-    else:
+        return new, "a forward" + (" (attached)" if fwd.attached else "")
+    if u.sender in (member.email, *member.aliases):
         typed = typed_case(p.text)
-        new = cases.NewCase(
+        return cases.NewCase(
             member=member, subject=p.subject, issue=clean(typed.text), member_note="",
             constituent_name=typed.name, constituent_email=typed.email,
             constituent_phone=typed.phone, constituent_address=typed.address,
-        )
-        how = "a case typed by the member"
-    return filing.open_case(d.ctx, d.session, d.msg, new, how, d.now, forwarded=fwd is not None)
+        ), "a case typed by the member"
+    return cases.NewCase(
+        member=member, subject=line(SUBJECT_PREFIX.sub("", p.subject)),
+        issue=clean(u.reply_text), member_note="",
+        constituent_name=line(p.sender_name or "") or None, constituent_email=u.sender,
+    ), f"a message from {u.sender or 'an unknown sender'}"
 
 
 def _bad_token(d: Delivery) -> Outcome:
@@ -206,12 +220,12 @@ def decide(u: Understanding, s: Settings) -> Rule:
     return next(r for r in RULES if r.when(u, s))
 
 
-def dispatch(ctx: Context, session: Session, raw: models.RawMessage, p: Parsed,
-             now: datetime) -> Outcome:
+def read(ctx: Context, session: Session | None, raw: models.RawMessage, p: Parsed
+         ) -> tuple[Understanding, filing.Incoming]:
+    """What a stored message is, and what casework needs of it. Without a session nothing is
+    matched: a message from the holding pen, re-read for a person who decided where it goes."""
     u = understand(p, ctx.settings, session, envelope_from=raw.envelope_from,
                    envelope_to=raw.envelope_to)
-    if u.classification.automatic:  # whatever it causes, no mail goes back to a robot
-        ctx = ctx.answering(f"{u.kind.replace('_', '-')} {raw.id}")
     msg = filing.Incoming(raw_id=raw.id,  # type: ignore[arg-type]
                           message_id=u.parsed.message_id, sender=u.sender,
                           subject=u.parsed.subject, text=clean(u.reply_text), files=u.files,
@@ -219,6 +233,25 @@ def dispatch(ctx: Context, session: Session, raw: models.RawMessage, p: Parsed,
                           candidates=[c.as_dict() for c in u.candidates],
                           automatic="" if u.kind == cls.NORMAL else u.kind,
                           why=u.classification.why)
+    return u, msg
+
+
+def held(ctx: Context, session: Session, h: models.Holding) -> holding.Held | None:
+    """A held message re-read from the spool for a person's decision (casework/holding.py):
+    matched against nothing, as the person decides where it goes."""
+    raw = session.get(models.RawMessage, h.raw_message_id) if h.raw_message_id else None
+    if raw is None:
+        return None
+    u, msg = read(ctx, None, raw, parse(raw.raw))
+    msg.candidates = list(h.candidates or [])
+    return holding.Held(msg, u.forward is not None, lambda member: new_case(u, member))
+
+
+def dispatch(ctx: Context, session: Session, raw: models.RawMessage, p: Parsed,
+             now: datetime) -> Outcome:
+    u, msg = read(ctx, session, raw, p)
+    if u.classification.automatic:  # whatever it causes, no mail goes back to a robot
+        ctx = ctx.answering(f"{u.kind.replace('_', '-')} {raw.id}")
     rule = decide(u, ctx.settings)
     outcome = rule.act(Delivery(ctx, session, u, msg, now))
     outcome.rule = rule.name

@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from mailflow import db, metrics, models
 from mailflow.app import App
+from mailflow.casework import audit
 from mailflow.inbound import spool
 from mailflow.inbound.dispatch import Outcome, dispatch
 from mailflow.inbound.parse import parse
@@ -105,7 +106,8 @@ class CannotRetry(Exception):
         self.found = found  # False: there is no such holding item
 
 
-def retry(app: App, holding_id: int, now: datetime) -> tuple[int, Outcome]:
+def retry(app: App, holding_id: int, now: datetime, by: str = "mailflow"
+          ) -> tuple[int, Outcome]:
     """Mailman's unshunt: a message quarantined by a pipeline error (holding kind `failed`)
     goes through `process` again, once the cause is fixed. The item is resolved and the raw
     message claimed back from failed to new in one transaction, so it is retried once however
@@ -118,14 +120,16 @@ def retry(app: App, holding_id: int, now: datetime) -> tuple[int, Outcome]:
         if h.kind != "failed" or raw_id is None:
             raise CannotRetry(f"holding item {holding_id} is {h.kind}, not a failed message",
                               found=True)
-        # Holding has no column for how it was resolved: the reason says.
-        resolved = {"resolved_at": now, "reason": f"{h.reason}; retried at {now.isoformat()}"}
+        resolved = {"resolved_at": now, "resolution": "retried", "resolved_by": by}
         if not (db.claim(session, models.Holding, {"id": holding_id, "resolved_at": None},
                          resolved)
                 and db.claim(session, models.RawMessage, {"id": raw_id, "state": "failed"},
                              {"state": "new", "disposition": None, "reason": None,
                               "processed_at": None})):
             session.rollback()
-            raise CannotRetry(f"holding item {holding_id} was already retried", found=True)
+            raise CannotRetry(f"holding item {holding_id} was already "
+                              f"{h.resolution or 'retried'}", found=True)
+        audit.record(session, actor=by, action="change", what="holding.retry", now=now,
+                     detail={"holding": holding_id, "kind": h.kind, "message": raw_id})
         session.commit()
     return raw_id, process(app, raw_id, now) or describe(app, raw_id)

@@ -34,6 +34,7 @@ class Section:
     title: str
     lines: list[dict[str, str]] = field(default_factory=list)
     more: int = 0  # lines left out beyond [digests] max_items
+    holding: bool = False  # the holding pen: its lines are `#ID`, worked by #file/#open/#dismiss
 
     @property
     def total(self) -> int:
@@ -142,6 +143,7 @@ def _send(app: App, session: Session, template: str, to: list[str], sections: li
                                      tokens.digest_token(app.settings.secret, digest_id))
     mail.send(app.context, session, template,
               {"sections": [s for s in sections if s.total],
+               "holding_pen": any(s.holding and s.total for s in sections),
                "day_text": notify.date_text(app.calendar.today(now)), **context},
               to=to, now=now, reply_to=reply_to)
     return 1
@@ -222,7 +224,7 @@ def member_sections(app: App, session: Session, m: Member, now: datetime, digest
     pen = (select(models.Holding).where(col(models.Holding.resolved_at).is_(None))
            .where(col(models.Holding.sender).in_(addresses)))
     total = session.exec(select(func.count()).select_from(pen.subquery())).one()
-    holding = _cap(Section("Your mail waiting in the holding pen"), [
+    holding = _cap(Section("Your mail waiting in the holding pen", holding=True), [
         {"reference": f"#{h.id}", "state": h.kind, "text": f"{h.subject or ''} - {h.reason}"}
         for h in session.exec(pen.order_by(col(models.Holding.id)).limit(limit))], total, limit)
     return [new_cases, updates, overdue, closing, holding]
@@ -252,7 +254,7 @@ def staff_sections(app: App, session: Session, now: datetime, digest_id: int) ->
     today = cal.today(now)
     pen_q = select(models.Holding).where(col(models.Holding.resolved_at).is_(None))
     total = session.exec(select(func.count()).select_from(pen_q.subquery())).one()
-    pen = _cap(Section("Holding pen"), [
+    pen = _cap(Section("Holding pen", holding=True), [
         {"reference": f"#{h.id}", "state": h.kind,
          "text": f"{h.sender or '?'}: {h.subject or ''} - {h.reason}"}
         for h in session.exec(pen_q.order_by(col(models.Holding.id)).limit(limit))],
