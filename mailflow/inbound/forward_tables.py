@@ -51,12 +51,12 @@ LABELS: dict[str, list[str]] = {
 SEPARATOR_WORDS = [
     "forward", "original message", "original", "weitergeleitet", "ursprüngliche",
     "transféré", "transmis", "réexpédié", "d'origine", "reenviado", "reencaminhad",
-    "encaminhad", "inoltrat", "originale", "przekaza", "oryginaln", "doorgestuurd",
+    "encaminhad", "inoltrat", "originale", "przekaza", "przekazyw", "oryginaln", "doorgestuurd",
     "oorspronkelijk", "přeposla", "přeposílan", "původní", "preposla", "pôvodn", "továbbított",
     "eredeti", "redirecționat", "proslijeđen", "izvorn", "videresend", "oprindelig",
     "opprinnelig", "vidarebefordra", "ursprungligt", "välitetty", "alkuperäinen",
     "edasi saadetud", "edastatud", "algne", "iletil", "ileti başlangıcı", "özgün", "orijinal",
-    "пересыла", "переадресован", "исходное", "перенаправ", "переслан", "оригінальне",
+    "пересыла", "пересила", "переадресован", "исходное", "перенаправ", "переслан", "оригінальне",
     "転送", "元のメッセージ", "ymlaen", "wreiddiol", "air adhart", "thùsail",
 ]
 

@@ -151,7 +151,7 @@ def parse_parties(value: str) -> list[Party]:
         gap = value[cursor : match.start()]
         address = match.group(0).lower()
         cursor = match.end()
-        if parties and parties[-1].address == address and not re.search(r"[^\s<>\[\]:mailto]", gap):
+        if parties and parties[-1].address == address and not re.search(r"[^\s<>\[\]:mailto\"']", gap):
             continue  # "a@b<mailto:a@b>": Outlook repeats the address as a link
         name = _clean_name(gap.split(";")[-1] if ";" in gap else gap)
         if name and name.lower() == address:
@@ -380,7 +380,9 @@ def _glued_label(line: str, label: re.Pattern[str], start: int) -> int | None:
             return m.start()
         if before.isspace() and m.start() > start + 1 and line[m.start() - 2] in ">])\"":
             return m.start()
-        if before.isalpha() and line[m.start()].isupper() and m.end() - m.start() > 3:
+        first = line[m.start()]
+        if before.isalpha() and m.end() - m.start() > 2 and (
+                first.isupper() or (not first.isascii() and before.isascii())):
             return m.start()
     return None
 
@@ -603,14 +605,14 @@ def _attached_messages(msg: Message) -> list[Message]:
     for part in msg.get_payload():
         if not isinstance(part, Message):
             continue
-        if part.get_content_type() == "message/rfc822":
+        if part.get_content_type() in ("message/rfc822", "message/global"):
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 found.append(inner[0])
-        elif part.get_content_type() == "message/global":
-            data = part.get_payload(decode=True)  # the email package leaves it unparsed
-            if isinstance(data, bytes) and data.strip():
-                found.append(message_from_bytes(data, policy=policy.default))
+            elif isinstance(inner, (str, bytes)) and inner.strip():  # left unparsed
+                data = part.get_payload(decode=True)
+                if isinstance(data, bytes):
+                    found.append(message_from_bytes(data, policy=policy.default))
         elif part.is_multipart():
             found.extend(_attached_messages(part))
     return found
