@@ -135,6 +135,9 @@ def _clean_name(raw: str) -> str | None:
     return name or None
 
 
+_REPEAT_GAP = re.compile(r"[^\s<>\[\]:mailto\"']")
+
+
 def parse_parties(value: str) -> list[Party]:
     """Parties from a header value in any client's style.
 
@@ -151,8 +154,8 @@ def parse_parties(value: str) -> list[Party]:
         gap = value[cursor : match.start()]
         address = match.group(0).lower()
         cursor = match.end()
-        if parties and parties[-1].address == address and not re.search(r"[^\s<>\[\]:mailto\"']", gap):
-            continue  # "a@b<mailto:a@b>": Outlook repeats the address as a link
+        if parties and parties[-1].address == address and not _REPEAT_GAP.search(gap):
+            continue  # "a@b<mailto:a@b>", '"a@b" <a@b>': the address repeated
         name = _clean_name(gap.split(";")[-1] if ";" in gap else gap)
         if name and name.lower() == address:
             name = None
@@ -418,13 +421,16 @@ def _next_is_header(lines: list[_Line], j: int, depth: int) -> bool:
     return j < len(lines) and lines[j].depth == depth and header_field(lines[j].text) is not None
 
 
-def _valid_block(fields: dict[str, str], lenient: bool) -> bool:
+def _valid_block(fields: dict[str, str], lenient: bool, marked: bool = False) -> bool:
+    """A header block: From and two more fields with an address, or (with a forward
+    subject or a separator) one more. Without an address in From it needs the separator or
+    two more fields: "From: 10am / To: 1pm" is a notice, not a header block."""
     if "from" not in fields:
         return False
-    if "@" not in fields["from"] and not lenient:
-        return False  # "From: 10am / To: 1pm": a notice, not a header block
     others = sum(1 for key in ("date", "to", "cc", "subject") if key in fields)
-    return others >= (1 if lenient else 2)
+    if "@" not in fields["from"]:
+        return marked or (lenient and others >= 2)
+    return others >= (1 if lenient or marked else 2)
 
 
 def _find_blocks(lines: list[_Line], lenient: bool) -> list[_Block]:
@@ -453,7 +459,7 @@ def _find_blocks(lines: list[_Line], lenient: bool) -> list[_Block]:
             i += 1
             continue
         fields, end = _read_block(lines, i, lines[i].depth)
-        if _valid_block(fields, lenient or marked):
+        if _valid_block(fields, lenient, marked):
             blocks.append(_Block(start, end, lines[i].depth, fields, marked))
             i = end
         else:
