@@ -99,7 +99,9 @@ _GROUPWISE = re.compile(r"^>>>\s*(?P<who>.+?)\s+(?P<date>\d{1,4}[/.-]\d{1,2}[/.-
 _DEVICE_LINE = re.compile(
     r"^\s*(sent from my \S.*|sent from (?:outlook|mail|yahoo|samsung).*|get outlook for \S.*"
     r"|von meinem \S+ gesendet|envoyé de mon \S.*|enviado desde mi \S.*|wysłane z \S.*"
-    r"|anfonwyd o fy \S.*)$",
+    r"|anfonwyd o fy \S.*|verstuurd vanaf mijn \S.*|inviato da(?:l mio)? \S.*"
+    r"|enviado do meu \S.*|skickat från min \S.*|sendt fra min \S.*|odesláno z \S.*"
+    r"|отправлено с \S.*|надіслано з \S.*|iphone\s?から送信)$",
     re.IGNORECASE,
 )
 _QUOTE_PREFIX = re.compile(r"^((?:[ \t]?>)+)[ \t]?")
