@@ -129,7 +129,9 @@ def test_separators(line: str) -> None:
     assert is_separator(line)
 
 
-@pytest.mark.parametrize("line", ["-----------------", "Kind regards:", "Note: call me"])
+@pytest.mark.parametrize("line", ["-----------------", "Kind regards:", "Note: call me",
+                                  "I have forwarded this to Roads:",
+                                  "Here is the original message:"])
 def test_not_separators(line: str) -> None:
     assert not is_separator(line)
 

@@ -60,6 +60,24 @@ SEPARATOR_WORDS = [
     "転送", "元のメッセージ", "ymlaen", "wreiddiol", "air adhart", "thùsail",
 ]
 
+# Whole lines ending in ":" that introduce a forward (Apple Mail per language, MailMate,
+# mobile clients). Exact phrases only: "I have forwarded this to Roads:" is a sentence.
+INTRO_LINES = [
+    "begin forwarded message", "forwarded message", "start of forwarded message",
+    "original message", "dechrau'r neges a anfonwyd ymlaen",
+    "toiseach na teachdaireachd a chaidh a shìneadh air adhart", "début du message réexpédié",
+    "début du message transféré", "anfang der weitergeleiteten nachricht",
+    "begin doorgestuurd bericht", "inicio del mensaje reenviado",
+    "início da mensagem reencaminhada", "início da mensagem encaminhada",
+    "inizio messaggio inoltrato", "początek przekazywanej wiadomości",
+    "začátek přeposílané zprávy", "začiatok preposlanej správy", "továbbított levél kezdete",
+    "începe mesajul redirecționat", "započni proslijeđenu poruku",
+    "start på videresendt besked", "videresendt melding", "vidarebefordrat mejl",
+    "välitetty viesti alkaa", "algus edastatud kirjale", "ileti başlangıcı",
+    "начало переадресованного сообщения", "начало пересылаемого сообщения",
+    "початок листа, що пересилається", "転送されたメッセージ",
+]
+
 # The end of a forward, where a client marks one.
 END_WORDS = ["end forwarded message", "end of forwarded message", "конец пересылаемого"]
 

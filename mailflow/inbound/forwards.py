@@ -2,9 +2,9 @@
 
 Mail clients forward in two ways: inline, with a small header block ("From: … Sent: …")
 above the original text, or as an attached message/rfc822 part. Header labels, separator
-lines and date formats differ per client and language; the tables below cover Outlook,
-Outlook web, Gmail, Apple Mail, Thunderbird, Yahoo, Android mail and Mutt in English,
-Welsh, French, German, Spanish and Polish (plus a few Dutch and Italian labels).
+lines and date formats differ per client and language: forward_tables.py holds the words
+of 25 languages, forward_dates.py reads the dates, and this module finds the header blocks
+(see README, "Reading forwards", for the clients and forms).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import re
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
-from email.utils import parsedate_to_datetime
 
 from mailflow.inbound import forward_tables as tables
+from mailflow.inbound.forward_dates import parse_date
 from mailflow.inbound.parse import read_from
 from mailflow.inbound.text import body_text
 
@@ -75,6 +75,7 @@ _SEPARATOR = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 _SEPARATOR_WORDS = re.compile(_WORDS, re.IGNORECASE)
+_INTROS = frozenset(tables.INTRO_LINES)
 _MUTT_START = re.compile(r"^\s*-{3,}\s*forwarded message from (?P<who>.+?)\s*-{3,}\s*$", re.I)
 _FORWARD_WORDS = re.compile(r"forward|weitergeleitet|transf|reenviad|przekaza|ymlaen|doorgest"
                             r"|inoltrat|" + _WORDS, re.I)
@@ -124,7 +125,10 @@ def is_separator(line: str) -> bool:
     match = _SEPARATOR.match(line)
     if not match:
         return False
-    words = match.group("words") or match.group("intro")
+    if match.group("intro") is not None:
+        intro = " ".join(match.group("intro").split()).lower().replace("\u0307", "")
+        return intro in _INTROS  # Turkish "İ" lower-cases to "i" and a combining dot
+    words = match.group("words")
     return words is None or bool(_SEPARATOR_WORDS.search(words))
 
 
@@ -196,117 +200,6 @@ def _header_sender(msg: Message) -> Party | None:
     if address:
         return Party(name=_clean_name(_ADDRESS.sub(" ", name or "")), address=address)
     return sender_party(raw)  # a display name showing another address: the bracketed one
-
-
-# -- dates ---------------------------------------------------------------------------------
-
-_MONTHS: dict[str, int] = {}
-for _number, _words in enumerate(tables.MONTHS, start=1):
-    for _word in _words.split():
-        _MONTHS.setdefault(_word, _number)  # the first language listed wins a shared word
-
-_NAMED_ZONES = {"gmt": 0, "utc": 0, "ut": 0, "z": 0, "bst": 60, "cet": 60, "cest": 120,
-                "wet": 0, "west": 60, "est": -300, "edt": -240, "pst": -480, "pdt": -420}
-_RFC2822 = re.compile(
-    r"^(?:[a-z]{3},\s*)?\d{1,2}\s+[a-z]{3}\s+\d{4}\s+\d{1,2}:\d{2}(?::\d{2})?"
-    r"(?:\s+(?:[+-]\d{4}|[a-z]{1,5}))?(?:\s*\(.*\))?$",
-    re.IGNORECASE,
-)
-_GMT_OFFSET = re.compile(r"\b(?:gmt|utc)\s*([+-])(\d{1,2})(?::?(\d{2}))?", re.I)
-_NUMERIC_DATE = re.compile(r"\b(\d{1,4})[/.\-] ?(\d{1,2})[/.\-] ?(\d{2,4})\b")
-_CJK_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
-_TIME = re.compile(
-    r"\b(\d{1,2})[:h](\d{2})(?::(\d{2}))?(?:\s*([ap])\.?\s?m\b\.?)?", re.I
-)
-_NUMERIC_OFFSET = re.compile(r"(?<![\w:])([+-])(\d{2}):?(\d{2})\b")
-_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-
-
-def parse_date(value: str) -> datetime | None:
-    """A datetime from any client's date line; None when it cannot be read. Never raises."""
-    value = value.strip()
-    if not value:
-        return None
-    if _RFC2822.match(value):
-        try:
-            return parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            pass
-    try:
-        return _parse_loose(value)
-    except (ValueError, OverflowError):
-        return None
-
-
-def _parse_loose(value: str) -> datetime | None:
-    text = value.lower()
-    offset: int | None = None
-    if m := _GMT_OFFSET.search(text):
-        offset = _offset_minutes(m.group(1), m.group(2), m.group(3))
-        text = text[: m.start()] + " " + text[m.end() :]
-    day = month = year = None
-    if m := _CJK_DATE.search(text):
-        year, month, day = (int(g) for g in m.groups())
-        text = text[: m.start()] + " " + text[m.end() :]
-    elif m := _NUMERIC_DATE.search(text):
-        a, b, c = (int(g) for g in m.groups())
-        year, month, day = (a, b, c) if len(m.group(1)) == 4 else (c, b, a)
-        if month > 12 >= day:  # a US-style 11/23/2026
-            day, month = month, day
-        text = text[: m.start()] + " " + text[m.end() :]
-    hour = minute = second = 0
-    if m := _TIME.search(text):
-        hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-        if m.group(4):
-            hour = hour % 12 + (12 if m.group(4).lower() == "p" else 0)
-        text = text[: m.start()] + " " + text[m.end() :]
-    if offset is None and (m := _NUMERIC_OFFSET.search(text)):
-        offset = _offset_minutes(m.group(1), m.group(2), m.group(3))
-        text = text[: m.start()] + " " + text[m.end() :]
-    if month is None:
-        day, month, year = _named_date(text)
-    if offset is None:
-        for word in _WORD.findall(text):
-            if word in _NAMED_ZONES:
-                offset = _NAMED_ZONES[word]
-                break
-    if day is None or month is None or year is None:
-        return None
-    if year < 100:
-        year += 2000
-    tz = timezone(timedelta(minutes=offset)) if offset is not None else None
-    return datetime(year, month, day, hour, minute, second, tzinfo=tz)
-
-
-_DAY_MONTH_YEAR = re.compile(r"(\d{1,2})\.?\s*(?:de\s+)?([^\W\d_]+)\.?,?\s*(?:de\s+)?(\d{4})")
-_MONTH_DAY_YEAR = re.compile(r"([^\W\d_]+)\.?\s+(\d{1,2}),?\s+(\d{4})")
-
-
-def _named_date(text: str) -> tuple[int | None, int | None, int | None]:
-    # A month name next to the day number wins: Welsh "Dydd Mawrth" (Tuesday) is also March.
-    for m in _DAY_MONTH_YEAR.finditer(text):
-        if m.group(2) in _MONTHS:
-            return int(m.group(1)), _MONTHS[m.group(2)], int(m.group(3))
-    for m in _MONTH_DAY_YEAR.finditer(text):
-        if m.group(1) in _MONTHS:
-            return int(m.group(2)), _MONTHS[m.group(1)], int(m.group(3))
-    month = None
-    for word in _WORD.findall(text):
-        if word.rstrip(".") in _MONTHS:
-            month = _MONTHS[word.rstrip(".")]
-            break
-    day = year = None
-    for number in re.findall(r"\d+", text):
-        if len(number) == 4 and year is None:
-            year = int(number)
-        elif len(number) <= 2 and day is None:
-            day = int(number)
-    return day, month, year
-
-
-def _offset_minutes(sign: str, hours: str, minutes: str | None) -> int:
-    total = int(hours) * 60 + int(minutes or 0)
-    return -total if sign == "-" else total
 
 
 # -- inline header blocks ------------------------------------------------------------------
