@@ -646,6 +646,7 @@ def render(case: Case) -> bytes:
         else:
             msg.add_attachment(raw, maintype="message", subtype="global",
                                filename="original.u8msg", cte="8bit")
+        msg.set_boundary(f"=_{case.name}")  # the same bytes on every run
     return msg.as_bytes(policy=SMTP)
 
 
