@@ -145,3 +145,14 @@ def test_not_separators(line: str) -> None:
 def test_labels(line: str, field: str) -> None:
     parsed = header_field(line)
     assert parsed is not None and parsed[0] == field
+
+
+def test_yandex_line_and_its_end_marker() -> None:
+    body = ("-------- Пересылаемое сообщение --------\n"
+            '23.11.2026, 10:02, "Иван Петров" <ivan@example.ru>:\n\nЯма на дороге.\n\n'
+            "-------- Конец пересылаемого сообщения --------\n\nBob\n")
+    found = find_forward(_message("Fwd: Яма", body))
+    assert found is not None
+    assert found.original.sender == Party("Иван Петров", "ivan@example.ru")
+    assert found.original.date is not None and found.original.date.hour == 10
+    assert found.original.body == "Яма на дороге."

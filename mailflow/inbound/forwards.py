@@ -79,7 +79,7 @@ _INTROS = frozenset(tables.INTRO_LINES)
 _MUTT_START = re.compile(r"^\s*-{3,}\s*forwarded message from (?P<who>.+?)\s*-{3,}\s*$", re.I)
 _FORWARD_WORDS = re.compile(r"forward|weitergeleitet|transf|reenviad|przekaza|ymlaen|doorgest"
                             r"|inoltrat|" + _WORDS, re.I)
-_END = re.compile(r"^\s*-{3,}\s*(?:" + "|".join(tables.END_WORDS) + r")\s*-{3,}\s*$", re.I)
+_END = re.compile(r"^\s*-{3,}\s*(?:" + "|".join(tables.END_WORDS) + r")[^-]*-{3,}\s*$", re.I)
 _MUTT_END = _END
 
 _PREFIX_ALT = "|".join(re.escape(p) for p in sorted(tables.FORWARD_PREFIXES, key=len,
