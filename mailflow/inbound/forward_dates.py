@@ -27,8 +27,9 @@ _RFC2822 = re.compile(
 _GMT_OFFSET = re.compile(r"\b(?:gmt|utc)\s*([+-])(\d{1,2})(?::?(\d{2}))?", re.I)
 _NUMERIC_DATE = re.compile(r"\b(\d{1,4})[/.\-] ?(\d{1,2})[/.\-] ?(\d{2,4})\b")
 _CJK_DATE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
+# "10:02", "10h02" (French), "10.02" (Finnish, Danish: read after any numeric date is gone).
 _TIME = re.compile(
-    r"\b(\d{1,2})[:h](\d{2})(?::(\d{2}))?(?:\s*([ap])\.?\s?m\b\.?)?", re.I
+    r"\b(\d{1,2})[:h.](\d{2})(?!\.\d|\d)(?:[:.](\d{2}))?(?:\s*([ap])\.?\s?m\b\.?)?", re.I
 )
 _NUMERIC_OFFSET = re.compile(r"(?<![\w:])([+-])(\d{2}):?(\d{2})\b")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
