@@ -156,3 +156,17 @@ def test_yandex_line_and_its_end_marker() -> None:
     assert found.original.sender == Party("Иван Петров", "ivan@example.ru")
     assert found.original.date is not None and found.original.date.hour == 10
     assert found.original.body == "Яма на дороге."
+
+
+@pytest.mark.parametrize(("subject", "separator", "forward"), [
+    ("RE: Bins", "-----Original Message-----", False),
+    ("AW: Bins", "-----Ursprüngliche Nachricht-----", False),
+    ("SV: Bins", "-----Oprindelig meddelelse-----", False),
+    ("Re: Bins", "---------- Forwarded message ---------", True),
+    ("AW: Bins", "---------- Weitergeleitete Nachricht ----------", True),
+])
+def test_under_a_reply_subject_only_a_forward_separator_makes_a_forward(
+        subject: str, separator: str, forward: bool) -> None:
+    body = (f"Done.\n\n{separator}\nFrom: Jane <jane@example.com>\n"
+            "Sent: 23 November 2026 10:02\nTo: x@y.z\nSubject: Bins\n\nThe bins.\n")
+    assert (find_forward(_message(subject, body)) is not None) is forward

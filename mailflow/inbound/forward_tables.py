@@ -47,18 +47,25 @@ LABELS: dict[str, list[str]] = {
     ],
 }
 
-# Words that make a dashed line, or a short line ending in ":", a forward separator.
-SEPARATOR_WORDS = [
-    "forward", "original message", "original", "weitergeleitet", "ursprüngliche",
-    "transféré", "transmis", "réexpédié", "d'origine", "reenviado", "reencaminhad",
-    "encaminhad", "inoltrat", "originale", "przekaza", "przekazyw", "oryginaln", "doorgestuurd",
-    "oorspronkelijk", "přeposla", "přeposílan", "původní", "preposla", "pôvodn", "továbbított",
-    "eredeti", "redirecționat", "proslijeđen", "izvorn", "videresend", "oprindelig",
-    "opprinnelig", "vidarebefordra", "ursprungligt", "välitetty", "alkuperäinen",
-    "edasi saadetud", "edastatud", "algne", "iletil", "ileti başlangıcı", "özgün", "orijinal",
-    "пересыла", "пересила", "переадресован", "исходное", "перенаправ", "переслан", "оригінальне",
-    "転送", "元のメッセージ", "ymlaen", "wreiddiol", "air adhart", "thùsail",
+# Words that make a dashed line a forward separator.
+# Separator words that say "forwarded": under a reply subject ("RE:") such a separator still
+# makes the message a forward.
+FORWARDED_WORDS = [
+    "forward", "weitergeleitet", "transféré", "transmis", "réexpédié", "reenviado",
+    "reencaminhad", "encaminhad", "inoltrat", "przekaza", "przekazyw", "doorgestuurd",
+    "přeposla", "přeposílan", "preposla", "továbbított", "redirecționat", "proslijeđen",
+    "videresend", "vidarebefordra", "välitetty", "edasi saadetud", "edastatud", "iletil",
+    "ileti başlangıcı", "пересыла", "пересила", "переадресован", "перенаправ", "переслан",
+    "転送", "ymlaen", "air adhart",
 ]
+# Separator words that say "original message" (Outlook's quoted original: replies use it too).
+ORIGINAL_WORDS = [
+    "original", "ursprüngliche", "d'origine", "originale", "oryginaln", "oorspronkelijk",
+    "původní", "pôvodn", "eredeti", "izvorn", "oprindelig", "opprinnelig", "ursprungligt",
+    "alkuperäinen", "algne", "özgün", "orijinal", "исходное", "оригінальне", "元のメッセージ",
+    "wreiddiol", "thùsail",
+]
+SEPARATOR_WORDS = FORWARDED_WORDS + ORIGINAL_WORDS
 
 # Whole lines ending in ":" that introduce a forward (Apple Mail per language, MailMate,
 # mobile clients). Exact phrases only: "I have forwarded this to Roads:" is a sentence.

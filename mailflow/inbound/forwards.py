@@ -64,8 +64,8 @@ _HEADER_LINE = re.compile(
 
 _WORDS = "|".join(re.escape(w) for w in tables.SEPARATOR_WORDS)
 # Lines that introduce an inline forward (or an Outlook-style quoted original): words between
-# dashes ("---------- Forwarded message ---------"), Outlook's underscores, or a short line
-# ending in ":" ("Begin forwarded message:", "Forwarded message:").
+# dashes ("---------- Forwarded message ---------", with Yahoo's block run on after them),
+# Outlook's underscores, or one of the exact intro lines ("Begin forwarded message:").
 _SEPARATOR = re.compile(
     r"""^\s*(?:
         [-_=*]{2,}\s*(?P<words>[^-_=*\s].*?)\s*[-_=*]{2,}(?P<rest>.*)
@@ -77,10 +77,8 @@ _SEPARATOR = re.compile(
 _SEPARATOR_WORDS = re.compile(_WORDS, re.IGNORECASE)
 _INTROS = frozenset(tables.INTRO_LINES)
 _MUTT_START = re.compile(r"^\s*-{3,}\s*forwarded message from (?P<who>.+?)\s*-{3,}\s*$", re.I)
-_FORWARD_WORDS = re.compile(r"forward|weitergeleitet|transf|reenviad|przekaza|ymlaen|doorgest"
-                            r"|inoltrat|" + _WORDS, re.I)
+_FORWARD_WORDS = re.compile("|".join(re.escape(w) for w in tables.FORWARDED_WORDS), re.I)
 _END = re.compile(r"^\s*-{3,}\s*(?:" + "|".join(tables.END_WORDS) + r")[^-]*-{3,}\s*$", re.I)
-_MUTT_END = _END
 
 _PREFIX_ALT = "|".join(re.escape(p) for p in sorted(tables.FORWARD_PREFIXES, key=len,
                                                     reverse=True))
