@@ -16,9 +16,32 @@ from mailflow.inbound.dispatch import SUBJECT_PREFIX
 from tests.test_loop import FRIDAY, case
 
 CORPUS = Path(__file__).parent / "corpus" / "forwards"
-FORWARDS = sorted(
+ALL_FORWARDS = sorted(
     p for p in CORPUS.glob("*.eml") if json.loads(p.with_suffix(".json").read_text())["is_forward"]
 )
+# The generated corpus (g_*) repeats six client layouts in 25 languages; scripts/
+# corpus_accuracy.py (test_corpus_accuracy.py) reads every one through inspect. Here, through
+# the whole pipeline: every hand-written forward, every special form, and each layout and
+# each language at least once.
+_LAYOUTS = ("g_outlook_", "g_gmail_", "g_apple_mac_", "g_apple_ios_", "g_thunderbird_",
+            "g_yahoo_", "g_outlook2019_", "g_owa_")
+
+
+def _sample(paths: list[Path]) -> list[Path]:
+    chosen: list[Path] = []
+    languages: set[str] = set()
+    layouts: set[str] = set()
+    for p in paths:
+        layout = next((x for x in _LAYOUTS if p.stem.startswith(x)), None)
+        language = json.loads(p.with_suffix(".json").read_text())["language"]
+        if layout is None or language not in languages or layout not in layouts:
+            chosen.append(p)
+            languages.add(language)
+            layouts.add(layout or "")
+    return chosen
+
+
+FORWARDS = _sample(ALL_FORWARDS)
 
 
 def as_member(raw: bytes) -> bytes:

@@ -59,12 +59,15 @@ def test_corpus(path: Path) -> None:
 # -- forward of a forward ------------------------------------------------------------------
 
 
-def test_without_internal_predicate_the_earliest_author_wins() -> None:
+def test_without_internal_predicate_the_first_level_wins() -> None:
+    # Issue 12: the first (outermost) level is the constituent who wrote to the member; the
+    # council's reply she forwarded stays in her body.
     msg, _ = _load(CORPUS / "forward_of_forward_resident.eml")
     found = find_forward(msg)
     assert found is not None
-    assert found.original.sender == Party("Parking Services", "parking@anytown.gov.uk")
-    assert found.original.body.startswith("Dear Ms Begum")
+    assert found.original.sender == Party("Fatima Begum", "fatima.begum@example.com")
+    assert found.original.body.startswith("Bob, they have refused my permit")
+    assert "Dear Ms Begum" in found.original.body
     assert found.note == "Resident unhappy with the reply below."
 
 
@@ -78,12 +81,13 @@ def test_internal_predicate_skips_officers() -> None:
     assert "Dear Ms Begum" in found.original.body
 
 
-def test_all_internal_falls_back_to_earliest() -> None:
+def test_all_internal_falls_back_to_the_first_level() -> None:
     msg, _ = _load(CORPUS / "forward_of_forward_officer.eml")
     found = find_forward(msg, lambda a: True)
     assert found is not None
     assert found.original.sender is not None
-    assert found.original.sender.address == "ed.hall@example.com"
+    assert found.original.sender.address == "priya.patel@anytown.gov.uk"
+    assert "ed.hall@example.com" in found.original.body  # the deeper level is kept
 
 
 def test_raising_predicate_does_not_break_detection() -> None:

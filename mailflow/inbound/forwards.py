@@ -2,20 +2,23 @@
 
 Mail clients forward in two ways: inline, with a small header block ("From: … Sent: …")
 above the original text, or as an attached message/rfc822 part. Header labels, separator
-lines and date formats differ per client and language; the tables below cover Outlook,
-Outlook web, Gmail, Apple Mail, Thunderbird, Yahoo, Android mail and Mutt in English,
-Welsh, French, German, Spanish and Polish (plus a few Dutch and Italian labels).
+lines and date formats differ per client and language: forward_tables.py holds the words
+of 25 languages, forward_dates.py reads the dates, and this module finds the header blocks
+(see README, "Reading forwards", for the clients and forms).
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
+from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
-from email.utils import parsedate_to_datetime
 
+from mailflow.inbound import forward_tables as tables
+from mailflow.inbound.forward_dates import parse_date
 from mailflow.inbound.parse import read_from
 from mailflow.inbound.text import body_text
 
@@ -46,72 +49,58 @@ class Forward:
 # -- header labels -----------------------------------------------------------------------
 
 # Label (lower-case, as clients print it) -> canonical field.
-_LABELS: dict[str, str] = {}
-for _field, _names in {
-    "from": [
-        "from", "von", "de", "od", "oddi wrth", "gan", "nadawca", "expéditeur",
-        "van", "da", "remitente",
-    ],
-    "date": [
-        "sent", "date", "gesendet", "datum", "envoyé", "envoye", "envoyé le", "enviado",
-        "enviado el", "fecha", "wysłano", "wyslano", "data", "anfonwyd", "dyddiad",
-        "verzonden", "inviato", "sent on",
-    ],
-    "to": ["to", "an", "à", "a", "para", "do", "at", "pour", "adresat", "aan", "destinataire"],
-    "cc": ["cc", "kopie", "dw", "copie à", "copie", "kopia"],
-    "subject": ["subject", "betreff", "objet", "sujet", "asunto", "temat", "pwnc", "onderwerp",
-                "oggetto"],
-    "other": ["bcc", "reply-to", "reply to", "importance", "priority", "wichtigkeit",
-              "attachments", "anlagen", "pièces jointes"],
-}.items():
-    for _name in _names:
-        _LABELS[_name] = _field
+_LABELS: dict[str, str] = {
+    name: canonical for canonical, names in tables.LABELS.items() for name in names
+}
 
 _LABEL_ALT = "|".join(sorted((re.escape(n) for n in _LABELS), key=len, reverse=True))
+_COLON = r"[ \t\u00a0]*[:\uff1a]"  # French puts a space before it; Japanese a full-width one
 # Optional "*" or "**" around labels: Gmail and Outlook render bold labels that way in plain text.
 _HEADER_LINE = re.compile(
-    rf"^\s*\*{{0,2}}(?P<label>{_LABEL_ALT})\*{{0,2}}[ \t\u00a0]*:\*{{0,2}}"
-    r"(?:[ \t\u00a0]+|$)(?P<value>.*)$",
+    rf"^\s*\*{{0,2}}(?P<label>{_LABEL_ALT})\*{{0,2}}{_COLON}\*{{0,2}}"
+    r"(?:[ \t\u00a0]+|$|(?<=\uff1a))(?P<value>.*)$",
     re.IGNORECASE,
 )
 
-# Lines that introduce an inline forward (or an Outlook-style quoted original).
+_WORDS = "|".join(re.escape(w) for w in tables.SEPARATOR_WORDS)
+# Lines that introduce an inline forward (or an Outlook-style quoted original): words between
+# dashes ("---------- Forwarded message ---------", with Yahoo's block run on after them),
+# Outlook's underscores, or one of the exact intro lines ("Begin forwarded message:").
 _SEPARATOR = re.compile(
     r"""^\s*(?:
-        [-_=*]{2,}\s*(?P<words>[^-_=*\s].*?)\s*[-_=*]{2,}  # ---- Forwarded message ----
-        | _{10,}                                          # Outlook's 32 underscores
-        | begin\ forwarded\ message\s*:                   # Apple Mail
-        | (?:start\ of\ )?forwarded\ message\s*:?         # misc. mobile clients
-        | anfang\ der\ weitergeleiteten\ nachricht\s*:    # Apple Mail, German
-        | début\ du\ message\ réexpédié\s*:               # Apple Mail, French
-        | inicio\ del\ mensaje\ reenviado\s*:             # Apple Mail, Spanish
-        | początek\ przekazywanej\ wiadomości\s*:         # Apple Mail, Polish
-        | dechrau'r\ neges\ a\ anfonwyd\ ymlaen\s*:       # Welsh
+        [-_=*]{2,}\s*(?P<words>[^-_=*\s].*?)\s*[-_=*]{2,}(?P<rest>.*)
+        | _{10,}
+        | (?P<intro>[^:\uff1a]{3,70})[ \t]*[:\uff1a]
     )\s*$""",
     re.IGNORECASE | re.VERBOSE,
 )
-_SEPARATOR_WORDS = re.compile(
-    r"forward|original|weitergeleitet|ursprüngliche|transféré|d'origine|reenviado|original"
-    r"|przekazan|oryginaln|ymlaen|wreiddiol|doorgestuurd|inoltrato",
-    re.IGNORECASE,
-)
+_SEPARATOR_WORDS = re.compile(_WORDS, re.IGNORECASE)
+_INTROS = frozenset(tables.INTRO_LINES)
 _MUTT_START = re.compile(r"^\s*-{3,}\s*forwarded message from (?P<who>.+?)\s*-{3,}\s*$", re.I)
-_FORWARD_WORDS = re.compile(
-    r"forward|weitergeleitet|transf|reenviad|przekaza|ymlaen|doorgest|inoltrat", re.I
-)
-_MUTT_END = re.compile(r"^\s*-{3,}\s*end (?:of )?forwarded message\s*-{3,}\s*$", re.I)
+_FORWARD_WORDS = re.compile("|".join(re.escape(w) for w in tables.FORWARDED_WORDS), re.I)
+_END = re.compile(r"^\s*-{3,}\s*(?:" + "|".join(tables.END_WORDS) + r")[^-]*-{3,}\s*$", re.I)
 
-_FORWARD_PREFIX = re.compile(r"^\s*\[?(?:fwd?|fw|tr|wg|rv|pd|ymlaen|enc|doorst|i)\s*:", re.I)
-_REPLY_PREFIX = re.compile(r"^\s*\[?(?:re|aw|sv|odp|ateb|res|antw|r)\s*:", re.I)
-_REPLY_INTRO = re.compile(
-    r"(wrote|schrieb|a écrit|escribió|napisał|ysgrifennodd|pisze|schreef|ha scritto)"
-    r"[^:]{0,80}:\s*$",
-    re.IGNORECASE,
-)
+_PREFIX_ALT = "|".join(re.escape(p) for p in sorted(tables.FORWARD_PREFIXES, key=len,
+                                                    reverse=True))
+_FORWARD_PREFIX = re.compile(rf"^\s*\[?(?:{_PREFIX_ALT})\.?\s*[:\uff1a]", re.I)
+_REPLY_PREFIX = re.compile(
+    r"^\s*\[?(?:" + "|".join(re.escape(p) for p in tables.REPLY_PREFIXES) + r")\s*:", re.I)
+_ANY_PREFIX = re.compile(rf"^\s*\[?(?:{_PREFIX_ALT}|re|aw|sv)\.?\s*[:\uff1a]\s*", re.I)
+_WROTE = "|".join(re.escape(w) for w in tables.WROTE_WORDS)
+_REPLY_INTRO = re.compile(rf"(?:{_WROTE})[^:]{{0,80}}[:\uff1a]\s*$", re.IGNORECASE)
+# "On 23/11/2026 10:02, "Name" <addr> wrote:" in any language (Outlook 2019, for Mac).
+_ATTRIBUTION = re.compile(rf"(?:{_WROTE})", re.IGNORECASE)
+_BRACKETED = re.compile(r"[<\[(]\s*(?:mailto:)?([\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+)"
+                        r"\s*[>\])]", re.UNICODE)
+# GroupWise: ">>> Name <addr> 23/11/2026 10:02 >>>".
+_GROUPWISE = re.compile(r"^>>>\s*(?P<who>.+?)\s+(?P<date>\d{1,4}[/.-]\d{1,2}[/.-]\d{2,4}.*?)"
+                        r"\s*>>>\s*$")
 _DEVICE_LINE = re.compile(
     r"^\s*(sent from my \S.*|sent from (?:outlook|mail|yahoo|samsung).*|get outlook for \S.*"
     r"|von meinem \S+ gesendet|envoyé de mon \S.*|enviado desde mi \S.*|wysłane z \S.*"
-    r"|anfonwyd o fy \S.*)$",
+    r"|anfonwyd o fy \S.*|verstuurd vanaf mijn \S.*|inviato da(?:l mio)? \S.*"
+    r"|enviado do meu \S.*|skickat från min \S.*|sendt fra min \S.*|odesláno z \S.*"
+    r"|отправлено с \S.*|надіслано з \S.*|iphone\s?から送信)$",
     re.IGNORECASE,
 )
 _QUOTE_PREFIX = re.compile(r"^((?:[ \t]?>)+)[ \t]?")
@@ -129,11 +118,14 @@ def header_field(line: str) -> tuple[str, str] | None:
 
 def is_separator(line: str) -> bool:
     """True for lines like "-----Original Message-----" or "Begin forwarded message:"."""
-    if _MUTT_START.match(line) or _MUTT_END.match(line):
+    if _MUTT_START.match(line) or _END.match(line):
         return True
     match = _SEPARATOR.match(line)
     if not match:
         return False
+    if match.group("intro") is not None:
+        intro = " ".join(match.group("intro").split()).lower().replace("\u0307", "")
+        return intro in _INTROS  # Turkish "İ" lower-cases to "i" and a combining dot
     words = match.group("words")
     return words is None or bool(_SEPARATOR_WORDS.search(words))
 
@@ -145,6 +137,9 @@ def _clean_name(raw: str) -> str | None:
     name = re.sub(r"\s+", " ", raw).strip(" \t,;:<>[]()\"'*")
     name = re.sub(r"\s*(?:\[|<|\()?mailto:?\s*$", "", name, flags=re.I).strip(" \"'<[(")
     return name or None
+
+
+_REPEAT_GAP = re.compile(r"[^\s<>\[\]:mailto\"']")
 
 
 def parse_parties(value: str) -> list[Party]:
@@ -163,8 +158,8 @@ def parse_parties(value: str) -> list[Party]:
         gap = value[cursor : match.start()]
         address = match.group(0).lower()
         cursor = match.end()
-        if parties and parties[-1].address == address and not re.search(r"[^\s<>\[\]:mailto]", gap):
-            continue  # "a@b<mailto:a@b>": Outlook repeats the address as a link
+        if parties and parties[-1].address == address and not _REPEAT_GAP.search(gap):
+            continue  # "a@b<mailto:a@b>", '"a@b" <a@b>': the address repeated
         name = _clean_name(gap.split(";")[-1] if ";" in gap else gap)
         if name and name.lower() == address:
             name = None
@@ -205,130 +200,6 @@ def _header_sender(msg: Message) -> Party | None:
     return sender_party(raw)  # a display name showing another address: the bracketed one
 
 
-# -- dates ---------------------------------------------------------------------------------
-
-_MONTHS: dict[str, int] = {}
-for _number, _words in enumerate(
-    [
-        # English, French, German, Spanish, Polish (nominative, genitive), Welsh (+ mutations)
-        "january jan janvier janv januar jänner enero ene styczeń stycznia sty ionawr ion",
-        "february feb février fevrier févr fevr februar febrero lut luty lutego chwefror chwef",
-        "march mar mars märz maerz mär mrz marzo marzec marca mawrth fawrth maw",
-        "april apr avril avr abril abr kwiecień kwietnia kwi ebrill ebr",
-        "may mai mayo maj maja fai",
-        "june jun juin juni junio czerwiec czerwca cze mehefin fehefin meh",
-        "july jul juillet juil juli julio lipiec lipca lip gorffennaf orffennaf gorff",
-        "august aug août aout agosto ago sierpień sierpnia sie awst",
-        "september sep sept septembre septiembre setiembre wrzesień września wrz medi fedi",
-        "october oct octobre oktober okt octubre październik października paź hydref hyd",
-        "november nov novembre noviembre listopad listopada lis tachwedd dachwedd tach",
-        "december dec décembre déc dezember dez diciembre dic grudzień grudnia gru rhagfyr rhag",
-    ],
-    start=1,
-):
-    for _word in _words.split():
-        _MONTHS[_word] = _number
-
-_NAMED_ZONES = {"gmt": 0, "utc": 0, "ut": 0, "z": 0, "bst": 60, "cet": 60, "cest": 120,
-                "wet": 0, "west": 60, "est": -300, "edt": -240, "pst": -480, "pdt": -420}
-_RFC2822 = re.compile(
-    r"^(?:[a-z]{3},\s*)?\d{1,2}\s+[a-z]{3}\s+\d{4}\s+\d{1,2}:\d{2}(?::\d{2})?"
-    r"(?:\s+(?:[+-]\d{4}|[a-z]{1,5}))?(?:\s*\(.*\))?$",
-    re.IGNORECASE,
-)
-_GMT_OFFSET = re.compile(r"\b(?:gmt|utc)\s*([+-])(\d{1,2})(?::?(\d{2}))?", re.I)
-_NUMERIC_DATE = re.compile(r"\b(\d{1,4})[/.\-](\d{1,2})[/.\-](\d{2,4})\b")
-_TIME = re.compile(
-    r"\b(\d{1,2})[:h](\d{2})(?::(\d{2}))?(?:\s*([ap])\.?\s?m\b\.?)?", re.I
-)
-_NUMERIC_OFFSET = re.compile(r"(?<![\w:])([+-])(\d{2}):?(\d{2})\b")
-_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-
-
-def parse_date(value: str) -> datetime | None:
-    """A datetime from any client's date line; None when it cannot be read. Never raises."""
-    value = value.strip()
-    if not value:
-        return None
-    if _RFC2822.match(value):
-        try:
-            return parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            pass
-    try:
-        return _parse_loose(value)
-    except (ValueError, OverflowError):
-        return None
-
-
-def _parse_loose(value: str) -> datetime | None:
-    text = value.lower()
-    offset: int | None = None
-    if m := _GMT_OFFSET.search(text):
-        offset = _offset_minutes(m.group(1), m.group(2), m.group(3))
-        text = text[: m.start()] + " " + text[m.end() :]
-    day = month = year = None
-    if m := _NUMERIC_DATE.search(text):
-        a, b, c = (int(g) for g in m.groups())
-        year, month, day = (a, b, c) if len(m.group(1)) == 4 else (c, b, a)
-        if month > 12 >= day:  # a US-style 11/23/2026
-            day, month = month, day
-        text = text[: m.start()] + " " + text[m.end() :]
-    hour = minute = second = 0
-    if m := _TIME.search(text):
-        hour, minute, second = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-        if m.group(4):
-            hour = hour % 12 + (12 if m.group(4).lower() == "p" else 0)
-        text = text[: m.start()] + " " + text[m.end() :]
-    if offset is None and (m := _NUMERIC_OFFSET.search(text)):
-        offset = _offset_minutes(m.group(1), m.group(2), m.group(3))
-        text = text[: m.start()] + " " + text[m.end() :]
-    if month is None:
-        day, month, year = _named_date(text)
-    if offset is None:
-        for word in _WORD.findall(text):
-            if word in _NAMED_ZONES:
-                offset = _NAMED_ZONES[word]
-                break
-    if day is None or month is None or year is None:
-        return None
-    if year < 100:
-        year += 2000
-    tz = timezone(timedelta(minutes=offset)) if offset is not None else None
-    return datetime(year, month, day, hour, minute, second, tzinfo=tz)
-
-
-_DAY_MONTH_YEAR = re.compile(r"(\d{1,2})\.?\s*(?:de\s+)?([^\W\d_]+)\.?,?\s*(?:de\s+)?(\d{4})")
-_MONTH_DAY_YEAR = re.compile(r"([^\W\d_]+)\.?\s+(\d{1,2}),?\s+(\d{4})")
-
-
-def _named_date(text: str) -> tuple[int | None, int | None, int | None]:
-    # A month name next to the day number wins: Welsh "Dydd Mawrth" (Tuesday) is also March.
-    for m in _DAY_MONTH_YEAR.finditer(text):
-        if m.group(2) in _MONTHS:
-            return int(m.group(1)), _MONTHS[m.group(2)], int(m.group(3))
-    for m in _MONTH_DAY_YEAR.finditer(text):
-        if m.group(1) in _MONTHS:
-            return int(m.group(2)), _MONTHS[m.group(1)], int(m.group(3))
-    month = None
-    for word in _WORD.findall(text):
-        if word.rstrip(".") in _MONTHS:
-            month = _MONTHS[word.rstrip(".")]
-            break
-    day = year = None
-    for number in re.findall(r"\d+", text):
-        if len(number) == 4 and year is None:
-            year = int(number)
-        elif len(number) <= 2 and day is None:
-            day = int(number)
-    return day, month, year
-
-
-def _offset_minutes(sign: str, hours: str, minutes: str | None) -> int:
-    total = int(hours) * 60 + int(minutes or 0)
-    return -total if sign == "-" else total
-
-
 # -- inline header blocks ------------------------------------------------------------------
 
 
@@ -346,17 +217,70 @@ class _Block:
     fields: dict[str, str]
     marked: bool  # a separator line ("-----Original Message-----" etc.) introduced the block
     forward_marker: bool = False  # ... and that separator says "forwarded"
+    attribution: bool = False  # a one-line header ("On …, "Name" <addr> wrote:")
 
 
 def _split_lines(text: str) -> list[_Line]:
-    lines = []
+    lines: list[_Line] = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         match = _QUOTE_PREFIX.match(raw)
-        if match:
-            lines.append(_Line(match.group(1).count(">"), raw[match.end() :].rstrip()))
+        if _GROUPWISE.match(raw.strip()):
+            lines.append(_Line(0, raw.strip()))  # ">>> Name <addr> date >>>" is no quote
+        elif match:
+            lines.extend(_Line(match.group(1).count(">"), t) for t in _unglue(raw[match.end():]))
         else:
-            lines.append(_Line(0, raw.rstrip()))
+            lines.extend(_Line(0, t) for t in _unglue(raw))
     return lines
+
+
+# Yahoo runs its header block together after the separator: "----- Forwarded Message -----
+# From: A <a@x>To: b@y <b@y>Sent: Tuesday, 3 March 2026, 15:47:00 GMTSubject: Bins".
+_FIELD_ORDER = ("to", "cc", "date", "subject")
+_LABEL_AT = {
+    f: re.compile("(?:" + "|".join(re.escape(n) for n in sorted(
+        (n for n, c in _LABELS.items() if c == f), key=len, reverse=True)) + ")" + _COLON,
+        re.IGNORECASE)
+    for f in _FIELD_ORDER
+}
+
+
+def _unglue(raw: str) -> list[str]:
+    """One line, or the lines a run-together separator and header block stand for."""
+    line = raw.rstrip()
+    head: list[str] = []
+    sep = _SEPARATOR.match(line)
+    if sep and sep.group("rest") and sep.group("rest").strip() and _SEPARATOR_WORDS.search(
+            sep.group("words") or ""):
+        cut = sep.start("rest")
+        head, line = [line[:cut].rstrip()], sep.group("rest").strip()
+    parsed = header_field(line)
+    if not parsed or parsed[0] != "from":
+        return head + [line]
+    parts: list[str] = []
+    cursor = 0
+    for fld in _FIELD_ORDER:
+        found = _glued_label(line, _LABEL_AT[fld], cursor)
+        if found is not None:
+            parts.append(line[cursor:found].rstrip())
+            cursor = found
+    parts.append(line[cursor:].rstrip())
+    return head + parts
+
+
+def _glued_label(line: str, label: re.Pattern[str], start: int) -> int | None:
+    """Where a label glued to the previous value starts: after ">", "]", ")" or a digit,
+    or a capitalised label straight after another word ("GMTSubject:")."""
+    for m in label.finditer(line, start + 1):
+        before = line[m.start() - 1]
+        if before in ">])\"" or before.isdigit():
+            return m.start()
+        if before.isspace() and m.start() > start + 1 and line[m.start() - 2] in ">])\"":
+            return m.start()
+        first = line[m.start()]
+        if before.isalpha() and m.end() - m.start() > 2 and (
+                first.isupper() or (not first.isascii() and before.isascii())):
+            return m.start()
+    return None
 
 
 def _read_block(lines: list[_Line], i: int, depth: int) -> tuple[dict[str, str], int]:
@@ -390,17 +314,21 @@ def _next_is_header(lines: list[_Line], j: int, depth: int) -> bool:
     return j < len(lines) and lines[j].depth == depth and header_field(lines[j].text) is not None
 
 
-def _valid_block(fields: dict[str, str], lenient: bool) -> bool:
+def _valid_block(fields: dict[str, str], lenient: bool, marked: bool = False) -> bool:
+    """A header block: From and two more fields with an address, or (with a forward
+    subject or a separator) one more. Without an address in From it needs the separator or
+    two more fields: "From: 10am / To: 1pm" is a notice, not a header block."""
     if "from" not in fields:
         return False
-    if "@" not in fields["from"] and not lenient:
-        return False  # "From: 10am / To: 1pm": a notice, not a header block
     others = sum(1 for key in ("date", "to", "cc", "subject") if key in fields)
-    return others >= (1 if lenient else 2)
+    if "@" not in fields["from"]:
+        return marked or (lenient and others >= 2)
+    return others >= (1 if lenient or marked else 2)
 
 
 def _find_blocks(lines: list[_Line], lenient: bool) -> list[_Block]:
-    """Every forwarded/quoted header block, outermost first."""
+    """Every forwarded/quoted header block, outermost first. `lenient` (the subject says
+    "forwarded") also admits blocks of fewer lines and Outlook 2019's attribution lines."""
     blocks: list[_Block] = []
     i = 0
     while i < len(lines):
@@ -418,8 +346,13 @@ def _find_blocks(lines: list[_Line], lenient: bool) -> list[_Block]:
             if mutt and header_field(lines[i].text) is None:
                 blocks.append(_Block(start, i, line.depth, {"from": mutt.group("who")}, True))
                 continue
+        said = _attribution(lines[i].text, need_verb=not marked) if (lenient or marked) else None
+        if said:
+            blocks.append(_Block(start, i + 1, lines[i].depth, said, marked, attribution=True))
+            i += 1
+            continue
         fields, end = _read_block(lines, i, lines[i].depth)
-        if _valid_block(fields, lenient or marked):
+        if _valid_block(fields, lenient, marked):
             blocks.append(_Block(start, end, lines[i].depth, fields, marked))
             i = end
         else:
@@ -427,17 +360,57 @@ def _find_blocks(lines: list[_Line], lenient: bool) -> list[_Block]:
     return blocks
 
 
+def _attribution(text: str, need_verb: bool) -> dict[str, str] | None:
+    """From and date of a one-line header: Outlook 2019's `On <date>, "Name" <addr> wrote:`
+    in any language, GroupWise's `>>> Name <addr> <date> >>>`, or Yandex's `<date>, "Name"
+    <addr>:` under a separator (need_verb=False)."""
+    if gw := _GROUPWISE.match(text.strip()):
+        return {"from": gw.group("who"), "date": gw.group("date")}
+    line = text.strip()
+    if not line.endswith((":", "\uff1a")) or len(line) > 300:
+        return None
+    found = list(_BRACKETED.finditer(line))
+    if not found or (need_verb and not _ATTRIBUTION.search(line)):
+        return None
+    address = found[-1]
+    before, after = line[: address.start()], line[address.end() :]
+    name = _quoted_name(before)
+    if name is None:
+        cut = max((before.rfind(w) + len(w) for w in tables.NAME_AFTER if w in before),
+                  default=-1)
+        if cut < 0 and "," in before:
+            cut = before.rfind(",") + 1
+        name = before[max(cut, 0):]
+        if _ATTRIBUTION.search(name) or re.search(r"\d[:.]\d", name):
+            name = ""  # the name is not where this language puts it; the address is enough
+    return {"from": f"{name.strip()} <{address.group(1)}>", "date": before + " " + after}
+
+
+_QUOTED = re.compile(r"[\"\u201c\u201e«]\s*([^\"\u201c\u201d\u201e«»]+?)\s*[\"\u201d»]\s*$")
+
+
+def _quoted_name(text: str) -> str | None:
+    m = _QUOTED.search(text.rstrip(" ([<"))
+    return m.group(1) if m else None
+
+
 def _body_after(lines: list[_Line], block: _Block) -> str:
-    """The original's text: lines after its header block, at its quote depth or deeper."""
-    out: list[str] = []
+    """The original's text: lines after its header block, at its quote depth or deeper.
+    A body quoted one level deeper than its header (Missive, Mail.ru) loses that level, and
+    a body indented as a whole (Outlook 2019) loses the indent."""
+    taken: list[_Line] = []
     for line in lines[block.end :]:
-        if _MUTT_END.match(line.text):
+        if _END.match(line.text):
             break
         if line.depth < block.depth and line.text.strip():
             break  # the forwarder's quote ended
-        extra = max(0, line.depth - block.depth)
-        out.append(("> " * extra + line.text).rstrip())
-    return "\n".join(out).strip("\n")
+        taken.append(line)
+    filled = [line for line in taken if line.text.strip()]
+    base = block.depth
+    if filled and all(line.depth > base for line in filled):
+        base += 1
+    out = [("> " * max(0, line.depth - base) + line.text).rstrip() for line in taken]
+    return textwrap.dedent("\n".join(out)).strip()
 
 
 def _note_before(lines: list[_Line], index: int) -> str:
@@ -449,9 +422,11 @@ def _note_before(lines: list[_Line], index: int) -> str:
     return "\n".join(kept).strip()
 
 
-def _original_from_block(block: _Block, body: str) -> Original:
+def _original_from_block(block: _Block, body: str, subject_of_forward: str = "") -> Original:
     fields = block.fields
     subject = fields.get("subject")
+    if block.attribution and not subject:  # a one-line header names no subject: the
+        subject = _strip_prefixes(subject_of_forward)  # forward's own, less "FW:"
     return Original(
         sender=sender_party(fields.get("from", "")),
         to=parse_parties(fields.get("to", "")),
@@ -460,6 +435,12 @@ def _original_from_block(block: _Block, body: str) -> Original:
         date=parse_date(fields["date"]) if fields.get("date") else None,
         body=body,
     )
+
+
+def _strip_prefixes(subject: str) -> str:
+    while (m := _ANY_PREFIX.match(subject)) and m.end() < len(subject):
+        subject = subject[m.end() :]
+    return " ".join(subject.split())
 
 
 def _is_reply(msg: Message, lines: list[_Line], first: _Block) -> bool:
@@ -477,11 +458,13 @@ def _is_reply(msg: Message, lines: list[_Line], first: _Block) -> bool:
 
 
 def _pick(chain: list[Original], is_internal: Callable[[str], bool]) -> Original:
-    """The earliest author who is not internal; the earliest author when all are."""
-    for original in reversed(chain):
+    """The first (outermost) author who is not internal: in casework the constituent who
+    wrote to the member. Deeper levels stay in that original's body. The first author when
+    all are internal."""
+    for original in chain:
         if original.sender and original.sender.address and not _safe(is_internal, original):
             return original
-    return chain[-1]
+    return chain[0]
 
 
 def _safe(is_internal: Callable[[str], bool], original: Original) -> bool:
@@ -502,7 +485,7 @@ def _inline_forward(msg: Message, is_internal: Callable[[str], bool]) -> Forward
     first.forward_marker = first.marked and bool(_FORWARD_WORDS.search(lines[first.start].text))
     if _is_reply(msg, lines, first):
         return None
-    chain = [_original_from_block(block, "") for block in blocks]
+    chain = [_original_from_block(block, "", subject) for block in blocks]
     chosen = _pick(chain, is_internal)
     # The original's body runs to the end: later blocks are its own quoted history.
     chosen.body = _body_after(lines, blocks[chain.index(chosen)])
@@ -513,17 +496,22 @@ def _inline_forward(msg: Message, is_internal: Callable[[str], bool]) -> Forward
 
 
 def _attached_messages(msg: Message) -> list[Message]:
-    """message/rfc822 parts of msg, outermost first, without entering them."""
+    """message/rfc822 and message/global (RFC 6532, UTF-8 headers) parts of msg, outermost
+    first, without entering them."""
     found: list[Message] = []
     if not msg.is_multipart():
         return found
     for part in msg.get_payload():
         if not isinstance(part, Message):
             continue
-        if part.get_content_type() == "message/rfc822":
+        if part.get_content_type() in ("message/rfc822", "message/global"):
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 found.append(inner[0])
+            elif isinstance(inner, (str, bytes)) and inner.strip():  # left unparsed
+                data = part.get_payload(decode=True)
+                if isinstance(data, bytes):
+                    found.append(message_from_bytes(data, policy=policy.default))
         elif part.is_multipart():
             found.extend(_attached_messages(part))
     return found
@@ -568,9 +556,10 @@ def find_forward(
 ) -> Forward | None:
     """The forwarded original inside msg, or None when msg is not a forward.
 
-    For a forward of a forward, the original is the earliest author whose address is not
-    internal (is_internal(address) is True for members and council officers); the note is
-    still the outermost forwarder's own text.
+    For a forward of a forward, the original is the first (outermost) author whose address
+    is not internal (is_internal(address) is True for members and council officers): in
+    casework, the constituent who wrote to the member. Deeper levels stay in its body; the
+    note is still the outermost forwarder's own text.
     """
     try:
         return _find(msg, is_internal)
