@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import logging
@@ -92,9 +93,12 @@ def _audited(s: Session, who: str, what: str, *, action: str = "read",
 
 
 def _refused(app: App, who: str, what: str, reason: str, code: int,
-             case_ref: str | None = None, detail: dict[str, Any] | None = None) -> Fail:
-    """A read refused: recorded with the reason (and the OS user behind an `--as`)."""
-    with app.session() as s:
+             case_ref: str | None = None, detail: dict[str, Any] | None = None,
+             session: Session | None = None) -> Fail:
+    """A read refused: recorded with the reason (and the OS user behind an `--as`), in the
+    command's own session when it has one (SQLite has one writer)."""
+    with contextlib.nullcontext(session) if session else app.session() as s:
+        s.rollback()
         _audited(s, who, what, action="refused", case_ref=case_ref,
                  detail={"reason": reason, "os_user": _os_user(), **(detail or {})})
     return Fail(reason, code)
@@ -149,20 +153,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     _pin(args)
     app = _started(args, EX_TEMPFAIL)  # the MTA keeps the message and retries
     limit = app.settings.smtp.max_message_size
-    sources: list[tuple[str, bytes]] = []
-    if not args.files:
-        raw = sys.stdin.buffer.read(limit + 1)  # no more than the limit in memory
-        while len(raw) > limit and sys.stdin.buffer.read(1 << 20):
-            pass  # the MTA writes it all: read the rest away, so it sees our exit code
-        sources.append(("-", raw))
-    for name in args.files:
-        try:
-            with open(name, "rb") as f:
-                sources.append((name, f.read(limit + 1)))
-        except OSError as e:
-            raise Fail(f"{name}: {e.strerror}", EX_NOINPUT) from None
     code = 0
-    for name, raw in sources:
+    for name in args.files or ["-"]:
+        try:  # one at a time, so an unreadable file stops nothing after it
+            raw = _read_message(name, limit)
+        except OSError as e:
+            print(f"mailflow ingest: {name}: {e.strerror or e}", file=sys.stderr)
+            code = _worse(code, EX_NOINPUT)
+            continue
         now = clock.now()
         if len(raw) > limit:  # as SMTP refuses it: stored nowhere, the MTA bounces it
             reason = (f"552 5.3.4 Message too big for mailflow: the limit is "
@@ -171,14 +169,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             if args.json:
                 _print_json({"file": name, "message_id": None, "disposition": "refused",
                              "case": None, "reason": reason, "rule": "too_big"})
-            code = code or EX_DATAERR
+            code = _worse(code, EX_DATAERR)
             continue
         try:
             raw_id, duplicate = pipeline.receive(app, raw, source="ingest", now=now)
         except Exception as e:  # noqa: BLE001 - the MTA keeps the message and retries
             print(f"mailflow ingest: {name}: could not store the message, try again later: "
                   f"{type(e).__name__}: {e}", file=sys.stderr)
-            code = EX_TEMPFAIL
+            code = _worse(code, EX_TEMPFAIL)
             continue
         if duplicate:
             first = pipeline.describe(app, raw_id)
@@ -196,6 +194,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return code
 
 
+def _read_message(name: str, limit: int) -> bytes:
+    """No more than the limit (and one byte, to tell) in memory."""
+    if name != "-":
+        with open(name, "rb") as f:
+            return f.read(limit + 1)
+    raw = sys.stdin.buffer.read(limit + 1)
+    while len(raw) > limit and sys.stdin.buffer.read(1 << 20):
+        pass  # the MTA writes it all: read the rest away, so it sees our exit code
+    return raw
+
+
+def _worse(code: int, new: int) -> int:
+    """75 wins (the MTA must retry), then the first problem met."""
+    return EX_TEMPFAIL if EX_TEMPFAIL in (code, new) else code or new
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from mailflow.inbound.inspect import inspect
 
@@ -207,7 +221,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 raw = Path(name).read_bytes()
             except OSError as e:
                 print(f"mailflow inspect: {name}: {e.strerror}", file=sys.stderr)
-                code = EX_NOINPUT
+                code = code or EX_NOINPUT
                 continue
             try:
                 data = inspect(raw, s, session, name)
@@ -215,7 +229,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 if session is not None:
                     session.rollback()
                 print(f"mailflow inspect: {name}: {type(e).__name__}: {e}", file=sys.stderr)
-                code = 1
+                code = code or 1
                 continue
             if args.json:
                 _print_json(data)
@@ -257,6 +271,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
     _pin(args)
     app = _started(args)
+    _writable(app, 1)
     result = tick.tick(app, clock.now())
     if args.json:
         _print_json(result)
@@ -267,11 +282,32 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mailflow.serve import serve
+    from mailflow.serve import CannotListen, serve
 
     app = _started(args, EX_TEMPFAIL)
-    serve(app, args.host, args.port, "lmtp" if args.lmtp else None)
+    _writable(app, 1)
+    try:
+        serve(app, args.host, args.port, "lmtp" if args.lmtp else None)
+    except CannotListen as e:
+        raise Fail(str(e), EX_TEMPFAIL) from None
     return 0
+
+
+def _writable(app: App, code: int) -> None:
+    """The outbound maildir, checked by writing to it (permission bits lie to root), so a
+    folder that cannot be written is one line at start, not a retry per mail for ever."""
+    import tempfile
+
+    if app.settings.outbound.transport != "maildir":
+        return
+    folder = app.settings.maildir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise Fail(f"[outbound] maildir {folder} cannot be written: {e.strerror or e}",
+                   code) from None
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -367,7 +403,7 @@ def cmd_case(args: argparse.Namespace) -> int:
         if viewer and not sharing.can_see(s, app.settings, case, viewer):
             # the same words as for no case at all: a refusal does not say the case exists
             raise _refused(app, viewer, what, f"no case {args.reference} visible to {viewer}",
-                           1, ref)
+                           1, ref, session=s)
         _audited(s, viewer or _os_user(), what, case_ref=ref, detail={"json": args.json})
         if args.audit:
             trail = audit.rows(s, ref)
@@ -617,8 +653,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         except search.UnknownFilter as e:
             raise Fail(str(e), EX_USAGE) from None
         except NotAllowed as e:
-            s.rollback()
-            raise _refused(app, who, "search", f"--as: {e}", EX_USAGE, detail=asked) from None
+            raise _refused(app, who, "search", f"--as: {e}", EX_USAGE, detail=asked,
+                           session=s) from None
         _audited(s, who, "search", cases=[r["reference"] for r in rows],
                  detail={**asked, "shown": len(rows)})
     if args.json:
@@ -802,6 +838,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Fail as e:
         print(f"mailflow {args.command}: {e}", file=sys.stderr)
         return e.code
+    except SQLAlchemyError as e:  # the database went away or refused mid-command
+        print(f"mailflow {args.command}: database cannot be used: {_why(e)}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a file or folder: named, with the reason, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"mailflow {args.command}: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ worker finishes the message it holds (the rest stay in the spool for the next st
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import signal
@@ -22,6 +23,10 @@ from mailflow.inbound.writer import SpoolWriter
 from mailflow.jobs import tick
 
 log = logging.getLogger(__name__)
+
+
+class CannotListen(Exception):
+    """The receiver's port is taken (or not ours to take): nothing was started."""
 
 
 class Worker(threading.Thread):
@@ -97,7 +102,14 @@ def serve(app: App, host: str | None = None, port: int | None = None,
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    controller.start()
+    try:
+        controller.start()
+    except OSError as e:
+        worker.stop()
+        writer.stop()
+        where = f"{controller.hostname}:{controller.port}"
+        why = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or e)
+        raise CannotListen(f"cannot listen on {where}: {why}") from None
     if imap:
         imap.start()
     scheduler.start()
