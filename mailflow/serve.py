@@ -14,7 +14,7 @@ from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from mailflow import clock
+from mailflow import clock, settings
 from mailflow.app import App
 from mailflow.inbound import pipeline
 from mailflow.inbound.imap import Receiver
@@ -116,7 +116,7 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     log.info("mailflow serving %s on %s:%s for %s", protocol.upper(), controller.hostname,
              controller.port, s.council.casework_address)
     print(f"mailflow: {protocol.upper()} on {controller.hostname}:{controller.port}, "
-          f"database {app.url}, outbound {s.outbound.transport}"
+          f"database {settings._redact(app.url)}, outbound {s.outbound.transport}"
           + (f", IMAP {imap.where}" if imap else ""), flush=True)
     try:
         stop.wait()
