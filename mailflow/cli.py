@@ -496,6 +496,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except OSError as e:
         raise Fail(f"{args.file}: {e.strerror}", EX_NOINPUT) from None
     now = clock.now()
+    _ready(app, 1)
     app.start(now)  # the directory, synchronised, before rows are checked against it
     rows, problems = imports.check(app.context, text, now)
     for p in problems:

@@ -148,8 +148,10 @@ class AuditCase(SQLModel, table=True):
     "who saw this case" is an index lookup (`mailflow audit --case REF`), not a scan of every
     listing's detail. The reference, like AuditEntry's, outlives the case."""
 
+    __table_args__ = (Index("ix_auditcase_case_ref", "case_ref", "audit_id"),)
+
+    audit_id: int = Field(foreign_key="auditentry.id", primary_key=True)  # a row's cases
     case_ref: str = Field(primary_key=True)
-    audit_id: int = Field(foreign_key="auditentry.id", primary_key=True)
 
 
 class Event(SQLModel, table=True):

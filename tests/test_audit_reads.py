@@ -198,3 +198,25 @@ def test_reading_commands_run_from_a_child_process_are_audited(rules_app: App) -
     assert done.returncode == 0, done.stderr
     [row] = [t for t in audit(app, "--case", ref) if t["what"] == "search"]
     assert row["who"] == OS_USER and row["data"]["query"] == "pothole"
+
+
+def test_who_saw_this_case_is_an_index_lookup(tmp_path: Path) -> None:
+    """However long the trail, `audit --case REF` reads only the rows about REF: the query
+    plan searches indexes and scans no table (SQLite's plan; PostgreSQL's depends on its
+    statistics, so a tiny test table says nothing there)."""
+    from mailflow.casework import audit as trail
+
+    url = f"sqlite:///{tmp_path}/plan.db"
+    db.upgrade(url)
+    try:
+        with db.session(url) as s:
+            for q in (trail.entries_query("CW-2026-00042"),
+                      trail.entries_query("CW-2026-00042", by=ALAN),
+                      trail.shown_query([1, 2, 3])):
+                sql = str(q.compile(db.engine(url), compile_kwargs={"literal_binds": True}))
+                plan = [row[-1] for row in s.execute(text("EXPLAIN QUERY PLAN " + sql))]
+                assert any("USING" in p for p in plan), plan
+                assert not any(p.startswith("SCAN auditcase") or p.startswith("SCAN auditentry")
+                               for p in plan), plan
+    finally:
+        db.engine(url).dispose()

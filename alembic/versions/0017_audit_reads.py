@@ -34,11 +34,13 @@ auditentry = sa.table("auditentry", sa.column("at", UTC()), sa.column("actor", T
 def upgrade() -> None:
     op.create_table(
         "auditcase",
-        sa.Column("case_ref", TEXT(), nullable=False),
         sa.Column("audit_id", sa.Integer(), nullable=False),
+        sa.Column("case_ref", TEXT(), nullable=False),
         sa.ForeignKeyConstraint(["audit_id"], ["auditentry.id"]),
-        sa.PrimaryKeyConstraint("case_ref", "audit_id"),
+        sa.PrimaryKeyConstraint("audit_id", "case_ref"),
     )
+    # "who saw this case": the reference first, covering the entry's id
+    op.create_index("ix_auditcase_case_ref", "auditcase", ["case_ref", "audit_id"])
     conn = op.get_bind()
     rows = conn.execute(
         sa.select(caseread.c.at, caseread.c.reader, caseread.c.via, caseread.c.what,

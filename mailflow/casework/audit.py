@@ -29,24 +29,16 @@ def record(session: Session, *, actor: str, action: str, what: str, now: datetim
     refs = sorted(set(cases))
     if refs:
         session.flush()  # the entry's id
-        session.execute(insert(models.AuditCase),
-                        [{"case_ref": r, "audit_id": entry.id} for r in refs])
+        # Core executemany: the ORM's bulk insert is six times slower for a long listing.
+        session.connection().execute(insert(models.AuditCase.__table__),  # type: ignore[attr-defined]
+                                     [{"audit_id": entry.id, "case_ref": r} for r in refs])
 
 
 def rows(session: Session, case_ref: str | None = None, by: str | None = None,
          since: datetime | None = None) -> list[dict[str, Any]]:
     """The trail, oldest first: every AuditEntry (for `case_ref`: naming it, or a listing
     that showed it, and the case's changes from its timeline), by `by`, from `since`."""
-    A = models.AuditEntry
-    q = select(A)
-    if case_ref:
-        shown = select(models.AuditCase.audit_id).where(models.AuditCase.case_ref == case_ref)
-        q = q.where(or_(A.case_ref == case_ref, col(A.id).in_(shown)))
-    if by:  # an address, or the name of an OS user
-        q = q.where(col(A.actor).in_([by, f"{by} (os user)"]))
-    if since:
-        q = q.where(A.at >= since)
-    entries = list(session.exec(q.order_by(col(A.at), col(A.id))))
+    entries = list(session.exec(entries_query(case_ref, by, since)))
     shown_by = _shown(session, [e.id for e in entries if e.id is not None])
     out = [(e.at, 1, e.id or 0, _entry(e, shown_by.get(e.id or 0, []))) for e in entries]
     case = (session.exec(select(models.Case).where(models.Case.reference == case_ref)).first()
@@ -63,13 +55,32 @@ def rows(session: Session, case_ref: str | None = None, by: str | None = None,
     return [row for *_, row in sorted(out, key=lambda t: t[:3])]
 
 
+def entries_query(case_ref: str | None = None, by: str | None = None,
+                  since: datetime | None = None) -> Any:
+    """AuditEntry rows, oldest first; for a case, by its reference or the listings that
+    showed it: two index lookups (ix_auditentry_case_ref, ix_auditcase_case_ref)."""
+    A = models.AuditEntry
+    q = select(A)
+    if case_ref:
+        shown = select(models.AuditCase.audit_id).where(models.AuditCase.case_ref == case_ref)
+        q = q.where(or_(A.case_ref == case_ref, col(A.id).in_(shown)))
+    if by:  # an address, or the name of an OS user
+        q = q.where(col(A.actor).in_([by, f"{by} (os user)"]))
+    if since:
+        q = q.where(A.at >= since)
+    return q.order_by(col(A.at), col(A.id))
+
+
+def shown_query(ids: list[int]) -> Any:
+    AC = models.AuditCase
+    return (select(AC.audit_id, AC.case_ref).where(col(AC.audit_id).in_(ids))
+            .order_by(col(AC.audit_id), col(AC.case_ref)))
+
+
 def _shown(session: Session, ids: list[int]) -> dict[int, list[str]]:
     found: dict[int, list[str]] = defaultdict(list)
-    AC = models.AuditCase
     for i in range(0, len(ids), 500):  # bound the IN list
-        for audit_id, ref in session.exec(select(AC.audit_id, AC.case_ref)
-                                          .where(col(AC.audit_id).in_(ids[i:i + 500]))
-                                          .order_by(col(AC.audit_id), col(AC.case_ref))):
+        for audit_id, ref in session.exec(shown_query(ids[i:i + 500])):
             found[audit_id].append(ref)
     return found
 
