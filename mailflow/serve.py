@@ -78,8 +78,6 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     stop = threading.Event()
     writer = SpoolWriter(app, lambda raw_id: worker.todo.put(raw_id))
     worker = Worker(app, writer)
-    worker.start()
-    writer.start()
     controller = Listener(
         Handler(writer, protocol, s.is_ours, s.smtp.allows), protocol, hostname=host or s.smtp.host,
         port=port or s.smtp.port, data_size_limit=s.smtp.max_message_size,
@@ -102,14 +100,14 @@ def serve(app: App, host: str | None = None, port: int | None = None,
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    try:
+    try:  # the port first: when it is taken, nothing else has started
         controller.start()
     except OSError as e:
-        worker.stop()
-        writer.stop()
         where = f"{controller.hostname}:{controller.port}"
         why = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or e)
         raise CannotListen(f"cannot listen on {where}: {why}") from None
+    worker.start()
+    writer.start()  # a sender accepted meanwhile waits for its 250 until the writer runs
     if imap:
         imap.start()
     scheduler.start()
