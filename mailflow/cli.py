@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import logging
 import os
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
-from datetime import date
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from mailflow import clock, db, models, settings
 from mailflow.app import App
@@ -41,13 +42,70 @@ def _started(args: argparse.Namespace, unreachable: int = 1) -> App:
     """The app, with its directory and calendar brought in step with the config file: the
     commands that run the loop start with this; reading commands do not write."""
     app = _load(args)
+    _ready(app, unreachable)
     try:
         app.start(clock.now())
     except (SQLAlchemyError, OSError) as e:
-        why = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        raise Fail(f"database {settings._redact(app.url)} cannot be used: {why}",
+        raise Fail(f"database {settings._redact(app.url)} cannot be used: {_why(e)}",
                    unreachable) from None
     return app
+
+
+def _reading(args: argparse.Namespace) -> App:
+    """The app for a command that reads the database: one line, exit 1, when there is none."""
+    app = _load(args)
+    _ready(app, 1)
+    return app
+
+
+def _ready(app: App, code: int) -> None:
+    """A database that is missing, never initialised or unreachable is one line naming it
+    (and `mailflow init` when that is the cure), not a traceback or a new empty file."""
+    try:
+        problem = db.unready(app.url)
+    except (SQLAlchemyError, OSError) as e:
+        raise Fail(f"database {settings._redact(app.url)} cannot be used: {_why(e)}",
+                   code) from None
+    if problem:
+        raise Fail(f"database {settings._redact(app.url)} {problem}: run `mailflow init`",
+                   code)
+
+
+def _why(e: BaseException) -> str:
+    lines = str(getattr(e, "orig", None) or e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def _os_user() -> str:
+    try:
+        return f"{getpass.getuser()} (os user)"
+    except (KeyError, OSError):  # a container's uid with no name
+        return f"uid {os.getuid()} (os user)"
+
+
+def _audited(s: Session, who: str, what: str, *, action: str = "read",
+             case_ref: str | None = None, detail: dict[str, Any] | None = None,
+             cases: Iterable[str] = ()) -> None:
+    """Record a read (or refusal) in the controller's trail and commit it before anything is
+    shown: a read that cannot be recorded is not made."""
+    from mailflow.casework import audit
+
+    kept = {k: v for k, v in (detail or {}).items() if v is not None and v is not False}
+    audit.record(s, actor=who, action=action, what=what, now=clock.now(), case_ref=case_ref,
+                 detail=kept or None, cases=cases)
+    s.commit()
+
+
+def _refused(app: App, who: str, what: str, reason: str, code: int,
+             case_ref: str | None = None, detail: dict[str, Any] | None = None,
+             session: Session | None = None) -> Fail:
+    """A read refused: recorded with the reason (and the OS user behind an `--as`), in the
+    command's own session when it has one (SQLite has one writer)."""
+    with contextlib.nullcontext(session) if session else app.session() as s:
+        s.rollback()
+        _audited(s, who, what, action="refused", case_ref=case_ref,
+                 detail={"reason": reason, "os_user": _os_user(), **(detail or {})})
+    return Fail(reason, code)
 
 
 def _pin(args: argparse.Namespace) -> None:
@@ -118,20 +176,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     _pin(args)
     app = _started(args, EX_TEMPFAIL)  # the MTA keeps the message and retries
     limit = app.settings.smtp.max_message_size
-    sources: list[tuple[str, bytes]] = []
-    if not args.files:
-        raw = sys.stdin.buffer.read(limit + 1)  # no more than the limit in memory
-        while len(raw) > limit and sys.stdin.buffer.read(1 << 20):
-            pass  # the MTA writes it all: read the rest away, so it sees our exit code
-        sources.append(("-", raw))
-    for name in args.files:
-        try:
-            with open(name, "rb") as f:
-                sources.append((name, f.read(limit + 1)))
-        except OSError as e:
-            raise Fail(f"{name}: {e.strerror}", EX_NOINPUT) from None
     code = 0
-    for name, raw in sources:
+    for name in args.files or ["-"]:
+        try:  # one at a time, so an unreadable file stops nothing after it
+            raw = _read_message(name, limit)
+        except OSError as e:
+            print(f"mailflow ingest: {name}: {e.strerror or e}", file=sys.stderr)
+            code = _worse(code, EX_NOINPUT)
+            continue
         now = clock.now()
         if len(raw) > limit:  # as SMTP refuses it: stored nowhere, the MTA bounces it
             reason = (f"552 5.3.4 Message too big for mailflow: the limit is "
@@ -140,14 +192,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             if args.json:
                 _print_json({"file": name, "message_id": None, "disposition": "refused",
                              "case": None, "reason": reason, "rule": "too_big"})
-            code = code or EX_DATAERR
+            code = _worse(code, EX_DATAERR)
             continue
         try:
             raw_id, duplicate = pipeline.receive(app, raw, source="ingest", now=now)
         except Exception as e:  # noqa: BLE001 - the MTA keeps the message and retries
             print(f"mailflow ingest: {name}: could not store the message, try again later: "
                   f"{type(e).__name__}: {e}", file=sys.stderr)
-            code = EX_TEMPFAIL
+            code = _worse(code, EX_TEMPFAIL)
             continue
         if duplicate:
             first = pipeline.describe(app, raw_id)
@@ -165,6 +217,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return code
 
 
+def _read_message(name: str, limit: int) -> bytes:
+    """No more than the limit (and one byte, to tell) in memory."""
+    if name != "-":
+        with open(name, "rb") as f:
+            return f.read(limit + 1)
+    raw = sys.stdin.buffer.read(limit + 1)
+    while len(raw) > limit and sys.stdin.buffer.read(1 << 20):
+        pass  # the MTA writes it all: read the rest away, so it sees our exit code
+    return raw
+
+
+def _worse(code: int, new: int) -> int:
+    """75 wins (the MTA must retry), then the first problem met."""
+    return EX_TEMPFAIL if EX_TEMPFAIL in (code, new) else code or new
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from mailflow.inbound.inspect import inspect
 
@@ -176,7 +244,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 raw = Path(name).read_bytes()
             except OSError as e:
                 print(f"mailflow inspect: {name}: {e.strerror}", file=sys.stderr)
-                code = EX_NOINPUT
+                code = code or EX_NOINPUT
                 continue
             try:
                 data = inspect(raw, s, session, name)
@@ -184,7 +252,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 if session is not None:
                     session.rollback()
                 print(f"mailflow inspect: {name}: {type(e).__name__}: {e}", file=sys.stderr)
-                code = 1
+                code = code or 1
                 continue
             if args.json:
                 _print_json(data)
@@ -226,6 +294,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
     _pin(args)
     app = _started(args)
+    _writable(app, 1)
     result = tick.tick(app, clock.now())
     if args.json:
         _print_json(result)
@@ -236,10 +305,14 @@ def cmd_tick(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from mailflow.serve import serve
+    from mailflow.serve import CannotListen, serve
 
     app = _started(args, EX_TEMPFAIL)
-    serve(app, args.host, args.port, "lmtp" if args.lmtp else None, args.web_port)
+    _writable(app, 1)
+    try:
+        serve(app, args.host, args.port, "lmtp" if args.lmtp else None, args.web_port)
+    except CannotListen as e:
+        raise Fail(str(e), EX_TEMPFAIL) from None
     return 0
 
 
@@ -262,6 +335,23 @@ def cmd_web(args: argparse.Namespace) -> int:
     finally:
         web.stop()
     return 0
+
+
+def _writable(app: App, code: int) -> None:
+    """The outbound maildir, checked by writing to it (permission bits lie to root), so a
+    folder that cannot be written is one line at start, not a retry per mail for ever."""
+    import tempfile
+
+    if app.settings.outbound.transport != "maildir":
+        return
+    folder = app.settings.maildir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise Fail(f"[outbound] maildir {folder} cannot be written: {e.strerror or e}",
+                   code) from None
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -298,7 +388,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
 
 def cmd_cases(args: argparse.Namespace) -> int:
-    app = _load(args)
+    app = _reading(args)
+    viewer = _viewer(app, args.as_, "cases") if args.as_ else None
     with app.session() as s:
         q = select(models.Case).order_by(col(models.Case.id))
         if args.member:
@@ -312,9 +403,12 @@ def cmd_cases(args: argparse.Namespace) -> int:
             q = q.where(models.Case.member_id == member.id)
         if args.status:
             q = q.where(models.Case.status == args.status)
-        if args.as_:
-            q = q.where(sharing.visible_filter(s, app.settings, _viewer(app, args.as_)))
+        if viewer:
+            q = q.where(sharing.visible_filter(s, app.settings, viewer))
         rows = [views.case_summary(s, c) for c in s.exec(q)]
+        _audited(s, viewer or _os_user(), "cases", cases=[r["reference"] for r in rows],
+                 detail={"member": args.member, "status": args.status, "json": args.json,
+                         "shown": len(rows)})
     if args.json:
         _print_json(rows)
     else:
@@ -326,11 +420,13 @@ def cmd_cases(args: argparse.Namespace) -> int:
     return 0
 
 
-def _viewer(app: App, address: str) -> str:
-    """`--as EMAIL`: a member (any of their addresses) or staff; anyone else is refused."""
+def _viewer(app: App, address: str, what: str, case_ref: str | None = None) -> str:
+    """`--as EMAIL`: a member (any of their addresses) or staff; anyone else is refused, and
+    the refusal recorded."""
     address = address.strip().lower()
     if not (app.settings.member_for(address) or app.settings.is_staff(address)):
-        raise Fail(f"--as: {address} is not a member or member services", EX_USAGE)
+        raise _refused(app, address, what, f"--as: {address} is not a member or member services",
+                       EX_USAGE, case_ref)
     return address
 
 
@@ -338,22 +434,23 @@ def cmd_case(args: argparse.Namespace) -> int:
     from mailflow.casework import audit
     from mailflow.tokens import normalise_reference
 
-    app = _load(args)
+    app = _reading(args)
     ref = normalise_reference(args.reference, app.settings.council.reference_prefix)
-    viewer = _viewer(app, args.as_) if args.as_ else None
-    reader = viewer or f"{getpass.getuser()} (os user)"
+    what = "audit" if args.audit else "case"
+    viewer = _viewer(app, args.as_, what, ref) if args.as_ else None
     now = clock.now()
     with app.session() as s:
         case = s.exec(select(models.Case).where(models.Case.reference == ref)).first()
-        if case is None or (viewer and not sharing.can_see(s, app.settings, case, viewer)):
+        if case is None:
             raise Fail(f"no case {args.reference}" + (f" visible to {viewer}" if viewer else ""),
                        1)
-        audit.record_read(s, case, reader, now,
-                          what="audit" if args.audit else "case" + (" --json" if args.json
-                                                                     else ""))
-        s.commit()
+        if viewer and not sharing.can_see(s, app.settings, case, viewer):
+            # the same words as for no case at all: a refusal does not say the case exists
+            raise _refused(app, viewer, what, f"no case {args.reference} visible to {viewer}",
+                           1, ref, session=s)
+        _audited(s, viewer or _os_user(), what, case_ref=ref, detail={"json": args.json})
         if args.audit:
-            trail = audit.trail(s, case)
+            trail = audit.rows(s, ref)
         else:
             data = views.case_dict(s, case, app.calendar.local(now).date(), app.settings, viewer)
     if args.audit:
@@ -361,10 +458,7 @@ def cmd_case(args: argparse.Namespace) -> int:
             _print_json(trail)
         else:
             print(f"{case.reference}: audit trail")
-            print(_table([[t["at"], t["action"], t["who"], t["what"], t["via"],
-                           t["message"] or "", (t["text"] or "").strip().split("\n")[0][:50]]
-                          for t in trail],
-                         ["AT", "ACTION", "WHO", "WHAT", "VIA", "MESSAGE", "TEXT"]))
+            _print_trail(trail)
         return 0
     if args.json:
         _print_json(data)
@@ -392,6 +486,50 @@ def cmd_case(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """The controller's trail: who read or changed what, oldest first."""
+    from mailflow.casework import audit
+    from mailflow.tokens import normalise_reference
+
+    app = _reading(args)
+    ref = (normalise_reference(args.case, app.settings.council.reference_prefix)
+           if args.case else None)
+    by = args.by.strip().lower() if args.by else None
+    since = _date(args.since, "--since")
+    # --since is a council-local day: from its midnight
+    start = (datetime.combine(since, time(0), tzinfo=app.calendar.tz).astimezone(UTC)
+             if since else None)
+    with app.session() as s:
+        # Reading the trail is itself a read: it shows who saw which cases.
+        _audited(s, _os_user(), "audit", case_ref=ref,
+                 detail={"by": by, "since": args.since, "json": args.json})
+        trail = audit.rows(s, ref, by, start)
+    if args.json:
+        _print_json(trail)
+    elif trail:
+        _print_trail(trail)
+    else:
+        print("no audit rows")
+    return 0
+
+
+def _print_trail(trail: list[dict[str, Any]]) -> None:
+    def about(t: dict[str, Any]) -> str:
+        if t["cases"]:
+            return t["cases"][0] if len(t["cases"]) == 1 else f"{len(t['cases'])} cases"
+        return t["case"] or ""
+
+    def said(t: dict[str, Any]) -> str:
+        data = {k: v for k, v in t["data"].items() if k not in ("reason", "os_user")}
+        text = (t["text"] or "").strip().split("\n")[0]
+        return (text or (json.dumps(data, ensure_ascii=False) if t["action"] != "change"
+                         and data else ""))[:60]
+
+    print(_table([[t["at"], t["action"], t["who"], t["what"], about(t), t["via"],
+                   t["message"] or "", said(t)] for t in trail],
+                 ["AT", "ACTION", "WHO", "WHAT", "CASE", "VIA", "MESSAGE", "TEXT"]))
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from mailflow.casework import imports
 
@@ -402,6 +540,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except OSError as e:
         raise Fail(f"{args.file}: {e.strerror}", EX_NOINPUT) from None
     now = clock.now()
+    _ready(app, 1)
     app.start(now)  # the directory, synchronised, before rows are checked against it
     rows, problems = imports.check(app.context, text, now)
     for p in problems:
@@ -452,11 +591,16 @@ def cmd_holding(args: argparse.Namespace) -> int:
         return _work_holding(_started(args), args)
     if args.retry is not None:
         return _retry(_started(args), args.retry, args.json, _actor(args))
+    _ready(app, 1)
     with app.session() as s:
         q = select(models.Holding).order_by(col(models.Holding.id))
         if not args.all:
             q = q.where(col(models.Holding.resolved_at).is_(None))
         rows = [views.holding_dict(s, h) for h in s.exec(q)]
+        shown = {r["case"] for r in rows if r["case"]}
+        shown |= {c["case"] for r in rows for c in r["candidates"] if c.get("case")}
+        _audited(s, _os_user(), "holding", cases=shown,
+                 detail={"all": args.all, "json": args.json, "shown": len(rows)})
     if args.json:
         _print_json(rows)
     else:
@@ -545,7 +689,7 @@ def _retry(app: App, holding_id: int, as_json: bool, actor: str) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    app = _load(args)
+    app = _reading(args)
     if args.release is not None:
         with app.session() as s:
             # Conditional, so two people releasing at once (or a release racing a
@@ -556,14 +700,22 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                 if s.get(models.Outbox, args.release) is None:
                     raise Fail(f"no outbox message {args.release}")
                 raise Fail(f"outbox message {args.release} is not held", 2)
-            s.commit()
+            _audited(s, _os_user(), "outbox.release", action="change",
+                     case_ref=_reference(s, s.get(models.Outbox, args.release)),
+                     detail={"id": args.release})
         print(f"outbox message {args.release} released: the next tick sends it")
         return 0
     with app.session() as s:
         q = select(models.Outbox).order_by(col(models.Outbox.id))
         if args.state:
             q = q.where(models.Outbox.state == args.state)
-        rows = [views.outbox_dict(o) for o in s.exec(q)]
+        mails = list(s.exec(q))
+        rows = [views.outbox_dict(o) for o in mails]
+        ids = {o.case_id for o in mails if o.case_id}
+        shown = set(s.exec(select(models.Case.reference)
+                           .where(col(models.Case.id).in_(ids)))) if ids else set()
+        _audited(s, _os_user(), "outbox", cases=shown,
+                 detail={"state": args.state, "json": args.json, "shown": len(rows)})
     if args.json:
         _print_json(rows)
     else:
@@ -572,6 +724,11 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                      ["ID", "STATE", "KIND", "TO", "SUBJECT", "LAST ERROR"])
               if rows else "the outbox is empty")
     return 0
+
+
+def _reference(s: Session, row: models.Outbox | None) -> str | None:
+    case = s.get(models.Case, row.case_id) if row is not None and row.case_id else None
+    return case.reference if case else None
 
 
 def _date(value: str | None, flag: str) -> date | None:
@@ -585,18 +742,26 @@ def cmd_search(args: argparse.Namespace) -> int:
     from mailflow.casework.visibility import NotAllowed
     from mailflow.reports import search
 
-    app = _load(args)
+    app = _reading(args)
+    query = " ".join(args.query)
     filters = search.Filters(member=args.member, ward=args.ward, service=args.service,
                              status=args.status, since=_date(args.since, "--since"),
                              until=_date(args.until, "--until"), as_email=args.as_email)
+    asked = {"query": query, "member": args.member, "ward": args.ward,
+             "service": args.service, "status": args.status, "since": args.since,
+             "until": args.until, "limit": args.limit, "json": args.json}
+    who = args.as_email.strip().lower() if args.as_email else _os_user()
     with app.session() as s:
         try:
-            rows = search.search(s, app.settings, app.calendar, " ".join(args.query), filters,
+            rows = search.search(s, app.settings, app.calendar, query, filters,
                                  limit=args.limit)
         except search.UnknownFilter as e:
             raise Fail(str(e), EX_USAGE) from None
         except NotAllowed as e:
-            raise Fail(f"--as: {e}", EX_USAGE) from None
+            raise _refused(app, who, "search", f"--as: {e}", EX_USAGE, detail=asked,
+                           session=s) from None
+        _audited(s, who, "search", cases=[r["reference"] for r in rows],
+                 detail={**asked, "shown": len(rows)})
     if args.json:
         _print_json(rows)
         return 0
@@ -613,7 +778,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from mailflow.reports import formats, html, period, report
 
     _pin(args)
-    app = _load(args)
+    app = _reading(args)
     today = app.calendar.local(clock.now()).date()
     try:
         by = report.parse_groupings(args.by)
@@ -630,6 +795,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise Fail(str(e), EX_USAGE) from None
     with app.session() as s:
         rows, total = report.with_total(s, p, by, today)
+        # Statistics name no constituent; the read is recorded all the same (what, whose).
+        _audited(s, _os_user(), "report", detail={
+            "from": p.start.isoformat(), "to": p.end.isoformat(), "by": args.by,
+            "format": "html" if args.html else "json" if args.json else "csv" if args.csv
+            else "text", "file": args.html})
         page = html.page(app, s, p, by, rows, total, today) if args.html else None
     if page is not None:
         Path(args.html).write_text(page, encoding="utf-8")
@@ -721,6 +891,13 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--audit", action="store_true",
                     help="the audit trail: every change and every read")
     sp.add_argument("--json", action="store_true")
+    sp = add("audit", cmd_audit, "the audit trail: who read or changed what, oldest first")
+    sp.add_argument("--case", metavar="REF",
+                    help="reads of this case (listings that showed it too) and its changes")
+    sp.add_argument("--by", metavar="EMAIL",
+                    help="only what this person did (an address, or `NAME (os user)`)")
+    sp.add_argument("--since", metavar="DATE", help="from this day on (YYYY-MM-DD)")
+    sp.add_argument("--json", action="store_true")
     sp = add("import", cmd_import, "import existing casework from a CSV file")
     sp.add_argument("file", metavar="FILE.csv")
     sp.add_argument("--dry-run", action="store_true",
@@ -800,6 +977,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Fail as e:
         print(f"mailflow {args.command}: {e}", file=sys.stderr)
         return e.code
+    except SQLAlchemyError as e:  # the database went away or refused mid-command
+        print(f"mailflow {args.command}: database cannot be used: {_why(e)}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a file or folder: named, with the reason, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"mailflow {args.command}: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -30,9 +30,6 @@ def normalise_url(url: str) -> str:
 def engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_pragmas(eng)
         return eng
@@ -147,6 +144,8 @@ def upgrade(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
+    if path := _sqlite_file(url):  # `init` makes the folder; nothing else does
+        path.parent.mkdir(parents=True, exist_ok=True)
     cfg = Config()
     cfg.set_main_option("script_location", str(ALEMBIC_DIR))
     cfg.attributes["connection_url"] = normalise_url(url)
@@ -164,6 +163,25 @@ def schema_revisions(url: str) -> tuple[str | None, str | None]:
     with engine(url).connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     return current, ScriptDirectory(str(ALEMBIC_DIR)).get_current_head()
+
+
+def _sqlite_file(url: str) -> Path | None:
+    url = normalise_url(url)
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def unready(url: str) -> str | None:
+    """Why the database cannot be used yet (`does not exist`, `is not initialised`), or
+    None. A SQLite file that is not there is not created by asking; an unreachable server
+    raises."""
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():
+        return "does not exist"
+    with engine(url).connect() as conn:
+        return None if inspect(conn).has_table("case") else "is not initialised"
 
 
 # Tables the search index owns: created by raw SQL in migrations (FTS5 and its shadow tables on

@@ -135,17 +135,6 @@ class CaseLink(SQLModel, table=True):
     created_at: datetime
 
 
-class CaseRead(SQLModel, table=True):
-    """Who looked at a case through the CLI, for the audit trail (changes are events)."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    case_id: int = Field(foreign_key="case.id", index=True)
-    at: datetime
-    reader: str
-    via: str  # cli
-    what: str = ""
-
-
 class AuditEntry(SQLModel, table=True):
     """Who read or did what, for the controller: reads of lists, searches, the holding pen, the
     outbox and reports; refused reads; holding-pen actions, legal holds, retention deletions,
@@ -160,6 +149,17 @@ class AuditEntry(SQLModel, table=True):
     case_ref: str | None = Field(default=None, index=True)
     via: str = "cli"  # cli | email | web | job
     detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class AuditCase(SQLModel, table=True):
+    """A case a listing showed (cases, search, holding, outbox): one row per case per read, so
+    "who saw this case" is an index lookup (`mailflow audit --case REF`), not a scan of every
+    listing's detail. The reference, like AuditEntry's, outlives the case."""
+
+    __table_args__ = (Index("ix_auditcase_case_ref", "case_ref", "audit_id"),)
+
+    audit_id: int = Field(foreign_key="auditentry.id", primary_key=True)  # a row's cases
+    case_ref: str = Field(primary_key=True)
 
 
 class Event(SQLModel, table=True):

@@ -5,6 +5,7 @@ worker finishes the message it holds (the rest stay in the spool for the next st
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import signal
@@ -13,7 +14,7 @@ from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from mailflow import clock, metrics
+from mailflow import clock, metrics, settings
 from mailflow.app import App
 from mailflow.inbound import pipeline
 from mailflow.inbound.imap import Receiver
@@ -25,6 +26,10 @@ from mailflow.web import health
 from mailflow.web.server import WebServer
 
 log = logging.getLogger(__name__)
+
+
+class CannotListen(Exception):
+    """The receiver's port is taken (or not ours to take): nothing was started."""
 
 
 class Worker(threading.Thread):
@@ -76,8 +81,6 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     stop = threading.Event()
     writer = SpoolWriter(app, lambda raw_id: worker.todo.put(raw_id))
     worker = Worker(app, writer)
-    worker.start()
-    writer.start()
     controller = Listener(
         Handler(writer, protocol, s.is_ours, s.smtp.allows), protocol, hostname=host or s.smtp.host,
         port=port or s.smtp.port, data_size_limit=s.smtp.max_message_size,
@@ -95,7 +98,14 @@ def serve(app: App, host: str | None = None, port: int | None = None,
                           name=name, max_instances=1, coalesce=True)
 
     on_signal(stop)
-    controller.start()
+    try:  # the port first: when it is taken, nothing else has started
+        controller.start()
+    except OSError as e:
+        where = f"{controller.hostname}:{controller.port}"
+        why = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or e)
+        raise CannotListen(f"cannot listen on {where}: {why}") from None
+    worker.start()
+    writer.start()  # a sender accepted meanwhile waits for its 250 until the writer runs
     if imap:
         imap.start()
     scheduler.start()
@@ -112,7 +122,7 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     log.info("mailflow serving %s on %s:%s for %s", protocol.upper(), controller.hostname,
              controller.port, s.council.casework_address)
     print(f"mailflow: {protocol.upper()} on {controller.hostname}:{controller.port}, "
-          f"database {app.url}, outbound {s.outbound.transport}"
+          f"database {settings._redact(app.url)}, outbound {s.outbound.transport}"
           + (f", IMAP {imap.where}" if imap else "")
           + (f", web {web.address}" if web else ""), flush=True)
     systemd.notify("READY=1")

@@ -177,6 +177,9 @@ def test_audit(world: tuple[App, str]) -> None:
     for i, t in enumerate(trail):
         check(t, braces_after("`mailflow case REF --audit --json` prints a list of"),
               f"audit[{i}]")
+    # the same rows as `mailflow audit --case REF --json`, whose table documents them
+    assert braces_after("`mailflow case REF --audit --json` prints a list of") == set(
+        table_after("`mailflow audit --json` prints"))
 
 
 def test_holding(world: tuple[App, str]) -> None:
@@ -246,3 +249,16 @@ def test_report(world: tuple[App, str], by: str) -> None:
                 | {f"{m}_change" for m in measures} | period)
     for i, row in enumerate(rows):
         check(row, expected, f"report --by {by} [{i}]")
+
+
+def test_audit_command(world: tuple[App, str]) -> None:
+    app, ref = world
+    assert cli(app, "cases").returncode == 0  # a listing that showed the case
+    assert cli(app, "case", ref, "--as", ALAN).returncode == 1  # a refused read
+    table = table_after("`mailflow audit --json` prints")
+    for args in ((), ("--case", ref)):
+        trail = run_json(app, "audit", *args)
+        assert {t["action"] for t in trail} >= {"read", "refused"}
+        for i, t in enumerate(trail):
+            check(t, set(table), f"audit{list(args)}[{i}]")
+    assert {t["action"] for t in trail} == {"change", "read", "refused"}

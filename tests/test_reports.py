@@ -117,7 +117,6 @@ def test_statistics_survive_deletion_and_anonymisation(app: App) -> None:
             s.execute(delete(models.Outbox).where(models.Outbox.case_id == cid))
             s.execute(delete(models.Notification).where(models.Notification.case_id == cid))
             s.execute(delete(models.Attachment).where(models.Attachment.case_id == cid))
-            s.execute(delete(models.CaseRead).where(models.CaseRead.case_id == cid))
             s.execute(delete(models.CaseLink).where((models.CaseLink.case_id == cid)
                                                     | (models.CaseLink.other_id == cid)))
             s.execute(delete(models.Event).where(models.Event.case_id == cid))

@@ -155,8 +155,10 @@ def test_audit_trail_records_changes_and_reads(rules_app: App) -> None:
     assert prio["data"]["changes"] == {"priority": ["normal", "high"]}
     assert [(r["who"], r["what"]) for r in reads] == [
         (f"{getpass.getuser()} (os user)", "case"),
-        ("jane@home.example", "case --json"),
+        ("jane@home.example", "case"),
         (f"{getpass.getuser()} (os user)", "audit"),
     ]
+    assert [r["data"].get("json", False) for r in reads] == [False, True, True]
+    assert {r["case"] for r in trail} == {ref}
     text = cli(app, "case", ref, "--audit")
     assert "priority" in text.stdout and "read" in text.stdout and "AT" in text.stdout

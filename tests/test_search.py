@@ -121,7 +121,7 @@ def test_the_index_follows_changes_and_deletions(app: App, council: dict[str, in
     assert find(app, "filled by Friday") == []
     with app.session() as s:
         cid = council["bins"]
-        for table in (models.Outbox, models.Notification, models.Attachment, models.CaseRead,
+        for table in (models.Outbox, models.Notification, models.Attachment,
                       models.Event, models.Holding, models.Request):
             s.execute(delete(table).where(table.case_id == cid))  # type: ignore[attr-defined]
         s.execute(delete(models.Case).where(models.Case.id == cid))
