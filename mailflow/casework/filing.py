@@ -210,6 +210,10 @@ def file_guess(ctx: Context, session: Session, msg: Incoming, case: models.Case,
                 raw_message_id=msg.raw_id, evidence="guess", guess=why, review=True,
                 verified=authenticated)
     who = "its constituent" if role == "constituent" else f"the {role}, not proven,"
+    # Marked for staff to review, so staff must hear of it: the staff digest carries it.
+    notify.staff(session, case, "review", f"From {msg.sender or 'an unknown sender'} "
+                 f"({who.removesuffix(',')}), filed as a guess ({'; '.join(why)}):\n{msg.text}",
+                 now)
     return Outcome("update", case.reference,
                    f"filed on {case.reference} as a guess ({'; '.join(why)}); from {who} so it "
                    "is attached for staff to review and changes no request")

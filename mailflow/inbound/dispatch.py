@@ -140,8 +140,10 @@ def _members_mail(d: Delivery) -> Outcome:
         how = "a forward" + (" (attached)" if fwd.attached else "")
     else:
         typed = typed_case(p.text)
+        # The constituent's words as typed, labelled lines too: the officer needs the
+        # address and phone, and the case keeps them in the member's own layout.
         new = cases.NewCase(
-            member=member, subject=p.subject, issue=clean(typed.text), member_note="",
+            member=member, subject=p.subject, issue=clean(p.text.strip()), member_note="",
             constituent_name=typed.name, constituent_email=typed.email,
             constituent_phone=typed.phone, constituent_address=typed.address,
         )
