@@ -43,6 +43,9 @@ class NewCase:
     message_id: str | None = None
     files: list[attachments.File] = field(default_factory=list)  # what the forward carried
     enquiry_type: str | None = None  # None: from the member's note (casework/enquiry.py)
+    # What routing reads instead of `issue`: a typed case without its labelled lines, so a
+    # typed "Address: 4 Mill Road" does not send a bins case to Roads.
+    route_text: str | None = None
 
 
 def next_reference(session: Session, prefix: str, year: int) -> str:
@@ -354,9 +357,8 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
             ctx.calendar.today(now), ctx.settings.after_answer.keep_open_days)
         session.add(case)
     replied_by = sender if request is None or sender != request.contact else None
-    # The reply's text on lines of its own: the digest shows the first line as the headline
-    # and the text below it (notify.excerpt), not "Reply from Waste: Hi,".
-    notify.member(ctx, session, case, "reply", f"Reply from {service_name}:\n{text}", now,
+    # The digest shows its first line and, below it, the rest (jobs/digests.py _line).
+    notify.member(ctx, session, case, "reply", f"Reply from {service_name}: {text}", now,
                   request=request, email=False)
     for member_email in alert_recipients(ctx, session, case):
         prefs = ctx.settings.member(member_email)

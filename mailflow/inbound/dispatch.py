@@ -146,6 +146,7 @@ def _members_mail(d: Delivery) -> Outcome:
             member=member, subject=p.subject, issue=clean(p.text.strip()), member_note="",
             constituent_name=typed.name, constituent_email=typed.email,
             constituent_phone=typed.phone, constituent_address=typed.address,
+            route_text=clean(typed.text),
         )
         how = "a case typed by the member"
     return filing.open_case(d.ctx, d.session, d.msg, new, how, d.now, forwarded=fwd is not None)

@@ -116,12 +116,15 @@ def still_true(n: models.Notification, case: models.Case | None,
 
 
 def _line(case: models.Case | None, state: str | None, text: str) -> dict[str, str]:
-    """One digest line: the notice's first line; what follows it (a service's reply, a
-    holding reply's reason) as `detail`, the first 500 characters and where the rest is."""
+    """One digest line: the notice's first line (160 characters); what it leaves out (the
+    rest of a service's reply, a holding reply's reason) below it as `detail`, 500 more
+    characters and where the whole is. "Reply from Waste: Hi," alone told nobody anything."""
     reference = case.reference if case else "-"
-    first, _, rest = text.strip().partition("\n")
-    line = {"reference": reference, "state": state or "", "text": first.strip()[:160]}
-    if rest.strip():
+    text = text.strip()
+    head = text.partition("\n")[0].strip()[:160]
+    line = {"reference": reference, "state": state or "", "text": head}
+    rest = text[text.find(head) + len(head):].strip() if head else text
+    if rest:
         line["detail"] = notify.excerpt(rest, reference)
     return line
 
