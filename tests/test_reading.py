@@ -13,7 +13,7 @@ from sqlmodel import select
 from mailflow import clock, db, models
 from mailflow.app import App
 from mailflow.jobs import tick
-from tests.mail import CASEWORK, JANE, ROADS, message, outlook_forward, read_sent, reply_to
+from tests.mail import CASEWORK, JANE, ROADS, message, read_sent, reply_to
 from tests.rules import ALAN, BETH, FRIDAY, STAFF, TOM, ingest, make_app, open_case, rules_app
 
 __all__ = ["rules_app"]
