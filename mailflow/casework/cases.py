@@ -278,6 +278,7 @@ def mail_request(ctx: Context, session: Session, case: models.Case, request: mod
         ctx, session, "request",
         {"service": service, "member": member, "ward": member.ward if member else None,
          "constituent": contact_details(constituent), "due_text": due_text(request.due),
+         "constituent_line": constituent_line(constituent),  # for councils' own templates
          "days": request.due_days or request.target_days or service.response_days,
          "ack_text": due_text(request.ack_due) if request.ack_due else None,
          "attachments": [f for f in files if f.stored],
