@@ -239,7 +239,8 @@ def test_typed_surgery_case(app: App) -> None:
                                                 "07700 900123")
     assert who.address == "4 Mill Road, Linlithgow"
     assert c.category == "Roads"
-    assert "three weeks" in c.issue and "Name:" not in c.issue
+    # the words as typed, labelled lines too: the officer's request shows them (issue 13)
+    assert "three weeks" in c.issue and "Address: 4 Mill Road, Linlithgow" in c.issue
 
 
 def test_our_own_mail_coming_back_is_ignored(app: App) -> None:

@@ -43,6 +43,9 @@ class NewCase:
     message_id: str | None = None
     files: list[attachments.File] = field(default_factory=list)  # what the forward carried
     enquiry_type: str | None = None  # None: from the member's note (casework/enquiry.py)
+    # What routing reads instead of `issue`: a typed case without its labelled lines, so a
+    # typed "Address: 4 Mill Road" does not send a bins case to Roads.
+    route_text: str | None = None
 
 
 def next_reference(session: Session, prefix: str, year: int) -> str:
@@ -127,17 +130,22 @@ def open_case(ctx: Context, session: Session, new: NewCase, now: datetime) -> mo
         ))
         event(session, case, "triage", now, text=f"Waiting for staff to choose a service "
               f"({new.route_reason}).")
-    similar = []
-    for d in duplicates.find(session, s, case, now):
+    found = duplicates.find(session, s, case, now)  # newest first
+    told = duplicates.told_before(session, [d.case.id for d in found])  # type: ignore[misc]
+    for d in found:
         duplicates.link(session, case, d.case, d.reason, now)
         event(session, case, "possible_duplicate", now, text=f"Possible duplicate of "
               f"{d.case.reference} ({d.reason}).", other=d.case.reference, reason=d.reason)
         event(session, d.case, "possible_duplicate", now, text=f"Possible duplicate of "
               f"{case.reference} ({d.reason}).", other=case.reference, reason=d.reason)
-        similar.append(_similar(session, s, d.case, new.member.email, d.reason))
-        _tell_other_member(ctx, session, d.case, case, d.reason, now)
+    # One notice for the new case (its acknowledgement) listing the newest few, never one
+    # per pair: 150 similar forwards once made 1,672 notices.
+    listed = found[:duplicates.NOTICE_LIMIT]
+    similar = [_similar(session, s, d.case, new.member.email, d.reason) for d in listed]
+    _tell_other_members(ctx, session, case, found, told, now)
     acknowledge(ctx, session, case, new.member, constituent, new.service, request, now,
                 in_reply_to=new.message_id, similar=similar,
+                similar_more=len(found) - len(listed),
                 earlier_cases=duplicates.earlier_cases(session, case))
     acknowledge_constituent(ctx, session, case, new.member, constituent, now)
     notify.member(ctx, session, case, "opened", f"Case opened: {case.subject}", now,
@@ -157,20 +165,43 @@ def _similar(session: Session, settings: Settings, other: models.Case, viewer: s
             "reason": reason if revealed else None}
 
 
-def _tell_other_member(ctx: Context, session: Session, other: models.Case, new_case: models.Case,
-                       reason: str, now: datetime) -> None:
-    """The earlier case's member was acknowledged long ago: tell them now, by the same rule."""
-    owner = session.get(models.Member, other.member_id)
-    if owner is None:
-        return
-    mail.send(ctx, session, "duplicate",
-              {"similar": _similar(session, ctx.settings, new_case, owner.email, reason)},
-              to=[owner.email], now=now, case=other)
+def _tell_other_members(ctx: Context, session: Session, new_case: models.Case,
+                        found: list[duplicates.Similar], told: set[int], now: datetime) -> None:
+    """The earlier cases' members, by the same rule of what they may see: each member once
+    per new case, however many of their cases it resembles. A member none of whose cases
+    had a possible duplicate yet gets a mail now; one who has heard of the cluster reads
+    of it in their digest, where a cluster is named once (jobs/digests.py)."""
+    by_member: dict[int, list[duplicates.Similar]] = {}
+    for d in found:
+        by_member.setdefault(d.case.member_id, []).append(d)
+    for member_id, theirs in by_member.items():
+        owner = session.get(models.Member, member_id)
+        if owner is None:
+            continue
+        newest = theirs[0]  # found is newest first
+        similar = _similar(session, ctx.settings, new_case, owner.email, newest.reason)
+        label = (f"Similar cases in your ward about {newest.place}" if newest.place else
+                 f"Cases in your ward from the constituent of {newest.case.reference}")
+        session.add(models.Notification(
+            audience="member", recipient=owner.email, case_id=newest.case.id,
+            kind="duplicate", text=label, created_at=now))
+        if any(d.case.id in told for d in theirs):
+            continue
+        mail.send(ctx, session, "duplicate",
+                  {"similar": similar, "yours": [d.case.reference for d in theirs]},
+                  to=[owner.email], now=now, case=newest.case)
 
 
 def changed(session: Session, case: models.Case) -> None:
     """Mark the case for its anonymised statistics, which ctx.py rewrites once per commit."""
     session.info.setdefault("touched_cases", {})[id(case)] = case
+
+
+def contact_details(c: models.Constituent | None) -> dict[str, str | None]:
+    """Where the problem is and how to reach the constituent: only for mail to the request's
+    service contact or escalation contact, never for a colleague or a digest."""
+    keys = ("name", "address", "phone", "email")
+    return {k: (getattr(c, k) or "").strip() or None if c else None for k in keys}
 
 
 def constituent_line(c: models.Constituent | None) -> str:
@@ -268,7 +299,8 @@ def mail_request(ctx: Context, session: Session, case: models.Case, request: mod
                if (data := attachments.load(session, f)) is not None]
     context = {
         "service": service, "member": member, "ward": member.ward if member else None,
-        "constituent_line": constituent_line(constituent), "due_text": due_text(request.due),
+        "constituent": contact_details(constituent), "due_text": due_text(request.due),
+        "constituent_line": constituent_line(constituent),  # for councils' own templates
         "days": request.due_days or request.target_days or service.response_days,
         "ack_text": due_text(request.ack_due) if request.ack_due else None,
         "attachments": [f for f in files if f.stored],
@@ -301,12 +333,14 @@ def _member_email(session: Session, case: models.Case) -> str:
 def acknowledge(ctx: Context, session: Session, case: models.Case, member: Member,
                 constituent: models.Constituent, service: Service | None,
                 request: models.Request | None, now: datetime, in_reply_to: str | None,
-                similar: list[dict[str, Any]] | None = None, earlier_cases: int = 0) -> None:
+                similar: list[dict[str, Any]] | None = None, earlier_cases: int = 0,
+                similar_more: int = 0) -> None:
     mail.send(ctx, session, "acknowledgement",
               {"member": member, "service": service, "request": request,
                "constituent_line": constituent_line(constituent),
                "due_text": due_text(request.due) if request else None,
-               "similar": similar or [], "earlier_cases": earlier_cases},
+               "similar": similar or [], "similar_more": similar_more,
+               "earlier_cases": earlier_cases},
               to=[member.email], now=now, case=case, in_reply_to=in_reply_to)
     event(session, case, "acknowledged", now, sender=ctx.settings.council.casework_address,
           text=f"Acknowledgement sent to {member.email}.")
@@ -367,6 +401,7 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
             ctx.calendar.today(now), ctx.settings.after_answer.keep_open_days)
         session.add(case)
     replied_by = sender if request is None or sender != request.contact else None
+    # The digest shows its first line and, below it, the rest (jobs/digests.py _line).
     notify.member(ctx, session, case, "reply", f"Reply from {service_name}: {text}", now,
                   request=request, email=False)
     for member_email in alert_recipients(ctx, session, case):
@@ -374,7 +409,8 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
         if prefs is not None and not prefs.immediate_updates:
             continue  # this member reads replies in their digest
         mail.send(ctx, session, "alert",
-                  {"service_name": service_name, "text": text, "replied_by": replied_by},
+                  {"service_name": service_name, "replied_by": replied_by,
+                   "text": notify.excerpt(text, case.reference)},
                   to=[member_email], now=now, case=case, request=request,
                   in_reply_to=message_id)
         event(session, case, "alert", now, text=f"Member alerted ({member_email}).")

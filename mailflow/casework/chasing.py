@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from mailflow import db, models
 from mailflow.casework import deadlines, notify
-from mailflow.casework.cases import event
+from mailflow.casework.cases import contact_details, event
 from mailflow.casework.context import Context
 
 
@@ -65,7 +65,8 @@ def take_step(ctx: Context, session: Session, r: models.Request, now: datetime) 
             [st.email for st in ctx.settings.staff]
         if to:
             notify.service(ctx, session, case, r, "escalation", now, to=to, cc=[r.contact],
-                           **about)
+                           constituent=contact_details(session.get(
+                               models.Constituent, case.constituent_id)), **about)
         event(session, case, "escalated", now, request_id=r.id, step=step, to=to,
               text=f"Escalated to {', '.join(to) or 'nobody (no escalation contact or staff)'}"
                    f": {overdue} working days overdue.")

@@ -6,6 +6,10 @@ possible duplicate of an open case of *another* member of the same ward opened i
 or the same street or postcode and a similar issue: the same category, or a rapidfuzz
 similarity of the two issues (place names and filler words left out) of at least
 `[casework] duplicate_similarity`. Both cases are linked (`CaseLink`, kind `duplicate`).
+
+Without noise (casework/cases.py): the new case's acknowledgement lists its possible
+duplicates, newest first, at most NOTICE_LIMIT; another member hears by mail only the first
+time a case of theirs gets one, and from then on in their digest, once per place.
 """
 
 from __future__ import annotations
@@ -37,10 +41,14 @@ _FILLER = frozenset(
 )
 
 
+NOTICE_LIMIT = 5  # possible duplicates one notice lists; the rest are counted
+
+
 @dataclass
 class Similar:
     case: models.Case
     reason: str
+    place: str | None = None  # the street or postcode both name; None for the same person
 
 
 @lru_cache(maxsize=8192)  # every new case compares itself with each open case in its ward
@@ -104,7 +112,7 @@ def find(session: Session, settings: Settings, case: models.Case, now: datetime
     for other in candidates:
         them = session.get(models.Constituent, other.constituent_id) \
             if other.constituent_id else None
-        why = _same_person(me, them)
+        why, where = _same_person(me, them), None
         if why is None:
             shared = mine & places(them.address if them else None, other.subject, other.issue)
             if not shared:
@@ -119,8 +127,21 @@ def find(session: Session, settings: Settings, case: models.Case, now: datetime
                 if score < settings.casework.duplicate_similarity:
                     continue
                 why = f"{where}, issues {score:.0f}% similar"
-        found.append(Similar(other, why))
+        found.append(Similar(other, why, where))
+    # Newest first: a notice lists the few most recent (NOTICE_LIMIT), the rest counted.
+    found.sort(key=lambda d: (d.case.opened_at, d.case.id or 0), reverse=True)
     return found
+
+
+def told_before(session: Session, ids: list[int]) -> set[int]:
+    """Which of these cases already had a possible duplicate: their member has heard of
+    this cluster, so a new case joining it goes to their digest, not to a mail of its own.
+    One indexed query (ix_caselink_case_id), whatever the size of the cluster."""
+    if not ids:
+        return set()
+    return set(session.exec(
+        select(models.CaseLink.case_id).where(col(models.CaseLink.case_id).in_(ids))
+        .where(models.CaseLink.kind == "duplicate")).all())
 
 
 def link(session: Session, a: models.Case, b: models.Case, reason: str, now: datetime) -> None:

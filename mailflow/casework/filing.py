@@ -86,11 +86,14 @@ def open_case(ctx: Context, session: Session, msg: Incoming, new: cases.NewCase,
             new.member_note = commands.strip(new.member_note)
         else:
             new.issue = commands.strip(new.issue)
+            if new.route_text is not None:
+                new.route_text = commands.strip(new.route_text)
     if not (new.issue.strip() or new.member_note.strip() or msg.files):
         return hold(session, msg, "empty", f"{how} from {new.member.name} with no text and no "
                     "files: an empty message opens no case", now)
+    words = new.issue if new.route_text is None else new.route_text
     r = Route(service, {}, "chosen by a person") if service else \
-        route(ctx.settings.services, new.subject, f"{new.issue}\n{new.member_note}")
+        route(ctx.settings.services, new.subject, f"{words}\n{new.member_note}")
     new.service, new.route_reason = r.service, r.reason
     new.raw_message_id, new.message_id, new.files = msg.raw_id, msg.message_id, msg.files
     new.received_at = msg.received_at
@@ -215,6 +218,10 @@ def file_guess(ctx: Context, session: Session, msg: Incoming, case: models.Case,
                 raw_message_id=msg.raw_id, evidence="guess", guess=why, review=True,
                 verified=authenticated)
     who = "its constituent" if role == "constituent" else f"the {role}, not proven,"
+    # Marked for staff to review, so staff must hear of it: the staff digest carries it.
+    notify.staff(session, case, "review", f"From {msg.sender or 'an unknown sender'} "
+                 f"({who.removesuffix(',')}), filed as a guess ({'; '.join(why)}):\n{msg.text}",
+                 now)
     return Outcome("update", case.reference,
                    f"filed on {case.reference} as a guess ({'; '.join(why)}); from {who} so it "
                    "is attached for staff to review and changes no request")

@@ -14,6 +14,24 @@ from mailflow import models
 from mailflow.casework.context import Context
 from mailflow.outbound import mail
 
+EXCERPT = 500  # characters of a reply an alert or a digest line carries
+
+
+def excerpt(text: str, reference: str) -> str:
+    """What an alert or a digest carries of a service's reply: its visible text, the first
+    500 characters, then where the whole of it is. "Reply from Waste: Hi," told nobody
+    anything."""
+    text = text.strip()
+    cut = text[:EXCERPT].rstrip() + (" [...]" if len(text) > EXCERPT else "")
+    return f"{cut}\n(All of it, and the case: mailflow case {reference})"
+
+
+def shown(text: str, reference: str) -> str:
+    """A notice as mail shows it: its first line whole, what follows (a reply's text, a
+    holding reply's reason) as an excerpt."""
+    head, _, rest = text.strip().partition("\n")
+    return f"{head}\n\n{excerpt(rest, reference)}" if rest.strip() else head
+
 
 def member_of(session: Session, case: models.Case) -> models.Member:
     m = session.get(models.Member, case.member_id)
@@ -36,7 +54,7 @@ def member(ctx: Context, session: Session, case: models.Case, kind: str, text: s
     if urgent or (email and (prefs is None or prefs.immediate_updates)):
         mail.send(ctx, session, template,
                   {"member": m, "kind": kind, "headline": headline or text.splitlines()[0],
-                   "text": text, **context},
+                   "text": shown(text, case.reference), **context},
                   to=[m.email], now=now, case=case, request=request)
     return row
 

@@ -151,10 +151,13 @@ def new_case(u: Understanding, member: Member) -> tuple[cases.NewCase, str]:
         return new, "a forward" + (" (attached)" if fwd.attached else "")
     if u.sender in (member.email, *member.aliases):
         typed = typed_case(p.text)
+        # The constituent's words as typed, labelled lines too: the officer needs the
+        # address and phone, and the case keeps them in the member's own layout.
         return cases.NewCase(
-            member=member, subject=p.subject, issue=clean(typed.text), member_note="",
+            member=member, subject=p.subject, issue=clean(p.text.strip()), member_note="",
             constituent_name=typed.name, constituent_email=typed.email,
             constituent_phone=typed.phone, constituent_address=typed.address,
+            route_text=clean(typed.text),
         ), "a case typed by the member"
     return cases.NewCase(
         member=member, subject=line(SUBJECT_PREFIX.sub("", p.subject)),

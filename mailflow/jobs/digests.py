@@ -119,9 +119,39 @@ def still_true(n: models.Notification, case: models.Case | None,
 
 
 def _line(case: models.Case | None, state: str | None, text: str) -> dict[str, str]:
-    first = next((x.strip() for x in text.splitlines() if x.strip()), "")
-    return {"reference": case.reference if case else "-", "state": state or "",
-            "text": first[:160]}
+    """One digest line: the notice's first line (160 characters); what it leaves out (the
+    rest of a service's reply, a holding reply's reason) below it as `detail`, 500 more
+    characters and where the whole is. "Reply from Waste: Hi," alone told nobody anything."""
+    reference = case.reference if case else "-"
+    text = text.strip()
+    head = text.partition("\n")[0].strip()[:160]
+    line = {"reference": reference, "state": state or "", "text": head}
+    rest = text[text.find(head) + len(head):].strip() if head else text
+    if rest:
+        line["detail"] = notify.excerpt(rest, reference)
+    return line
+
+
+def clusters(lines: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Possible duplicates named once per cluster (their notices share the cluster's label,
+    the place they are about), where the first of them stood: twenty similar forwards about
+    one street are one line, not twenty."""
+    out: list[dict[str, str]] = []
+    seen: dict[str, tuple[dict[str, str], list[str]]] = {}
+    for n in lines:
+        if n["kind"] != "duplicate":
+            out.append(n)
+            continue
+        if n["text"] not in seen:
+            seen[n["text"]] = (dict(n), [])
+            out.append(seen[n["text"]][0])
+        line, refs = seen[n["text"]]
+        refs.append(n["reference"])
+        yours = ", ".join(dict.fromkeys(refs))
+        line["reference"] = n["reference"]
+        line["text"] = (f"{n['text']}: {len(refs)} new case{'s' if len(refs) != 1 else ''} "
+                        f"of ward colleagues like your {yours}")[:300]
+    return out
 
 
 def _cap(section: Section, lines: list[dict[str, str]], total: int, limit: int) -> Section:
@@ -184,7 +214,7 @@ def member_sections(app: App, session: Session, m: Member, now: datetime, digest
     notes = _take_notifications(session, "member", m.email, digest_id, now)
     new_cases = Section("New cases acknowledged", [n for n in notes if n["kind"] == "opened"])
     updates = Section("Updates since your last digest",
-                      [n for n in notes if n["kind"] != "opened"])
+                      clusters([n for n in notes if n["kind"] != "opened"]))
 
     # Requests of this member's cases, as `case_id IN (…)` so that SQLite, without
     # statistics, walks ix_case_member_id then ix_request_case_open instead of scanning every
@@ -296,11 +326,12 @@ def staff_sections(app: App, session: Session, now: datetime, digest_id: int) ->
                and n["kind"] == "bounce"]
     bounced = _cap(Section("Bounced requests"), lost + delayed, total + len(delayed),
                    limit + len(delayed))
+    review = Section("Mail for staff to review", [n for n in notes if n["kind"] == "review"])
     escalated = Section("Escalations since the last digest",
                         [n for n in notes if n["kind"] == "escalated"])
-    others = Section("Other notices", [n for n in notes if n["kind"] != "escalated"
+    others = Section("Other notices", [n for n in notes if n["kind"] not in ("escalated", "review")
                                        and n not in about_request])
-    return [pen, triage, overdue, bounced, escalated, others]
+    return [pen, triage, overdue, bounced, review, escalated, others]
 
 
 # -- service digests --------------------------------------------------------------------------
