@@ -288,3 +288,49 @@ def test_the_json_fields_are_documented(app: App) -> None:
     for item in items:
         assert set(item) == documented
     assert "legal_hold" in table_after("`mailflow case REF --json` prints one object:")
+
+
+def test_bad_retention_settings_name_the_field_and_the_file(tmp_path: Path, db_url: str) -> None:
+    from mailflow import settings
+
+    bad = RETENTION.replace("closed_case_months = 12", "closed_case_months = 0\nkeep = 1") \
+        .replace("complaint = 72", "complaint = 72\ngossip = 3").replace("Waste = 24",
+                                                                      "Waste = -2")
+    path = tmp_path / "council.toml"
+    from tests.rules import council
+
+    path.write_text(council(db_url, bad))
+    with pytest.raises(settings.ConfigError) as e:
+        settings.load(path)
+    text_ = str(e.value)
+    for field in ("retention.closed_case_months", "retention.keep: is not a known setting",
+                  "retention.types: unknown enquiry type 'gossip'",
+                  "retention.categories: Waste: -2"):
+        assert f"{path}: {field}" in text_, text_
+    path.write_text(council(db_url, RETENTION.replace(
+        "holding_pen_days = 90", "holding_pen_days = 90\nraw_message_days = 30\n"
+                                 "end_of_term_days = 0")))
+    s = settings.load(path)
+    assert (s.retention.raw_message_days, s.retention.end_of_term_days) == (30, 0)
+    assert s.retention.types == {"complaint": 72}
+
+
+def test_raw_message_days_empties_the_bytes_and_keeps_the_case(tmp_path: Path,
+                                                              db_url: str) -> None:
+    a = make_app(tmp_path, db_url, RETENTION.replace("holding_pen_days = 90",
+                                                     "holding_pen_days = 90\n"
+                                                     "raw_message_days = 30"))
+    try:
+        refs = world(a)
+        held = get_case(a, refs["held"])
+        items = [i for i in retention.run(a, NOW) if i["kind"] == "raw_message"]
+        assert items and {i["rule"] for i in items} == {"raw_message_days=30"}
+        with a.session() as s:
+            raws = {r.case_id: r for r in s.exec(select(models.RawMessage))}
+        assert raws[held.id].size > 0 and raws[held.id].raw  # a held case keeps its mail
+        recent = get_case(a, refs["recent"])
+        assert raws[recent.id].raw == b"" and raws[recent.id].size == 0
+        data = json.loads(cli(a, "case", refs["recent"], "--json").stdout)
+        assert "Bell Road" in data["issue"]  # what was read from it stays
+    finally:
+        db.engine(a.url).dispose()
