@@ -266,18 +266,26 @@ def test_the_daily_job_runs_once_a_day(app: App) -> None:
     assert get_case(app, refs["held"]).status == "closed"
 
 
-def test_holding_pen_items_go_after_their_days(app: App) -> None:
+def test_holding_pen_items_and_ignored_mail_go_after_their_days(app: App) -> None:
     old, new = clock.parse("2026-08-01T10:00:00Z"), clock.parse("2026-11-20T10:00:00Z")
     for at, who in ((old, "old.stranger@example.net"), (new, "new.stranger@example.net")):
         out = ingest(app, message(who, CASEWORK, "hello", f"Who are you? {who}"), at)
         assert out.disposition == "holding_pen"
-    items = [i for i in retention.run(app, NOW) if i["kind"] == "holding"]
-    assert [(i["rule"], i["action"]) for i in items] == [("holding_pen_days=90", "deleted")]
+        # Our own mail come back is ignored: it reaches no case and no holding-pen item.
+        out = ingest(app, message(CASEWORK, CASEWORK, "loop", f"Our own mail {at}"), at)
+        assert out.disposition == "ignored"
+    dry = retention.run(app, NOW, dry_run=True)
+    assert [(i["kind"], i["rule"], i["since"][:10]) for i in dry] == [
+        ("holding", "holding_pen_days=90", "2026-08-01"),
+        ("raw_message", "holding_pen_days=90", "2026-08-01")]
+    done = retention.run(app, NOW)
+    assert [i["action"] for i in done] == ["deleted", "deleted"]
     with app.session() as s:
         senders = [h.sender for h in s.exec(select(models.Holding))]
-        raws = [r.envelope_from or r.raw for r in s.exec(select(models.RawMessage))]
+        raws = [bytes(r.raw) for r in s.exec(select(models.RawMessage))]
     assert senders == ["new.stranger@example.net"]
-    assert len(raws) == 1 and b"old.stranger" not in bytes(raws[0])  # type: ignore[arg-type]
+    assert len(raws) == 2 and not any(b"2026-08-01" in r or b"old.stranger" in r for r in raws)
+    assert retention.run(app, NOW) == []
 
 
 def test_the_json_fields_are_documented(app: App) -> None:

@@ -203,6 +203,26 @@ def due_raw(session: Session, cfg: Retention, now: datetime, today: date, after:
     return list(session.exec(q.order_by(col(models.RawMessage.id)).limit(limit)))
 
 
+def due_unplaced(session: Session, cfg: Retention, now: datetime, after: int, limit: int
+                 ) -> list[models.RawMessage]:
+    """Processed messages older than holding_pen_days that reached no case and wait in no
+    holding-pen item (ignored automatic mail, our own mail come back): nothing else would
+    ever delete them."""
+    cutoff = now - timedelta(days=cfg.holding_pen_days)
+    r = models.RawMessage
+    q = (select(r).where(col(r.received_at) <= cutoff).where(col(r.id) > after)
+         .where(r.state != "new").where(col(r.case_id).is_(None)))
+    for model in (models.Holding, models.Event, models.Attachment):
+        q = q.where(~exists().where(model.raw_message_id == r.id))  # type: ignore[attr-defined]
+    q = q.where(~exists().where(models.Case.source_message_id == r.id))
+    return list(session.exec(q.order_by(col(r.id)).limit(limit)))
+
+
+def delete_raw(session: Session, raw_id: int) -> None:
+    session.execute(delete(models.RawMessage).where(models.RawMessage.id == raw_id)
+                    .execution_options(synchronize_session=False))
+
+
 def empty_raw(session: Session, raw: models.RawMessage) -> None:
     """The raw bytes go; the row stays (what was parsed from it is on the case). `size` 0
     marks it emptied."""

@@ -8,6 +8,7 @@ due and not under a legal hold, so two runs at once delete each case once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlmodel import Session, col, select
 from mailflow import db, models
 from mailflow.app import App
 from mailflow.casework import holds, retention
-from mailflow.casework.views import _iso
+from mailflow.casework.views import _iso, legal_hold
 from mailflow.settings import Retention
 
 BATCH = 200
@@ -27,21 +28,29 @@ def daily(app: App, now: datetime) -> dict[str, Any]:
     """tick's and serve's job: the first run of each council-local day does the work."""
     today = app.calendar.local(now).date().isoformat()
     with app.session() as s:
+        done = s.get(models.Setting, DAY)
+        if done is not None and done.value >= today:  # the usual case: no write
+            return dict.fromkeys(KINDS.values(), 0)
         db.insert_once(s, models.Setting, {"name": DAY, "value": ""}, ["name"])
         won = db.claim(s, models.Setting,
                        (col(models.Setting.name) == DAY) & (col(models.Setting.value) < today),
                        {"value": today})
         s.commit()
     if not won:
-        return {"cases": 0, "holding": 0, "raw_messages": 0, "mail": 0}
+        return dict.fromkeys(KINDS.values(), 0)
     return summary(run(app, now))
 
 
+KINDS = {"case": "cases", "holding": "holding", "raw_message": "raw_messages", "mail": "mail"}
+
+
 def summary(items: list[dict[str, Any]]) -> dict[str, int]:
-    done = [i for i in items if i["action"] == "deleted"]
-    return {kind: sum(1 for i in done if i["kind"] == k)
-            for kind, k in (("cases", "case"), ("holding", "holding"),
-                            ("raw_messages", "raw_message"), ("mail", "mail"))}
+    """How many of each kind were deleted (tick's line)."""
+    counts = dict.fromkeys(KINDS.values(), 0)
+    for i in items:
+        if i["action"] == "deleted":
+            counts[KINDS[i["kind"]]] += 1
+    return counts
 
 
 def run(app: App, now: datetime, *, dry_run: bool = False) -> list[dict[str, Any]]:
@@ -67,8 +76,6 @@ def _item(kind: str, rule: str, since: datetime | None, due: datetime | None, ac
 
 def _cases(app: App, cfg: Retention, now: datetime, today: date, dry_run: bool
            ) -> list[dict[str, Any]]:
-    from mailflow.casework.views import legal_hold
-
     items: list[dict[str, Any]] = []
     after: tuple[Any, ...] | None = None
     while True:
@@ -118,22 +125,15 @@ def _holding(app: App, cfg: Retention, now: datetime, dry_run: bool) -> list[dic
     rule = f"holding_pen_days={cfg.holding_pen_days}"
     period = timedelta(days=cfg.holding_pen_days)
     items: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        with app.session() as s:
-            rows = retention.due_holding(s, cfg, now, after, BATCH)
-            for h in rows:
-                after = h.id  # type: ignore[assignment]
-                if not dry_run and not _lock(s, models.Holding, h.id):
-                    continue
-                since = h.resolved_at or h.created_at
-                items.append(_item("holding", rule, since, since + period,
-                                   "would_delete" if dry_run else "deleted", id_=h.id))
-                if not dry_run:
-                    retention.delete_holding(s, h, rule, now)
-            s.commit()
-        if len(rows) < BATCH:
-            return items
+    for s, h in _pages(app, lambda s, after: retention.due_holding(s, cfg, now, after, BATCH)):
+        if not dry_run and not _lock(s, models.Holding, h.id):
+            continue  # another run has it
+        since = h.resolved_at or h.created_at
+        items.append(_item("holding", rule, since, since + period,
+                           "would_delete" if dry_run else "deleted", id_=h.id))
+        if not dry_run:
+            retention.delete_holding(s, h, rule, now)
+    return items
 
 
 def _lock(s: Session, model: type, row_id: Any) -> bool:
@@ -146,44 +146,56 @@ def _lock(s: Session, model: type, row_id: Any) -> bool:
 
 def _raw(app: App, cfg: Retention, now: datetime, today: date, dry_run: bool
          ) -> list[dict[str, Any]]:
-    if cfg.raw_message_days is None:
-        return []
-    rule = f"raw_message_days={cfg.raw_message_days}"
-    period = timedelta(days=cfg.raw_message_days)
+    """Raw bytes past raw_message_days (emptied), then messages that reached no case past
+    holding_pen_days (deleted)."""
     items: list[dict[str, Any]] = []
+    if cfg.raw_message_days is not None:
+        rule = f"raw_message_days={cfg.raw_message_days}"
+        period = timedelta(days=cfg.raw_message_days)
+        for s, r in _pages(app, lambda s, after: retention.due_raw(s, cfg, now, today, after,
+                                                                    BATCH)):
+            items.append(_item("raw_message", rule, r.received_at, r.received_at + period,
+                               "would_delete" if dry_run else "deleted", id_=r.id))
+            if not dry_run:
+                retention.empty_raw(s, r)
+    rule = f"holding_pen_days={cfg.holding_pen_days}"
+    period = timedelta(days=cfg.holding_pen_days)
+    for s, r in _pages(app, lambda s, after: retention.due_unplaced(s, cfg, now, after, BATCH)):
+        if not dry_run and not _lock(s, models.RawMessage, r.id):
+            continue
+        items.append(_item("raw_message", rule, r.received_at, r.received_at + period,
+                           "would_delete" if dry_run else "deleted", id_=r.id))
+        if not dry_run:
+            retention.delete_raw(s, r.id)  # type: ignore[arg-type]
+    return items
+
+
+def _pages(app: App, page: Callable[[Session, int], list[Any]]) -> Iterator[tuple[Session, Any]]:
+    """Each row of `page` (rows by id after the last), a transaction per page."""
     after = 0
     while True:
         with app.session() as s:
-            rows = retention.due_raw(s, cfg, now, today, after, BATCH)
-            for r in rows:
-                after = r.id  # type: ignore[assignment]
-                items.append(_item("raw_message", rule, r.received_at, r.received_at + period,
-                                   "would_delete" if dry_run else "deleted", id_=r.id))
-                if not dry_run:
-                    retention.empty_raw(s, r)
+            rows = page(s, after)
+            for row in rows:
+                after = row.id
+                yield s, row
             s.commit()
         if len(rows) < BATCH:
-            return items
+            return
 
 
 def _mail(app: App, cfg: Retention, now: datetime, dry_run: bool) -> list[dict[str, Any]]:
     months = retention.shortest_months(cfg)
     rule = f"shortest_case_months={months}"
     items: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        with app.session() as s:
-            rows = retention.caseless_mail(s, cfg, now, after, BATCH)
-            for o in rows:
-                after = o.id  # type: ignore[assignment]
-                items.append(_item("mail", rule, o.created_at,
-                                   retention.add_months(o.created_at, months),
-                                   "would_delete" if dry_run else "deleted", id_=o.id))
-            if rows and not dry_run:
-                retention.delete_mail(s, [o.id for o in rows])  # type: ignore[misc]
-            s.commit()
-        if len(rows) < BATCH:
-            return items
+    for s, o in _pages(app, lambda s, after: retention.caseless_mail(s, cfg, now, after, BATCH)):
+        if not dry_run and not _lock(s, models.Outbox, o.id):
+            continue
+        items.append(_item("mail", rule, o.created_at, retention.add_months(o.created_at, months),
+                           "would_delete" if dry_run else "deleted", id_=o.id))
+        if not dry_run:
+            retention.delete_mail(s, [o.id])  # type: ignore[list-item]
+    return items
 
 
 def _compact_search_index(app: App) -> None:
