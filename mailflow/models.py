@@ -196,7 +196,7 @@ class Event(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
-    request_id: int | None = Field(default=None, foreign_key="request.id")
+    request_id: int | None = Field(default=None, foreign_key="request.id", index=True)
     at: datetime
     kind: str  # opened | acknowledged | request_sent | update | service_reply | alert | ...
     sender: str | None = None
@@ -412,4 +412,4 @@ class SentReport(SQLModel, table=True):
     period: str  # 2026-10, 2026H2
     recipient: str
     created_at: datetime
-    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id", index=True)

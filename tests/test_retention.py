@@ -342,3 +342,41 @@ def test_raw_message_days_empties_the_bytes_and_keeps_the_case(tmp_path: Path,
         assert "Bell Road" in data["issue"]  # what was read from it stays
     finally:
         db.engine(a.url).dispose()
+
+
+def test_deleting_a_case_scans_no_table(tmp_path: Path) -> None:
+    """Every statement of one case's deletion finds its rows by an index (SQLite's plan says
+    SEARCH, never SCAN), so its cost does not grow with the number of cases kept."""
+    from sqlalchemy import event
+
+    from mailflow.casework import retention as casework_retention
+
+    a = make_app(tmp_path, f"sqlite:///{tmp_path}/plan.db", RETENTION)
+    try:
+        refs = world(a)
+        statements: list[tuple[str, Any]] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any,
+                 _many: bool) -> None:
+            statements.append((statement, params))
+
+        with a.session() as s:
+            case = s.exec(select(models.Case).where(models.Case.reference == refs["gone"])).one()
+            event.listen(db.engine(a.url), "before_cursor_execute", seen)
+            try:
+                casework_retention.delete_case(s, case, "closed_case_months=12", NOW)
+            finally:
+                event.remove(db.engine(a.url), "before_cursor_execute", seen)
+            scans = []
+            for statement, params in statements:
+                if statement.lstrip().upper().startswith(("INSERT", "PRAGMA")):
+                    continue
+                plan = s.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
+                                                      params).all()
+                scans += [(statement, row[-1]) for row in plan
+                          if row[-1].startswith("SCAN") and row[-1] != "SCAN CONSTANT ROW"]
+            s.rollback()
+        assert len(statements) > 15
+        assert scans == [], "\n".join(f"{p}: {st}" for st, p in scans)
+    finally:
+        db.engine(a.url).dispose()

@@ -25,6 +25,9 @@ INDEXES = [
     ("ix_case_source_message_id", "case", ["source_message_id"]),
     ("ix_case_merged_into_id", "case", ["merged_into_id"]),
     ("ix_event_raw_message_id", "event", ["raw_message_id"]),
+    # The database checks these foreign keys when a request or an outbox row is deleted.
+    ("ix_event_request_id", "event", ["request_id"]),
+    ("ix_sent_report_outbox_id", "sent_report", ["outbox_id"]),
     ("ix_notification_case_id", "notification", ["case_id"]),
     ("ix_notification_request_id", "notification", ["request_id"]),
     ("ix_holding_raw_message_id", "holding", ["raw_message_id"]),
