@@ -631,6 +631,12 @@ class Settings:
         ]
         for s in self.services:
             lines.append(f"    {s.name}: {s.contact}, {s.response_days} working days")
+        r = self.retention
+        overrides = [f"{k} {v}" for k, v in {**r.categories, **r.types}.items()]
+        lines.append(f"  retention: closed cases {r.closed_case_months} months"
+                     + (f" ({', '.join(overrides)})" if overrides else "")
+                     + f", holding pen {r.holding_pen_days} days, raw messages "
+                     + (f"{r.raw_message_days} days" if r.raw_message_days else "with the case"))
         return "\n".join(lines)
 
 
