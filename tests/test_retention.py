@@ -143,6 +143,7 @@ def traces(app: App, needles: list[str], ref: str) -> list[str]:
 def test_retention_deletes_what_has_passed_and_nothing_else(app: App) -> None:
     refs = world(app)
     before = reports(app)
+    assert sum(r["opened"] for r in before[0]) == 5 and sum(r["closed"] for r in before[1]) == 4
     rows_before = dump(app)
 
     dry = json.loads(cli(app, "retention", "--dry-run", "--json", "--now", NOW.isoformat())
