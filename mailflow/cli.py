@@ -813,6 +813,68 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    from mailflow.jobs import retention
+
+    _pin(args)
+    app = _started(args)
+    items = retention.run(app, clock.now(), dry_run=args.dry_run)
+    if args.json:
+        _print_json(items)
+        return 0
+    if not items:
+        print("nothing has passed its retention period")
+    for i in items:
+        what = f"case {i['case']}" if i["kind"] == "case" else f"{i['kind']} {i['id']}"
+        held = i["legal_hold"]
+        print(f"{i['action']:<12} {what} under {i['rule']} (since {i['since']}, due "
+              f"{i['due_at']})" + (f"; legal hold until {held['until'] or 'released'}"
+                                   if held else ""))
+    counts = retention.summary(items) if not args.dry_run else None
+    if counts:
+        print("deleted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+
+
+def cmd_hold(args: argparse.Namespace) -> int:
+    from mailflow.casework import holds
+    from mailflow.tokens import normalise_reference
+
+    _pin(args)
+    app = _load(args)
+    if args.release == bool(args.reason):
+        raise Fail("give --reason TEXT to hold, or --release", EX_USAGE)
+    if args.release and args.until:
+        raise Fail("--until goes with --reason, not --release", EX_USAGE)
+    now = clock.now()
+    today = app.calendar.local(now).date()
+    until = _date(args.until, "--until")
+    if until and until < today:
+        raise Fail(f"--until: {until} has passed", EX_USAGE)
+    ref = normalise_reference(args.reference, app.settings.council.reference_prefix)
+    who = f"{getpass.getuser()} (os user)"
+    with app.session() as s:
+        case = s.exec(select(models.Case).where(models.Case.reference == ref)).first()
+        if case is None:
+            raise Fail(f"no case {args.reference}")
+        if args.release:
+            released = holds.release(s, case, by=who, now=now, today=today)
+            if not released:
+                others = holds.active(s, case.id, today)  # type: ignore[arg-type]
+                s.rollback()
+                raise Fail(f"{ref} has no legal hold placed by hand to release"
+                           + (f" (held by {', '.join(h.source for h in others)})"
+                              if others else ""), 2)
+            s.commit()
+            print(f"{ref}: legal hold released")
+            return 0
+        holds.place(s, case, reason=args.reason.strip(), by=who, now=now, until=until)
+        s.commit()
+    print(f"{ref}: on legal hold" + (f" until {until}" if until else " until released")
+          + ": retention will not delete it")
+    return 0
+
+
 # -- parser ------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """Bad arguments exit 64 (EX_USAGE) as the README says, not argparse's own 2."""
@@ -956,6 +1018,19 @@ def parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="JSON on standard output")
     fmt.add_argument("--html", metavar="FILE", help="a self-contained HTML report with charts")
     sp.add_argument("--now", help="pin the clock (what is overdue now) (ISO-8601)")
+    sp = add("retention", cmd_retention,
+             "delete what has passed its [retention] period now (the daily job's work)")
+    sp.add_argument("--dry-run", action="store_true", help="show what would go; change nothing")
+    sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    sp.add_argument("--json", action="store_true", help="a list, one object per item")
+    sp = add("hold", cmd_hold, "put a case on legal hold (retention never deletes it), or "
+             "release it")
+    sp.add_argument("reference")
+    sp.add_argument("--reason", help="why it is held (kept with the hold)")
+    sp.add_argument("--until", metavar="DATE", help="held until this date (YYYY-MM-DD), "
+                    "inclusive; default: until released")
+    sp.add_argument("--release", action="store_true", help="release the hold placed by hand")
+    sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
     return p
 
 

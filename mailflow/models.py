@@ -9,8 +9,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ColumnElement,
+    Index,
+    LargeBinary,
+    UniqueConstraint,
+    and_,
+    or_,
+)
+from sqlmodel import Field, SQLModel, col
 
 
 # -- the directory, synchronised from the config file ---------------------------------------
@@ -54,13 +64,17 @@ class Counter(SQLModel, table=True):
 
 
 class Case(SQLModel, table=True):
-    __table_args__ = (Index("ix_case_closing", "status", "open_until"),)
+    __table_args__ = (
+        Index("ix_case_closing", "status", "open_until"),
+        # Retention: closed cases, oldest closure first (casework/retention.py).
+        Index("ix_case_closed", "status", "closed_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     reference: str = Field(unique=True)
     status: str = Field(default="open", index=True)  # triage | open | answered | closed
     member_id: int = Field(foreign_key="member.id", index=True)
     ward_id: int | None = Field(default=None, foreign_key="ward.id")
-    constituent_id: int | None = Field(default=None, foreign_key="constituent.id")
+    constituent_id: int | None = Field(default=None, foreign_key="constituent.id", index=True)
     category: str | None = None
     enquiry_type: str = "direct"
     subject: str = ""
@@ -70,13 +84,14 @@ class Case(SQLModel, table=True):
     opened_at: datetime
     closed_at: datetime | None = None
     open_until: date | None = None  # answered: closes itself after this working day
-    source_message_id: int | None = Field(default=None, foreign_key="rawmessage.id")
+    source_message_id: int | None = Field(default=None, foreign_key="rawmessage.id",
+                                          index=True)
     # Sharing (casework/sharing.py): effective only with the constituent's consent.
     share: str = "private"  # private | ward | party
     consent: bool | None = None  # None: not recorded
     priority: str = "normal"  # normal | high
     deadline: date | None = None  # the member's own deadline for the case
-    merged_into_id: int | None = Field(default=None, foreign_key="case.id")
+    merged_into_id: int | None = Field(default=None, foreign_key="case.id", index=True)
     import_key: str | None = Field(default=None, unique=True)  # set on imported cases
 
 
@@ -162,17 +177,39 @@ class AuditCase(SQLModel, table=True):
     case_ref: str = Field(primary_key=True)
 
 
+class LegalHold(SQLModel, table=True):
+    """A case that must not be deleted (casework/holds.py): placed by hand (`mailflow hold`)
+    or by a subject access request, until `until` (inclusive) or until released."""
+
+    __tablename__ = "legal_hold"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    source: str = "manual"  # manual | sar:<id>: who may release it
+    reason: str
+    placed_by: str
+    placed_at: datetime
+    until: date | None = None  # None: until released
+    released_at: datetime | None = None
+    released_by: str | None = None
+
+    @staticmethod
+    def in_force(today: date) -> ColumnElement[bool]:
+        """Not released, and `until` (inclusive, council-local) not passed."""
+        return and_(col(LegalHold.released_at).is_(None),
+                    or_(col(LegalHold.until).is_(None), col(LegalHold.until) >= today))
+
+
 class Event(SQLModel, table=True):
     """The case timeline: updates (inbound mail) and events (what mailflow did)."""
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
-    request_id: int | None = Field(default=None, foreign_key="request.id")
+    request_id: int | None = Field(default=None, foreign_key="request.id", index=True)
     at: datetime
     kind: str  # opened | acknowledged | request_sent | update | service_reply | alert | ...
     sender: str | None = None
     text: str = ""
-    raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id")
+    raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id", index=True)
     data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
 
 
@@ -184,8 +221,8 @@ class Notification(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     audience: str  # member | staff
     recipient: str  # the member's email; "staff" for the staff digest
-    case_id: int | None = Field(default=None, foreign_key="case.id")
-    request_id: int | None = Field(default=None, foreign_key="request.id")
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
+    request_id: int | None = Field(default=None, foreign_key="request.id", index=True)
     kind: str  # opened | reply | holding | extension | chased | escalated | closed | bounce ...
     text: str = ""
     created_at: datetime
@@ -221,7 +258,7 @@ class RawMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     message_id: str | None = Field(default=None, index=True)
     digest: str  # sha256 of Message-ID and content, without the relays' trace headers
-    received_at: datetime
+    received_at: datetime = Field(index=True)  # retention: raw_message_days
     source: str  # smtp | lmtp | imap | ingest
     envelope_from: str | None = None
     envelope_to: list[str] | None = Field(default=None, sa_column=Column(JSON))
@@ -250,8 +287,8 @@ class Holding(SQLModel, table=True):
     """The holding pen: what could not be placed with confidence, waiting for staff."""
 
     id: int | None = Field(default=None, primary_key=True)
-    raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id")
-    case_id: int | None = Field(default=None, foreign_key="case.id")
+    raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id", index=True)
+    case_id: int | None = Field(default=None, foreign_key="case.id", index=True)
     kind: str  # unknown_sender | unmatched | stranger | needs_service | bounce | failed | ...
     reason: str
     sender: str | None = None
@@ -281,7 +318,7 @@ class Attachment(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)
-    raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id")
+    raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id", index=True)
     name: str
     content_type: str
     size: int
@@ -391,4 +428,4 @@ class SentReport(SQLModel, table=True):
     period: str  # 2026-10, 2026H2
     recipient: str
     created_at: datetime
-    outbox_id: int | None = Field(default=None, foreign_key="outbox.id")
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id", index=True)

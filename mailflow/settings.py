@@ -472,6 +472,29 @@ class Logging(_Strict):
 class Attachments(_Strict):
     # Larger files are not copied out of the message: they stay in the raw message only.
     max_size: int = Field(default=10 * 1024 * 1024, ge=0)
+class Retention(_Strict):
+    """How long casework is kept (casework/retention.py): a closed case for
+    `closed_case_months` after closing, or its category's or enquiry type's own period
+    (the longest that applies wins); holding-pen items for `holding_pen_days`."""
+
+    closed_case_months: int = Field(default=12, ge=1, le=1200)
+    categories: dict[str, int] = Field(default_factory=dict)  # months, by category
+    types: dict[str, int] = Field(default_factory=dict)  # months, by enquiry type
+    holding_pen_days: int = Field(default=90, ge=1, le=36500)
+    raw_message_days: int | None = Field(default=None, ge=1, le=36500)  # None: with the case
+    end_of_term_days: int = Field(default=30, ge=0, le=36500)
+
+    _t = field_validator("types")(classmethod(lambda cls, v: _type_keys(v)))
+
+    @field_validator("categories", "types")
+    @classmethod
+    def _months(cls, v: dict[str, int]) -> dict[str, int]:
+        for k, n in v.items():
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 1200:
+                raise ValueError(f"{k}: {n!r} is not a whole number of months from 1 to 1200")
+        return v
+
+
 class Reports(_Strict):
     """Scheduled reports, sent as HTML email with the CSV attached."""
 
@@ -514,6 +537,7 @@ class FileModel(_Strict):
     holding: Holding = Field(default_factory=Holding)
     digests: Digests = Field(default_factory=Digests)
     reports: Reports = Field(default_factory=Reports)
+    retention: Retention = Field(default_factory=Retention)
     wards: list[Ward] = Field(default_factory=list)
     members: list[Member] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
@@ -551,6 +575,7 @@ class Settings:
     holding: Holding
     digests: Digests
     reports: Reports
+    retention: Retention
     wards: list[Ward]
     members: list[Member]
     services: list[Service]
@@ -673,6 +698,12 @@ class Settings:
         ]
         for s in self.services:
             lines.append(f"    {s.name}: {s.contact}, {s.response_days} working days")
+        r = self.retention
+        overrides = [f"{k} {v}" for k, v in {**r.categories, **r.types}.items()]
+        lines.append(f"  retention: closed cases {r.closed_case_months} months"
+                     + (f" ({', '.join(overrides)})" if overrides else "")
+                     + f", holding pen {r.holding_pen_days} days, raw messages "
+                     + (f"{r.raw_message_days} days" if r.raw_message_days else "with the case"))
         return "\n".join(lines)
 
 

@@ -131,7 +131,7 @@ def run_json(app: App, *args: str) -> Any:
 def test_the_readme_lists_are_found() -> None:
     assert {"reference", "open_until", "requests", "timeline"} <= set(CASE)
     assert CASES_WITHOUT == {"issue", "member_note", "requests", "links", "attachments",
-                             "timeline"}
+                             "timeline", "legal_hold"}
     assert "open_until" in summary_keys()
 
 

@@ -45,3 +45,11 @@ def test_bench_ingest_runs() -> None:
     median = json.loads(done.stdout.splitlines()[-1])["median"]
     assert median["messages"] == 20 and 2 <= median["mean_kb"] <= 40
     assert median["accept_ratio"] > 0 and median["e2e_ratio"] > 0
+
+
+def test_bench_retention_runs() -> None:
+    done = subprocess.run([sys.executable, "scripts/bench_retention.py", "--kept", "30",
+                           "--due", "10"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["deleted"] == 10 and result["kept"] == 30

@@ -127,7 +127,22 @@ def case_dict(session: Session, case: models.Case, today: date | None = None,
                               .order_by(col(models.Attachment.id)))
     ]
     out["timeline"] = [_event_dict(session, e, settings, viewer) for e in events]
+    out["legal_hold"] = legal_hold(session, case, today)
     return out
+
+
+def legal_hold(session: Session, case: models.Case, today: date | None) -> dict[str, Any] | None:
+    """The legal hold in force that lasts longest (casework/holds.py), or None."""
+    q = select(models.LegalHold).where(models.LegalHold.case_id == case.id)
+    q = q.where(models.LegalHold.in_force(today) if today else
+                col(models.LegalHold.released_at).is_(None))
+    rows = sorted(session.exec(q.order_by(col(models.LegalHold.id))),
+                  key=lambda h: h.until or date.max, reverse=True)
+    if not rows:
+        return None
+    h = rows[0]
+    return {"reason": h.reason, "source": h.source, "by": h.placed_by, "at": _iso(h.placed_at),
+            "until": _iso(h.until)}
 
 
 def _event_dict(session: Session, e: models.Event, settings: Settings | None,

@@ -12,7 +12,7 @@ from mailflow import models
 from mailflow.app import App
 from mailflow.casework import filing
 from mailflow.inbound import pipeline
-from mailflow.jobs import chase, digests
+from mailflow.jobs import chase, digests, retention
 from mailflow.jobs.reports import send_reports
 from mailflow.outbound import outbox
 
@@ -63,6 +63,7 @@ JOBS: dict[str, Job] = {
     "service_digests": digests.service_digests,
     "send_reports": send_reports,
     "deliver_outbox": deliver_outbox,
+    "retention": retention.daily,  # once a council-local day
 }
 
 
