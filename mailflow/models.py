@@ -130,7 +130,7 @@ class Request(SQLModel, table=True):
     # A follow-up after `#reopen`: the member's words ("" for none) and the request whose
     # answer it quotes (None when the case had no answer); both None for a first request.
     follow_up_reason: str | None = None
-    follow_up_of: int | None = Field(default=None, foreign_key="request.id")
+    follow_up_of: int | None = Field(default=None, foreign_key="request.id", index=True)
     chased_at: datetime | None = None  # the last chase (the chain's, or a member's #chase)
     # Why and when the request became `undeliverable` (a bounce, or the relay gave up).
     undeliverable_reason: str | None = None

@@ -13,6 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, text
 from sqlmodel import select
 
@@ -162,7 +163,9 @@ def test_case_reads_move_into_the_one_trail(tmp_path: Path, db_url: str) -> None
     try:
         with db.engine(app.url).begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "0010_audit")
+            # The schema just before 0017, with every column the code writes by then.
+            before = ScriptDirectory.from_config(cfg).get_revision("0017_audit_reads")
+            command.upgrade(cfg, str(before.down_revision))
         app.start(FRIDAY)
         ref = open_case(app)
         with db.engine(app.url).begin() as conn:

@@ -39,8 +39,10 @@ def pen(app: App, *flags: str) -> list[dict]:
 
 
 def audit_rows(app: App, what: str | None = None) -> list[models.AuditEntry]:
+    """The holding-pen actions of the audit trail (reads of the pen are audited too)."""
     with app.session() as s:
-        q = select(models.AuditEntry).order_by(col(models.AuditEntry.id))
+        q = select(models.AuditEntry).order_by(col(models.AuditEntry.id)).where(
+            col(models.AuditEntry.what).startswith("holding."))
         if what:
             q = q.where(models.AuditEntry.what == what)
         return list(s.exec(q))

@@ -28,6 +28,7 @@ INDEXES = [
     # The database checks these foreign keys when a request or an outbox row is deleted.
     ("ix_event_request_id", "event", ["request_id"]),
     ("ix_sent_report_outbox_id", "sent_report", ["outbox_id"]),
+    ("ix_request_follow_up_of", "request", ["follow_up_of"]),  # a follow-up's first request
     ("ix_notification_case_id", "notification", ["case_id"]),
     ("ix_notification_request_id", "notification", ["request_id"]),
     ("ix_holding_raw_message_id", "holding", ["raw_message_id"]),
