@@ -41,6 +41,10 @@ COMMANDS: tuple[Command, ...] = (
     _c("note", "#note TEXT", "add a private note to the case, sent to no one", M, S, K),
     _c("deadline", "#deadline DATE", "set your own deadline for the case", M, S),
     _c("holding", "#holding DATE", "a holding reply on your request: the new date and why", C),
+    _c("answer", "#answer", "this reply is the answer to your request, whatever its words "
+       "(the text below the command)", C),
+    _c("ack", "#ack", "this reply only acknowledges your request: it stays open and is chased "
+       "on its due date", C),
     _c("agree", "#agree", "agree to the service's new date", M, S),
     _c("refuse", "#refuse", "refuse the service's new date", M, S),
     _c("reject", "#reject", "reject the service's answer; the request is open again", M, S),
@@ -69,8 +73,9 @@ def allowed(role: str | None, command: str) -> tuple[bool, str]:
     names = [_WHO[r] for r in ROLES if r in cmd.roles]
     who = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
     if role == C:
-        return False, (f"#{command} is for {who}; a service contact may only answer, hold "
-                       "(#holding) or redirect (#redirect) their own request")
+        return False, (f"#{command} is for {who}; a service contact may only answer (#answer), "
+                       "acknowledge (#ack), hold (#holding) or redirect (#redirect) their own "
+                       "request")
     if role == K:
         return False, f"#{command} is for {who}; a colleague sharing the case may only #note"
     return False, f"#{command} is for {who} only"

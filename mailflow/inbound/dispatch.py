@@ -209,7 +209,7 @@ def decide(u: Understanding, s: Settings) -> Rule:
 def dispatch(ctx: Context, session: Session, raw: models.RawMessage, p: Parsed,
              now: datetime) -> Outcome:
     u = understand(p, ctx.settings, session, envelope_from=raw.envelope_from,
-                   envelope_to=raw.envelope_to)
+                   envelope_to=raw.envelope_to, today=ctx.calendar.today(now))
     if u.classification.automatic:  # whatever it causes, no mail goes back to a robot
         ctx = ctx.answering(f"{u.kind.replace('_', '-')} {raw.id}")
     msg = filing.Incoming(raw_id=raw.id,  # type: ignore[arg-type]
@@ -218,7 +218,7 @@ def dispatch(ctx: Context, session: Session, raw: models.RawMessage, p: Parsed,
                           received_at=raw.received_at,
                           candidates=[c.as_dict() for c in u.candidates],
                           automatic="" if u.kind == cls.NORMAL else u.kind,
-                          why=u.classification.why)
+                          why=u.classification.why, reply_kind=u.reply_kind)
     rule = decide(u, ctx.settings)
     outcome = rule.act(Delivery(ctx, session, u, msg, now))
     outcome.rule = rule.name
