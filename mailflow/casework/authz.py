@@ -73,9 +73,8 @@ def allowed(role: str | None, command: str) -> tuple[bool, str]:
     names = [_WHO[r] for r in ROLES if r in cmd.roles]
     who = ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
     if role == C:
-        return False, (f"#{command} is for {who}; a service contact may only answer (#answer), "
-                       "acknowledge (#ack), hold (#holding) or redirect (#redirect) their own "
-                       "request")
+        return False, (f"#{command} is for {who}; a service contact may only answer, hold "
+                       "(#holding) or redirect (#redirect) their own request")
     if role == K:
         return False, f"#{command} is for {who}; a colleague sharing the case may only #note"
     return False, f"#{command} is for {who} only"

@@ -88,7 +88,7 @@ def open_case(ctx: Context, session: Session, msg: Incoming, new: cases.NewCase,
     if not (new.issue.strip() or new.member_note.strip() or msg.files):
         return hold(session, msg, "empty", f"{how} from {new.member.name} with no text and no "
                     "files: an empty message opens no case", now)
-    r = route(ctx.settings.services, new.subject, f"{new.issue}\n{new.member_note}")
+    r = route(ctx.settings.services, new.subject, new.issue, new.member_note)
     new.service, new.route_reason = r.service, r.reason
     new.raw_message_id, new.message_id, new.files = msg.raw_id, msg.message_id, msg.files
     new.received_at = msg.received_at
