@@ -233,8 +233,8 @@ _OPENING = re.compile(r"^(?:" + _any(
     r"guten tag|sehr geehrte|liebe|beste|geachte|goedendag|hola|estimad[oa]s?|buongiorno|"
     r"gentile|dzien dobry|szanown|ola|bom dia|car[oa]s?|prezad[oa]s?|bore da|helo|shwmae|"
     r"annwyl|halo|a charaid|madainn mhath)\b[^,.!:\n]{0,60}[,.!:]",
-    r"(?:many )?thanks?\b(?: you)?(?: very much)?(?: for your (?:e-?mail|message|enquiry)"
-    r"[^.!\n]{0,80})?[.!,]",
+    r"(?:many )?thanks?\b(?: you)?(?: very much)?(?: for (?:your (?:e-?mail|message|enquiry)|"
+    r"contacting|getting in touch)[^.!\n]{0,80})?[.!,]",
     r"(?:merci|vielen dank|danke|bedankt|gracias|grazie|dziekuje|obrigad[oa]|diolch|tapadh leibh)"
     r"\b[^.!\n]{0,80}[.!]",
 ) + r")\s*")
