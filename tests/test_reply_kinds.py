@@ -216,6 +216,10 @@ def test_inspect_reply_kind(app: App, tmp_path: Path) -> None:
     ref = bins(app)
     files = {
         "answer.eml": officer_reply(app, ref, "The bins were collected this morning."),
+        # Only the visible text counts, not the acknowledgement it quotes.
+        "plain.eml": officer_reply(app, ref, "Her street is on the Tuesday round.\n\nOn Tue, "
+                                   "3 Nov 2026 at 10:02, Waste <waste@council.example> wrote:\n"
+                                   "> Thanks, received, we will come back to you.\n"),
         "ack.eml": officer_reply(app, ref, "Received, thanks - passed to the crew supervisor."),
         "holding.eml": officer_reply(app, ref, "I will reply by 20 November; the crew is "
                                      "short this week."),
@@ -230,7 +234,7 @@ def test_inspect_reply_kind(app: App, tmp_path: Path) -> None:
     done = run_cli(app.settings.path, "inspect", "--json", *(str(tmp_path / n) for n in files))
     seen = {Path(d["file"]).name: d["reply_kind"] for d in map(json.loads,
                                                                done.stdout.splitlines())}
-    assert seen == {"answer.eml": "answer", "ack.eml": "acknowledgement",
+    assert seen == {"answer.eml": "answer", "plain.eml": "answer", "ack.eml": "acknowledgement",
                     "holding.eml": "holding", "oof.eml": "automatic", "forward.eml": None,
                     "member.eml": None}
     # Inspecting changes nothing: the request is as it was.

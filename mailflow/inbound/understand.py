@@ -91,7 +91,7 @@ def understand(p: Parsed, s: Settings, session: Session | None, *,
     u = _understand(p, s, session, envelope_from, envelope_to)
     if _replies_to_request(u, s):
         day = today or (p.date or clock.now()).date()
-        u.reply_kind = replykind.of(p.text or "", u.classification, day)
+        u.reply_kind = replykind.of(u.reply_text, u.classification, day)
     return u
 
 
