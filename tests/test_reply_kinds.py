@@ -53,6 +53,8 @@ def service_acks(app: App, ref: str) -> list[models.Event]:
 ACKNOWLEDGEMENTS = [
     "Thanks, received, we will come back to you.",
     "Received with thanks.",
+    "Thanks, I've received it and will pass it to the team.",
+    "This is an automated response: we have received it. Your reference is 12345.",
     "Thanks - noted. I'll look into this and get back to you.",
     "Dear Cllr Smith,\n\nThank you for your email. I have passed this to our inspection team "
     "and will get back to you once I hear from them.",

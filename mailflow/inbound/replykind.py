@@ -54,9 +54,11 @@ _ACK = re.compile(r"\b" + _any(
     r"this is (?:just )?(?:an|to) acknowledge?(?:ment)?|just (?:a quick (?:note|email) )?to "
     r"(?:acknowledge|confirm (?:receipt|that (?:i|we) (?:have )?received)))",
     # passed on
-    rf"{_WE}? ?(?:have |has )?(?:passed|forwarded|referred|sent|allocated|assigned|raised|"
-    r"escalated|logged|handed) (?:this|it|your \w+|the \w+|this \w+)(?: \w+)? (?:on )?"
-    r"(?:to|with|onto|on to)\b",
+    rf"{_WE}? ?(?:have |has |will |am |are )?(?:pass(?:ed|ing)?|forward(?:ed|ing)?|"
+    r"refer(?:red|ring)?|sen[dt]|sending|allocat(?:ed|ing)|assign(?:ed|ing)|rais(?:ed|ing)|"
+    r"escalat(?:ed|ing)|logg(?:ed|ing)|hand(?:ed|ing)) (?:this|it|your \w+|the \w+|this \w+)"
+    r"(?: \w+)? (?:on )?(?:to|with|onto|on to)\b",
+    r"(?:i|we)(?: have|'ve)? (?:now |just )?received (?:it|this|them)\b",
     r"passed (?:this|it) (?:on|over|along)",
     # looking into it, an answer to come
     r"(?:i|we)(?: am|'m| are|'re| will be|'ll be| shall be)? (?:currently |now |already )?"
