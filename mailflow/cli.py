@@ -268,6 +268,8 @@ def _print_inspection(d: dict[str, Any]) -> None:
     print(f"  subject:        {d['subject']}")
     print(f"  classification: {d['classification']}"
           + (f" ({d['classification_reason']})" if d["classification_reason"] else ""))
+    if d["reply_kind"]:
+        print(f"  reply kind:     {d['reply_kind']}")
     if d["bounce"]:
         b = d["bounce"]
         print(f"  bounce:         {', '.join(b['recipients']) or '?'} {b['status'] or ''} "

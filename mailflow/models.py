@@ -120,6 +120,7 @@ class Request(SQLModel, table=True):
     target_due: date | None = None  # the due date before any holding reply
     proposed_due: date | None = None  # a holding reply waiting for the member's agreement
     ack_due: date | None = None  # the service's acknowledgement target
+    acknowledged_at: datetime | None = None  # its first acknowledgement, holding reply or answer
     chase_step: str = "none"  # reached: none | reminded | chased | chased_again | escalated
     next_step: str | None = None  # reminder | chase | chase_again | escalate
     next_step_on: date | None = None  # the council-local day the next step is due

@@ -37,7 +37,7 @@ EXPECTED = {
     "close": {M, S}, "reopen": {M, S}, "category": {M, S}, "service": {M, S}, "type": {M, S},
     "priority": {M, S}, "share": {M}, "consent": {M}, "note": {M, S, K}, "deadline": {M, S},
     "holding": {C}, "agree": {M, S}, "refuse": {M, S}, "reject": {M, S}, "merge": {M, S},
-    "redirect": {C}, "send": {M}, "help": {M, S, C, K},
+    "redirect": {C}, "send": {M}, "help": {M, S, C, K}, "answer": {C}, "ack": {C},
     "chase": {M, S}, "resend": {M, S}, "contact": {M, S},
 }
 ACTORS = {M: JANE, S: STAFF, C: ROADS, K: ALAN}

@@ -364,9 +364,38 @@ def holding(call: Call, cmd: Command) -> str:
         raise CommandError(f"{cmd.args or '(nothing)'} is not a date; write #holding 2026-12-10")
     if not cmd.body.strip():
         raise CommandError("a holding reply needs the reason and next action below the date")
+    if call.request.acknowledged_at is None:  # a holding reply acknowledges too
+        call.request.acknowledged_at = call.now
+        call.session.add(call.request)
     return extensions.propose(call.ctx, call.session, call.case, call.request, call.sender,
                               new_due, cmd.body, call.now, raw_message_id=call.raw_message_id,
                               how="fallback" if cmd.implicit else "#holding")
+
+
+@command("answer")
+def answer(call: Call, cmd: Command) -> str:
+    """The officer says this reply is the answer, whatever its words ("Thanks, received" may
+    be all there is to say)."""
+    if call.request is None:
+        raise CommandError("no request of yours on this case to answer")
+    if not cmd.text:
+        raise CommandError("write the answer below #answer")
+    cases.record_service_reply(call.ctx, call.session, call.case, call.request, call.sender,
+                               cmd.text, call.now, raw_message_id=call.raw_message_id,
+                               message_id=call.message_id, evidence=call.evidence or "command",
+                               forced="#answer")
+    return "your request is answered and the member told"
+
+
+@command("ack")
+def ack(call: Call, cmd: Command) -> str:
+    """An acknowledgement: typed as `#ack`, or read from the words (replykind.py)."""
+    if call.request is None:
+        raise CommandError("no request of yours on this case to acknowledge")
+    return cases.record_acknowledgement(call.ctx, call.session, call.case, call.request,
+                                        call.sender, cmd.text, call.now,
+                                        raw_message_id=call.raw_message_id,
+                                        how="words" if cmd.implicit else "#ack")
 
 
 # -- the member's answer to a service ------------------------------------------------------

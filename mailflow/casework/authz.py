@@ -48,6 +48,10 @@ COMMANDS: tuple[Command, ...] = (
     _c("note", "#note TEXT", "add a private note to the case, sent to no one", M, S, K),
     _c("deadline", "#deadline DATE", "set your own deadline for the case", M, S),
     _c("holding", "#holding DATE", "a holding reply on your request: the new date and why", C),
+    _c("answer", "#answer", "this reply is the answer to your request, whatever its words "
+       "(the text below the command)", C),
+    _c("ack", "#ack", "this reply only acknowledges your request: it stays open and is chased "
+       "on its due date", C),
     _c("agree", "#agree", "agree to the service's new date", M, S),
     _c("refuse", "#refuse", "refuse the service's new date", M, S),
     _c("reject", "#reject", "reject the service's answer; the request is open again", M, S),

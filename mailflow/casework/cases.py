@@ -382,6 +382,7 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
                 notify.service(ctx, session, case, request, "escalation_answered", now,
                                to=[service.escalation], answered_by=sender, text=text)
             request.state = "answered"
+            request.acknowledged_at = request.acknowledged_at or now  # an answer acknowledges
             request.answered_at = now
             request.answered_by = sender
             request.next_step_on = None
@@ -415,6 +416,37 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
                   in_reply_to=message_id)
         event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
     changed(session, case)
+
+
+def record_acknowledgement(ctx: Context, session: Session, case: models.Case,
+                           request: models.Request, sender: str, text: str, now: datetime, *,
+                           raw_message_id: int | None, how: str) -> str:
+    """A service's acknowledgement (received, passed on, being looked into): on the timeline
+    (`acknowledged`, with the request), meeting the request's acknowledgement target, and in
+    the member's digest. It is no answer: the request stays `sent` and is chased on its due
+    date; the answer that follows answers it. `how`: `words`, `#ack` or `automatic` (a
+    CRM's acknowledgement known by its words)."""
+    first = request.acknowledged_at is None
+    if first:
+        request.acknowledged_at = now
+        session.add(request)
+    day = ctx.calendar.today(now)
+    on_time = request.ack_due is None or day <= request.ack_due
+    service = session.get(models.Service, request.service_id)
+    name = service.name if service else "The service"
+    event(session, case, "acknowledged", now, sender=sender, text=text,
+          raw_message_id=raw_message_id, request_id=request.id, by="service", how=how,
+          first=first, on_time=on_time,
+          ack_due=request.ack_due.isoformat() if request.ack_due else None)
+    if request.state == "sent":
+        notify.member(ctx, session, case, "acknowledged",
+                      f"{name} acknowledged the request; the answer is due by "
+                      f"{due_text(request.due)}.\n\n{text}".strip(), now, request=request,
+                      email=False)
+    changed(session, case)
+    late = "" if on_time else f", after its target {request.ack_due.isoformat()}"  # type: ignore[union-attr]
+    return (f"acknowledgement from {sender} recorded{late}; the request stays open, "
+            f"due {request.due.isoformat()}")
 
 
 def alert_recipients(ctx: Context, session: Session, case: models.Case) -> list[str]:

@@ -54,6 +54,7 @@ class Call:
     now: datetime
     raw_message_id: int | None = None
     message_id: str | None = None  # of the message carrying the commands, to reply in thread
+    evidence: str | None = None  # how the message was matched (in-reply-to, token, tag, guess)
 
     @property
     def today(self) -> date:

@@ -48,6 +48,9 @@ class Incoming:
     candidates: list[dict[str, Any]] = field(default_factory=list)  # {case, why}
     automatic: str = ""  # auto_reply | bounce | own_mail: recorded, never obeyed
     why: str = ""  # the evidence that it is automatic
+    # answer | holding | acknowledgement | automatic (inbound/replykind.py); None: no reply
+    # to a request
+    reply_kind: str | None = None
 
 
 @dataclass
@@ -93,7 +96,7 @@ def open_case(ctx: Context, session: Session, msg: Incoming, new: cases.NewCase,
                     "files: an empty message opens no case", now)
     words = new.issue if new.route_text is None else new.route_text
     r = Route(service, {}, "chosen by a person") if service else \
-        route(ctx.settings.services, new.subject, f"{words}\n{new.member_note}")
+        route(ctx.settings.services, new.subject, words, new.member_note)
     new.service, new.route_reason = r.service, r.reason
     new.raw_message_id, new.message_id, new.files = msg.raw_id, msg.message_id, msg.files
     new.received_at = msg.received_at
@@ -141,16 +144,24 @@ def file_matched(ctx: Context, session: Session, msg: Incoming, case: models.Cas
     if request is None or role == "member":
         request = own
     if automatic or msg.automatic:
-        return _automatic(session, msg, case, request, evidence, now,
+        return _automatic(ctx, session, msg, case, request, evidence, now,
                           automatic or msg.automatic, why or msg.why)
     return _update(ctx, session, msg, case, role, request, evidence, now)
 
 
-def _automatic(session: Session, msg: Incoming, case: models.Case,
+def _automatic(ctx: Context, session: Session, msg: Incoming, case: models.Case,
                request: models.Request | None, evidence: str, now: datetime, kind: str,
                why: str) -> Outcome:
     """An out-of-office or auto-acknowledgement on its case: recorded, and nothing more. Its
-    "I will respond by 10 December" is no holding reply, its `#` lines are no commands."""
+    "I will respond by 10 December" is no holding reply, its `#` lines are no commands. A
+    CRM's acknowledgement known only by its words (no auto-reply header) acknowledges the
+    request all the same (cases.record_acknowledgement); it tells no one by mail now."""
+    if msg.reply_kind == "acknowledgement" and request is not None:
+        done = cases.record_acknowledgement(ctx, session, case, request, msg.sender or "",
+                                            msg.text, now, raw_message_id=msg.raw_id,
+                                            how="automatic")
+        return Outcome("update", case.reference, f"{kind.replace('_', '-')} that acknowledges "
+                       f"({why}): {done}")
     cases.event(session, case, kind, now, sender=msg.sender, text=msg.text,
                 raw_message_id=msg.raw_id, request_id=request.id if request else None,
                 evidence=evidence, why=why)
@@ -309,7 +320,7 @@ def _update(ctx: Context, session: Session, msg: Incoming, case: models.Case, ro
             ) -> Outcome:
     """A party's message filed on its case: a service's answer, or a member's or staff note."""
     if msg.automatic:  # callers send robots to _automatic; this keeps it so
-        return _automatic(session, msg, case, request, evidence, now, msg.automatic, msg.why)
+        return _automatic(ctx, session, msg, case, request, evidence, now, msg.automatic, msg.why)
     text = msg.text
     if not (text.strip() or msg.files):
         return hold(session, msg, "empty", f"{msg.sender} sent {case.reference} a message with "
@@ -328,9 +339,11 @@ def _update(ctx: Context, session: Session, msg: Incoming, case: models.Case, ro
         promised = dates.promised_date(text, ctx.calendar.today(now))
         if promised:  # "I will reply by 10 December": a holding reply, not the answer
             cmds = [commands.Command("holding", promised.isoformat(), text, implicit=True)]
+        elif msg.reply_kind == "acknowledgement":  # "received, we will come back to you"
+            cmds = [commands.Command("ack", "", text, implicit=True)]
     if cmds:
         call = Call(ctx, session, case, role, request, msg.sender or "", now, msg.raw_id,
-                    msg.message_id)
+                    msg.message_id, evidence=evidence)
         result = actions.run(call, cmds)
         return Outcome("update", case.reference, f"from the {role}, {how}: {result}")
     if role == "colleague":

@@ -1,4 +1,14 @@
-"""Which service an enquiry goes to: the best match of the services' keywords."""
+"""Which service an enquiry goes to.
+
+1. A service or category named in the member's note wins ("for env health": each word of a
+   name of two or more words may be shortened to its first three letters or more).
+2. Else the best match of the services' keywords, as whole words, the subject's counted
+   twice. Street addresses are left out first (`Station Road`, `Road End`, `Roads Lane`,
+   `12 mill lane`), so an address never matches the Roads keyword.
+3. A tie (in names or keywords) is not a match: a person decides rather than the request
+   going to the wrong officer, and the reason names the candidates.
+Work per message is a few regular expressions over its text: nothing grows with the cases.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +26,19 @@ class Route:
     reason: str
 
 
-def route(services: list[Service], subject: str, text: str) -> Route:
-    """Keyword hits, the subject's counted twice. A tie between services is not a match:
-    a person decides rather than the request going to the wrong officer."""
+def route(services: list[Service], subject: str, text: str, note: str = "") -> Route:
+    named = _named(services, without_addresses(note)) if note.strip() else []
+    if len(named) == 1:
+        return Route(named[0], {named[0].name: 1}, f"the member's note names {named[0].name}")
+    if named:
+        return Route(None, {s.name: 1 for s in named}, "the member's note names several "
+                     "services: " + ", ".join(s.name for s in named))
+    return _by_keywords(services, without_addresses(subject),
+                        without_addresses(f"{text}\n{note}"))
+
+
+def _by_keywords(services: list[Service], subject: str, text: str) -> Route:
+    """Keyword hits, the subject's counted twice."""
     scores: dict[str, int] = {}
     subject, text = subject.lower(), text.lower()
     for s in services:
@@ -43,3 +63,51 @@ def _hits(keyword: str, lowered: str) -> int:
 def _pattern(keyword: str) -> re.Pattern[str]:
     words = r"\s+".join(re.escape(w) for w in keyword.lower().split())
     return re.compile(rf"\b{words}(?:e?s)?\b")
+
+
+# -- a service named in the note ---------------------------------------------------------------
+def _named(services: list[Service], note: str) -> list[Service]:
+    words = re.findall(r"[a-z0-9&]+", note.lower())
+    return [s for s in services
+            if any(_names(words, _words(alias)) for alias in (s.name, *s.categories))]
+
+
+@lru_cache(maxsize=1024)
+def _words(alias: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"[a-z0-9&]+", alias.lower()))
+
+
+def _names(words: list[str], alias: tuple[str, ...]) -> bool:
+    """`words` contain `alias`: whole words; in a name of two or more words each may be
+    shortened to three letters or more (`env health`, `enviro health`)."""
+    n = len(alias)
+    if not n:
+        return False
+    for i in range(len(words) - n + 1):
+        if all(w == a or (n > 1 and len(w) >= 3 and a.startswith(w))
+               for w, a in zip(words[i:i + n], alias, strict=True)):
+            return True
+    return False
+
+
+# -- street addresses ----------------------------------------------------------------------------
+_STREET = (r"Road|Rd|Street|St|Lane|Ln|Avenue|Ave|Drive|Dr|Close|Crescent|Cres|Way|Place|Pl|"
+           r"Terrace|Terr|Gardens|Gdns|Court|Ct|Row|Hill|End|Park|Square|Sq|Grove|Walk|Mews|"
+           r"Green|Brae|Wynd|Vale|View|Rise|Parade|Boulevard|Circus|Gate|Loan|Loaning|Brow|"
+           r"Wharf|Quay|Yard|Croft|Vennel|Causeway|Broadway|Heights|Cottages|Bypass")
+# Words that start a sentence or a phrase, not a street's name ("The Road is closed").
+_NOT_A_NAME = (r"The|A|An|This|That|These|Those|Our|My|Your|His|Her|Their|Its|On|In|At|Outside|"
+               r"Near|By|From|To|For|Of|Off|And|Or|But|Is|Was|Are|Were|Please|Can|Could|Would|"
+               r"Will|I|We|It|There|Every|Each|Any|Some|No|Busy")
+# `Station Road`, `Road End`, `Roads Lane`, `12 High St`: capitalised words before a street
+# word; or a house number and lower-case words before one (`12 mill lane`).
+_ADDRESS = re.compile(
+    rf"(?:\b\d+[A-Za-z]?,?\s+)?(?:(?!(?:{_NOT_A_NAME})\b)[A-Z][A-Za-z'\u2019-]*\s+){{1,3}}"
+    rf"(?:{_STREET})\b"
+    rf"|\b\d+[A-Za-z]?,?\s+(?:(?!(?:{_NOT_A_NAME.lower()})\b)[a-z][a-z'\u2019-]*\s+){{1,3}}"
+    rf"(?:{_STREET.lower()})\b")
+
+
+def without_addresses(text: str) -> str:
+    """`text` with its street addresses blanked, so no keyword matches inside one."""
+    return _ADDRESS.sub(" ", text)

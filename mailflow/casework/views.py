@@ -40,6 +40,7 @@ def request_dict(session: Session, r: models.Request, today: date | None = None)
         "target_due": _iso(r.target_due),
         "proposed_due": _iso(r.proposed_due),
         "ack_due": _iso(r.ack_due),
+        "acknowledged_at": _iso(r.acknowledged_at),
         "chase_step": r.chase_step,
         "next_step": r.next_step,
         "next_step_on": _iso(r.next_step_on),

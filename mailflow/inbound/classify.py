@@ -42,6 +42,7 @@ _OUR_MSGID = r"<(mf|{prefix}-\d{{4}}-\d{{5,}})\.[0-9a-f]{{20}}@{domain}>"
 class Classification:
     kind: str  # normal | auto_reply | bounce | own_mail
     why: str = ""
+    by_words: bool = False  # an auto-reply known by its subject or text, not by a header
 
     @property
     def automatic(self) -> bool:
@@ -58,6 +59,9 @@ def classify(p: Parsed, s: Settings, envelope_from: str | None = None) -> Classi
     auto = _auto_reply(p, envelope_from)
     if auto:
         return Classification(AUTO_REPLY, auto)
+    words = _auto_words(p)
+    if words:
+        return Classification(AUTO_REPLY, words, by_words=True)
     return Classification(NORMAL)
 
 
@@ -119,6 +123,10 @@ def _auto_reply(p: Parsed, envelope_from: str | None) -> str | None:
         return f"X-Auto-Response-Suppress: {suppress[:60]}"
     if _null_sender(p, envelope_from):
         return "a null envelope sender (<>)"
+    return None
+
+
+def _auto_words(p: Parsed) -> str | None:
     subject = fold(p.subject)
     if _OOF_SUBJECT.match(subject) or _OOF_SUBJECT_WORD.match(subject) \
             or _OOF_SUBJECT_ANYWHERE.search(subject):
@@ -235,11 +243,17 @@ _OPENING = re.compile(r"^(?:" + _any(
     r"guten tag|sehr geehrte|liebe|beste|geachte|goedendag|hola|estimad[oa]s?|buongiorno|"
     r"gentile|dzien dobry|szanown|ola|bom dia|car[oa]s?|prezad[oa]s?|bore da|helo|shwmae|"
     r"annwyl|halo|a charaid|madainn mhath)\b[^,.!:\n]{0,60}[,.!:]",
-    r"(?:many )?thanks?\b(?: you)?(?: very much)?(?: for your (?:e-?mail|message|enquiry)"
-    r"[^.!\n]{0,80})?[.!,]",
+    r"(?:many )?thanks?\b(?: you)?(?: very much)?(?: for (?:your (?:e-?mail|message|enquiry)|"
+    r"contacting|getting in touch)[^.!\n]{0,80})?[.!,]",
     r"(?:merci|vielen dank|danke|bedankt|gracias|grazie|dziekuje|obrigad[oa]|diolch|tapadh leibh)"
     r"\b[^.!\n]{0,80}[.!]",
 ) + r")\s*")
+
+
+def out_of_office(text: str) -> bool:
+    """Does the text state an absence ("I am out of the office", "on my return")? For
+    replykind.py: a robot's acknowledgement is not an out-of-office."""
+    return bool(text and _AWAY.search(fold(visible_text(text[:20000]))))
 
 
 def _oof_body(text: str) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlmodel import Session
 
@@ -223,19 +223,20 @@ def decide(u: Understanding, s: Settings) -> Rule:
     return next(r for r in RULES if r.when(u, s))
 
 
-def read(ctx: Context, session: Session | None, raw: models.RawMessage, p: Parsed
-         ) -> tuple[Understanding, filing.Incoming]:
+def read(ctx: Context, session: Session | None, raw: models.RawMessage, p: Parsed,
+         today: date | None = None) -> tuple[Understanding, filing.Incoming]:
     """What a stored message is, and what casework needs of it. Without a session nothing is
-    matched: a message from the holding pen, re-read for a person who decided where it goes."""
+    matched: a message from the holding pen, re-read for a person who decided where it goes.
+    `today` reads "I will reply by Friday" (without it, the message's own Date)."""
     u = understand(p, ctx.settings, session, envelope_from=raw.envelope_from,
-                   envelope_to=raw.envelope_to)
+                   envelope_to=raw.envelope_to, today=today)
     msg = filing.Incoming(raw_id=raw.id,  # type: ignore[arg-type]
                           message_id=u.parsed.message_id, sender=u.sender,
                           subject=u.parsed.subject, text=clean(u.reply_text), files=u.files,
                           received_at=raw.received_at,
                           candidates=[c.as_dict() for c in u.candidates],
                           automatic="" if u.kind == cls.NORMAL else u.kind,
-                          why=u.classification.why)
+                          why=u.classification.why, reply_kind=u.reply_kind)
     return u, msg
 
 
@@ -252,7 +253,7 @@ def held(ctx: Context, session: Session, h: models.Holding) -> holding.Held | No
 
 def dispatch(ctx: Context, session: Session, raw: models.RawMessage, p: Parsed,
              now: datetime) -> Outcome:
-    u, msg = read(ctx, session, raw, p)
+    u, msg = read(ctx, session, raw, p, ctx.calendar.today(now))
     if u.classification.automatic:  # whatever it causes, no mail goes back to a robot
         ctx = ctx.answering(f"{u.kind.replace('_', '-')} {raw.id}")
     rule = decide(u, ctx.settings)

@@ -44,6 +44,7 @@ def inspect(raw: bytes, s: Settings, session: Session | None, file: str) -> dict
         "reply_text": clean(u.reply_text),
         "classification": u.kind,
         "classification_reason": u.classification.why or None,
+        "reply_kind": u.reply_kind,
         "bounce": None if b is None else {
             "recipients": b.recipients, "status": b.status, "permanent": b.permanent,
             "original_message_id": b.original_message_id, "diagnostic": clean(b.diagnostic),

@@ -8,15 +8,17 @@ reads the database, and works without one (then nothing matches).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import date
 
 from sqlmodel import Session
 
-from mailflow import models
+from mailflow import clock, models
 from mailflow.casework import parties
 from mailflow.casework.attachments import File
-from mailflow.inbound import attachments, authresults, bounces, match
-from mailflow.inbound.classify import BOUNCE, NORMAL, Classification, classify
+from mailflow.inbound import attachments, authresults, bounces, match, replykind
+from mailflow.inbound.classify import AUTO_REPLY, BOUNCE, NORMAL, Classification, classify
 from mailflow.inbound.forwards import Forward, find_forward
 from mailflow.inbound.parse import Parsed
 from mailflow.inbound.reply import visible_text
@@ -52,6 +54,7 @@ class Understanding:
     guess: Candidate | None = None  # the one confident guess, when there is exactly one
     digest: str | None = None  # how it shows it replies to one of our digests
     auth: authresults.Verdict = authresults.NONE  # what a trusted MTA says of the From domain
+    reply_kind: str | None = None  # replykind.py; None when it is no reply to a request
 
     @property
     def authenticated(self) -> bool:
@@ -81,8 +84,42 @@ class Understanding:
 
 
 def understand(p: Parsed, s: Settings, session: Session | None, *,
-               envelope_from: str | None = None, envelope_to: list[str] | None = None
-               ) -> Understanding:
+               envelope_from: str | None = None, envelope_to: list[str] | None = None,
+               today: date | None = None) -> Understanding:
+    """`today` (the council's local day) reads "I will reply by Friday"; without it, the
+    message's own Date."""
+    u = _understand(p, s, session, envelope_from, envelope_to)
+    if _replies_to_request(u, s):
+        day = today or (p.date or clock.now()).date()
+        u.reply_kind = replykind.of(u.reply_text, u.classification, day)
+    return u
+
+
+# Re:, AW:, SV:, Antw:, RIF:, Odp:, YNT:, Ответ: … a reply's subject, when nothing matched.
+_REPLY_SUBJECT = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(?:re|aw|sv|vs|antw|antwort|rif|r|odp|ynt|"
+                            r"res|ref|atb|отв|ответ|re\[\d+\])\s*:", re.IGNORECASE)
+
+
+def _replies_to_request(u: Understanding, s: Settings) -> bool:
+    """A reply to one of our requests: from its contact, or an officer with proof, on a
+    matched case; with no case known (no database, or none matches), a reply that is not a
+    member's or staff's own (its In-Reply-To, References or subject say it replies)."""
+    if u.kind not in (NORMAL, AUTO_REPLY) or u.forward is not None or u.digest:
+        return False
+    if u.case is not None:
+        if u.role == "contact":
+            return True
+        return (u.role is None and u.match is not None and u.match.evidence in parties.PROOF
+                and s.is_trusted(u.sender))  # an officer: casework/parties.py
+    if not u.sender or s.member_for(u.sender) or s.is_staff(u.sender):
+        return False
+    p = u.parsed
+    return u.kind == AUTO_REPLY or bool(p.header("In-Reply-To") or p.header("References")
+                                        or _REPLY_SUBJECT.match(p.subject))
+
+
+def _understand(p: Parsed, s: Settings, session: Session | None, envelope_from: str | None,
+                envelope_to: list[str] | None) -> Understanding:
     sender = p.sender  # never the envelope sender: anyone sets it (parse.read_from)
     c = classify(p, s, envelope_from)
     bounce = bounces.read(p.msg, ignore=s.is_ours) if c.kind == BOUNCE else None
