@@ -138,8 +138,15 @@ def words(text: str) -> str:
     return ANSWER
 
 
+def _own(text: str) -> str:
+    """The writer's own lines: the visible text keeps a quoted paragraph that an inline answer
+    follows, but what it quotes is not what this reply says."""
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(">"))
+
+
 def of(text: str, classification: Classification, today: date) -> str:
     """The kind of a reply to a request (the caller knows it is one)."""
+    text = _own(text)
     if classification.kind == AUTO_REPLY:
         # A CRM's acknowledgement known only by its words (no auto-reply header) still
         # acknowledges; an out-of-office, or anything a header marks, does not.
