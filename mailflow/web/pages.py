@@ -56,7 +56,7 @@ class Site:
         self.pre_cookie = "__Host-mailflow-csrf" if secure else "mailflow-csrf"
 
     # -- plumbing ---------------------------------------------------------------------------
-    def render(self, request: Request, name: str, status: int = 200, **context: Any
+    def render(self, request: Request, name: str, code: int = 200, **context: Any
                ) -> Response:
         env = self.app.templates
         basis = request.state.basis
@@ -64,7 +64,7 @@ class Site:
         body = env.get_template(f"web/{name}.html").render(
             council=self.app.settings.council, csrf=auth.csrf_token(self.app.settings, basis),
             **context)
-        response = HTMLResponse(body, status_code=status, headers=HEADERS)
+        response = HTMLResponse(body, status_code=code, headers=HEADERS)
         if request.state.new_pre:
             self._set(response, self.pre_cookie, basis, max_age=None)
         return response
