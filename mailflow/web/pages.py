@@ -10,6 +10,7 @@ audited as the CLI's are; case actions go through the email commands' one door
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,6 +31,7 @@ from mailflow.reports import search
 from mailflow.tokens import normalise_reference
 from mailflow.web import auth
 
+log = logging.getLogger(__name__)
 PAGE = 100  # cases per page of the list
 ACTIONS = ("close", "reopen", "chase", "note")  # the buttons a case page may offer
 STATUSES = ("open", "answered", "closed")
@@ -37,7 +39,9 @@ HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action "
                                "'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",  # the sign-in link's token must not leak onward
+    # Not no-referrer: with it, browsers send `Origin: null` on our own forms. same-origin
+    # still keeps the sign-in link's token from leaking to any other site.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -121,7 +125,8 @@ class Site:
                 return RedirectResponse("/login", 303, headers=HEADERS)
             try:
                 return await fn(request)
-            except Refused:
+            except Refused as e:
+                log.warning("web: %s %s refused: %s", request.method, request.url.path, e)
                 return self.render(request, "message", 403, actor=actor,
                                    title="Form refused",
                                    text="This form did not come from this site, or has expired."
