@@ -228,3 +228,14 @@ def test_insecure_cookies_for_local_http(app: App) -> None:
         r = sign_in(c, app, JANE)
     line = next(x for x in r.cookies() if x.startswith("mailflow="))
     assert "secure" not in line.lower() and "httponly" in line.lower()
+
+
+def test_signing_in_again_ends_the_browsers_old_session(app: App, base: str) -> None:
+    c = Client(base)
+    sign_in(c, app, JANE)
+    old = c.jar["__Host-mailflow"]
+    sign_in(c, app, STAFF)
+    assert c.jar["__Host-mailflow"] != old
+    assert f"Signed in as {STAFF}" in c.get("/cases").body
+    stolen = Client(base, jar={"__Host-mailflow": old})
+    assert stolen.get("/cases").status == 303

@@ -179,6 +179,9 @@ class Site:
             now = clock.now()
             with self.app.session() as s:
                 actor = use(s, now)
+                before = auth.current(s, request.cookies.get(self.cookie), now)
+                if actor and before is not None:  # the browser's old session ends here
+                    auth.end(s, before, now, everywhere=False)
                 token = auth.start(s, actor, now, how) if actor else None
                 if actor is None:
                     audit.record(s, actor="unknown", action="refused", what="sign_in",
