@@ -226,3 +226,18 @@ def test_the_axe_check_can_fail(browser: Any) -> None:
     with pytest.raises(AssertionError, match="image-alt.*label|label.*image-alt"):
         check(page, "axe-self-test")
     page.close()
+
+
+def test_staff_release_held_mail(app: App, browser: Any, site: tuple[str, dict[str, str]]
+                                 ) -> None:
+    base, _ = site
+    from tests.test_web_pages import hold_one
+
+    held = hold_one(app)
+    page = browser.new_context(viewport=DESKTOP).new_page()
+    sign_in(app, page, base, "member.services@council.example")
+    page.get_by_role("link", name="Outbox").click()
+    check(page, "outbox")
+    page.get_by_role("button", name=f"Release message {held}").click()
+    page.get_by_text(f"Message {held} released").wait_for()
+    check(page, "outbox-released")

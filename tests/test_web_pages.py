@@ -173,3 +173,35 @@ def test_the_list_pages_and_stays_fast(app: App, council: tuple[str, dict[str, s
     clock.pin(T0 + timedelta(minutes=1))
     page = staff.get("/cases")
     assert "3 cases." in page.body and "Next page" not in page.body
+
+
+def hold_one(app: App) -> int:
+    with app.session() as s:
+        row = s.exec(select(models.Outbox).where(models.Outbox.kind == "acknowledgement")
+                     .order_by(col(models.Outbox.id))).first()
+        assert row is not None and row.id is not None
+        row.state, row.held_reason = "held", "rate limit: 20 to one address in an hour"
+        s.add(row)
+        s.commit()
+        return row.id
+
+
+def test_the_outbox_page_is_for_staff_and_releases_once(
+        app: App, council: tuple[str, dict[str, str]]) -> None:
+    base, _ = council
+    held = hold_one(app)
+    jane, staff = client(app, base, JANE), client(app, base, STAFF)
+    assert jane.get("/outbox").status == 404
+    assert 'href="/outbox"' not in jane.get("/cases").body
+    page = staff.get("/outbox")
+    assert page.status == 200 and "rate limit: 20 to one address" in page.body
+    assert f"Release message {held}" in page.body
+    r = staff.post("/outbox", {"id": str(held)})
+    assert r.status == 200 and f"Message {held} released" in r.body
+    assert staff.post("/outbox", {"id": str(held)}).body.count("is not held") == 1
+    with app.session() as s:
+        assert s.get(models.Outbox, held).state == "queued"  # type: ignore[union-attr]
+    assert jane.post("/outbox", {"id": str(held)}).status == 404
+    assert [a for a in audit_rows(app, STAFF) if a[1].startswith("outbox")] == [
+        ("read", "outbox", None), ("change", "outbox.release", None),
+        ("read", "outbox", None), ("refused", "outbox.release", None), ("read", "outbox", None)]

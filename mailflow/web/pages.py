@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from mailflow import clock, models, oneline
+from mailflow import clock, db, models, oneline
 from mailflow.app import App
 from mailflow.casework import actions, audit, authz, parties, sharing, views
 from mailflow.casework.visibility import visible_cases
@@ -65,6 +65,8 @@ class Site:
         env = self.app.templates
         basis = request.state.basis
         context.setdefault("actor", None)
+        context["staff"] = bool(context["actor"]) and self.app.settings.is_staff(
+            context["actor"])
         body = env.get_template(f"web/{name}.html").render(
             council=self.app.settings.council, csrf=auth.csrf_token(self.app.settings, basis),
             **context)
@@ -353,6 +355,39 @@ class Site:
         return self.render(request, "search", actor=actor, q=q, status=status,
                            statuses=STATUSES, rows=rows)
 
+    # -- the outbox (staff) -----------------------------------------------------------------
+    def _outbox(self, actor: str, release: int | None = None) -> dict[str, Any]:
+        """Held and failed mail (what `mailflow outbox` shows), after releasing one if asked:
+        the same conditional update as `outbox --release`, so two people release it once."""
+        now, released = clock.now(), None
+        with self.app.session() as s:
+            if release is not None:
+                released = db.claim(s, models.Outbox, {"id": release, "state": "held"},
+                                    {"state": "queued", "held_reason": None,
+                                     "next_attempt_at": now})
+                audit.record(s, actor=actor, action="change" if released else "refused",
+                             what="outbox.release", now=now, via="web",
+                             detail={"outbox": release})
+            rows = [views.outbox_dict(o) for o in s.exec(
+                select(models.Outbox).where(col(models.Outbox.state).in_(("held", "failed")))
+                .order_by(col(models.Outbox.id).desc()).limit(PAGE))]
+            audit.record(s, actor=actor, action="read", what="outbox", now=now, via="web",
+                         detail={"shown": len(rows)})
+            s.commit()
+        return {"rows": rows, "released": released, "release": release}
+
+    async def outbox(self, request: Request) -> Response:
+        actor = request.state.actor
+        if not self.app.settings.is_staff(actor):
+            return self.render(request, "message", 404, actor=actor, title="Page not found",
+                               text="There is no such page.")
+        release = None
+        if request.method == "POST":
+            form = await self.guard(request)
+            release = int(form["id"]) if form.get("id", "").isdigit() else -1
+        data = await run_in_threadpool(self._outbox, actor, release)
+        return self.render(request, "outbox", actor=actor, **data)
+
     async def css(self, request: Request) -> Response:
         body = self.app.templates.get_template("web/web.css").render()
         return Response(body, media_type="text/css",
@@ -403,4 +438,5 @@ def routes(app: App) -> list[Route]:
         Route("/cases/{ref}", site.page(site.case)),
         Route("/cases/{ref}/act", site.page(site.act), methods=["POST"]),
         Route("/search", site.page(site.search)),
+        Route("/outbox", site.page(site.outbox), methods=["GET", "POST"]),
     ]
