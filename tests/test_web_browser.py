@@ -228,8 +228,8 @@ def test_the_axe_check_can_fail(browser: Any) -> None:
     page.close()
 
 
-def test_staff_release_held_mail(app: App, browser: Any, site: tuple[str, dict[str, str]]
-                                 ) -> None:
+def test_staff_release_held_mail_and_read_the_reports(
+        app: App, browser: Any, site: tuple[str, dict[str, str]]) -> None:
     base, _ = site
     from tests.test_web_pages import hold_one
 
@@ -241,3 +241,8 @@ def test_staff_release_held_mail(app: App, browser: Any, site: tuple[str, dict[s
     page.get_by_role("button", name=f"Release message {held}").click()
     page.get_by_text(f"Message {held} released").wait_for()
     check(page, "outbox-released")
+    page.get_by_role("link", name="Reports").click()
+    page.get_by_label("Period").fill("2026-11")
+    page.get_by_role("button", name="Show report").click()
+    assert page.locator("figure svg").count() == 3
+    check(page, "reports")

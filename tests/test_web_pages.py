@@ -205,3 +205,18 @@ def test_the_outbox_page_is_for_staff_and_releases_once(
     assert [a for a in audit_rows(app, STAFF) if a[1].startswith("outbox")] == [
         ("read", "outbox", None), ("change", "outbox.release", None),
         ("read", "outbox", None), ("refused", "outbox.release", None), ("read", "outbox", None)]
+
+
+def test_reports_for_staff_with_charts_and_csv(app: App, council: tuple[str, dict[str, str]]
+                                               ) -> None:
+    base, _ = council
+    jane, staff = client(app, base, JANE), client(app, base, STAFF)
+    assert jane.get("/reports").status == 404 and jane.get("/reports.csv").status == 404
+    page = staff.get("/reports?period=2026-11&by=service")
+    assert page.status == 200 and page.body.count("<svg") == 3
+    assert "<td>Roads</td><td>2</td>" in page.body  # two Roads cases opened in November
+    csv = staff.get("/reports.csv?period=2026-11&by=service")
+    assert csv.status == 200 and csv.headers["Content-Type"].startswith("text/csv")
+    assert csv.body.splitlines()[0].startswith("group,opened,") and "Roads,2," in csv.body
+    assert staff.get("/reports?period=someday").status == 400
+    assert [a for a in audit_rows(app, STAFF) if a[1] == "report"] == [("read", "report", None)] * 2

@@ -388,6 +388,46 @@ class Site:
         data = await run_in_threadpool(self._outbox, actor, release)
         return self.render(request, "outbox", actor=actor, **data)
 
+    # -- reports (staff) ----------------------------------------------------------------------
+    def _report(self, actor: str, args: dict[str, str]) -> dict[str, Any] | str:
+        """`mailflow report` for a period (default: last month) by groupings (default:
+        service): the same rows, charts and CSV. A bad period or grouping: its message."""
+        from mailflow.reports import formats, html, period, report
+
+        now = clock.now()
+        today = self.app.calendar.local(now).date()
+        try:
+            by = report.parse_groupings(args.get("by") or "service")
+            p = period.parse(args["period"]) if args.get("period") else \
+                period.month_of(today).previous()
+        except ValueError as e:
+            return str(e)
+        with self.app.session() as s:
+            rows, total = report.with_total(s, p, by, today)
+            ctx = html.context(self.app, s, p, by, rows, total, today)
+            audit.record(s, actor=actor, action="read", what="report", now=now, via="web",
+                         detail={"period": p.label, "by": by, "csv": bool(args.get("csv"))})
+            s.commit()
+        ctx["csv"] = formats.to_csv(rows, by)
+        return ctx
+
+    async def reports(self, request: Request) -> Response:
+        actor = request.state.actor
+        if not self.app.settings.is_staff(actor):
+            return self.render(request, "message", 404, actor=actor, title="Page not found",
+                               text="There is no such page.")
+        args = {k: request.query_params.get(k, "")[:40] for k in ("period", "by")}
+        csv = request.url.path.endswith(".csv")
+        data = await run_in_threadpool(self._report, actor, {**args, "csv": "1" if csv else ""})
+        if isinstance(data, str):
+            return self.render(request, "message", 400, actor=actor, title="Report not made",
+                               text=data)
+        if csv:
+            return Response(data["csv"], media_type="text/csv; charset=utf-8", headers={
+                **HEADERS, "Content-Disposition": 'attachment; filename="report.csv"'})
+        data.pop("council")
+        return self.render(request, "reports", actor=actor, args=args, **data)
+
     async def css(self, request: Request) -> Response:
         body = self.app.templates.get_template("web/web.css").render()
         return Response(body, media_type="text/css",
@@ -439,4 +479,6 @@ def routes(app: App) -> list[Route]:
         Route("/cases/{ref}/act", site.page(site.act), methods=["POST"]),
         Route("/search", site.page(site.search)),
         Route("/outbox", site.page(site.outbox), methods=["GET", "POST"]),
+        Route("/reports", site.page(site.reports)),
+        Route("/reports.csv", site.page(site.reports)),
     ]
