@@ -220,3 +220,30 @@ def test_reports_for_staff_with_charts_and_csv(app: App, council: tuple[str, dic
     assert csv.body.splitlines()[0].startswith("group,opened,") and "Roads,2," in csv.body
     assert staff.get("/reports?period=someday").status == 400
     assert [a for a in audit_rows(app, STAFF) if a[1] == "report"] == [("read", "report", None)] * 2
+
+
+def test_an_alert_links_to_the_case_page_when_base_url_is_set(
+        app: App, council: tuple[str, dict[str, str]]) -> None:
+    import email
+    import email.policy
+
+    from mailflow.outbound import mail
+
+    _, refs = council
+    bodies = []
+    for base_url in (None, "https://casework.council.example/"):
+        app.settings.web.base_url = base_url
+        with app.session() as s:
+            case = s.exec(select(models.Case).where(models.Case.reference == refs["bins"])).one()
+            row = mail.send(app.context, s, "alert", {"service_name": "Waste",
+                                                      "replied_by": None, "text": "Emptied."},
+                            to=[JANE], now=clock.now(), case=case)
+            msg = email.message_from_bytes(row.raw, policy=email.policy.default)
+            bodies.append((msg.get_body(("plain",)).get_content(),  # type: ignore[union-attr]
+                           msg.get_body(("html",)).get_content()))  # type: ignore[union-attr]
+            s.rollback()
+    link = f"https://casework.council.example/cases/{refs['bins']}"
+    assert "/cases/" not in bodies[0][0] + bodies[0][1]
+    assert "Reply to this email to add to the case.\n\n-- " in bodies[0][0]
+    assert f"open it on the web:\n{link}\n" in bodies[1][0]
+    assert f'<a href="{link}">open the case on the web</a>' in bodies[1][1]
