@@ -239,3 +239,25 @@ def test_signing_in_again_ends_the_browsers_old_session(app: App, base: str) -> 
     assert f"Signed in as {STAFF}" in c.get("/cases").body
     stolen = Client(base, jar={"__Host-mailflow": old})
     assert stolen.get("/cases").status == 303
+
+
+def test_two_nodes_using_one_link_at_once_sign_in_once(app: App, base: str) -> None:
+    """Both nodes have read the link as unused; the conditional update lets one through."""
+    c = Client(base)
+    c.get("/login")
+    c.post("/login", {"address": JANE})
+    token, _ = sign_in_mail(app, JANE)
+    rows = []
+    for _ in range(2):  # each node reads the link: unused
+        with app.session() as s:
+            row = s.exec(select(models.SignInLink)
+                         .where(models.SignInLink.token_hash == auth.digest(token))).one()
+            assert row.used_at is None
+            s.expunge(row)
+            rows.append(row)
+    outcomes = []
+    for row in rows:  # then each spends what it read
+        with app.session() as s:
+            outcomes.append(auth._use(s, row, clock.now()))
+            s.commit()
+    assert outcomes == [True, False]
