@@ -239,7 +239,8 @@ class Site:
                 where.append(exists().where(Req.case_id == Case.id, Req.state == "sent",
                                             col(Req.due) < today))
             total = s.exec(select(func.count()).select_from(Case).where(*where)).one()
-            page = max(1, int(args["page"])) if args.get("page", "").isdigit() else 1
+            page = min(max(1, int(args["page"][:7])), 10**6) \
+                if args.get("page", "").isdigit() else 1
             found = s.exec(select(Case).where(*where).order_by(col(Case.id).desc())
                            .offset((page - 1) * PAGE).limit(PAGE)).all()
             kept = _preload(s, found)  # noqa: F841 - the session holds objects weakly
