@@ -430,3 +430,32 @@ class SentReport(SQLModel, table=True):
     recipient: str
     created_at: datetime
     outbox_id: int | None = Field(default=None, foreign_key="outbox.id", index=True)
+
+
+class SignInLink(SQLModel, table=True):
+    """A sign-in link sent by mail (web/auth.py): only the SHA-256 of its token and of its
+    6-digit code are kept. Every request for a link is a row, so the rate limits are counts."""
+
+    __tablename__ = "sign_in_link"
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(index=True)  # as typed, lower-cased (a member, alias or staff)
+    client: str = Field(index=True)  # the client's IP address
+    token_hash: str = Field(unique=True)
+    code_hash: str
+    created_at: datetime = Field(index=True)
+    expires_at: datetime
+    used_at: datetime | None = None  # used, superseded or spent by wrong codes
+    outcome: str | None = None  # signed_in | superseded | too_many_codes
+    code_failures: int = 0
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random token, the database its SHA-256."""
+
+    __tablename__ = "web_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True)
+    actor: str = Field(index=True)  # the member's main address, or the staff address
+    created_at: datetime
+    last_seen: datetime
+    ended_at: datetime | None = None

@@ -459,6 +459,9 @@ class Web(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)  # 0: any free port (printed at start)
     base_url: str | None = None  # how people reach it (behind a proxy): links in mail
+    # Local HTTP only: the sign-in cookie without `Secure` (and so without the `__Host-`
+    # prefix, which browsers refuse on a cookie that is not Secure).
+    insecure_cookies: bool = False
 
     @property
     def url(self) -> str:

@@ -159,7 +159,8 @@ def test_the_wheel_holds_every_module_and_the_shipped_folders(wheel: Path) -> No
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "mailflow").rglob("*.py")}
     assert modules - names == set(), "add the missing packages to pyproject.toml"
-    shipped = {f"mailflow/_templates/{p.name}" for p in (ROOT / "templates").iterdir()}
+    shipped = {f"mailflow/_templates/{p.relative_to(ROOT / 'templates').as_posix()}"
+               for p in (ROOT / "templates").rglob("*") if p.is_file()}  # web/ too
     shipped |= {f"mailflow/_alembic/{p.relative_to(ROOT / 'alembic').as_posix()}"
                 for p in (ROOT / "alembic").rglob("*") if p.is_file() and p.suffix != ".pyc"}
     assert shipped - names == set()

@@ -49,9 +49,10 @@ def command(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def run(call: Call, cmds: list[Command]) -> Result:
+def run(call: Call, cmds: list[Command], reply: bool = True) -> Result:
     """Carry out each command the sender may use (authz.py decides), record refusals on the
-    case, and answer the sender once with what was done and what was refused."""
+    case, and answer the sender once with what was done and what was refused (`reply`: not
+    for the web pages, which show the result at once)."""
     result = Result()
     role = "contact" if call.role == "officer" else call.role  # an officer acts for the contact
     for cmd in cmds:
@@ -68,7 +69,7 @@ def run(call: Call, cmds: list[Command]) -> Result:
             cases.event(call.session, call.case, "command_refused", call.now, sender=call.sender,
                         text=f"#{cmd.name} {cmd.args}".strip() + f": {e}",
                         raw_message_id=call.raw_message_id, command=cmd.name)
-    if not all(c.implicit for c in cmds):
+    if reply and not all(c.implicit for c in cmds):
         mail.send(call.ctx, call.session, "command_reply",
                   {"done": result.done, "refused": result.refused},
                   to=[call.sender], now=call.now, case=call.case, in_reply_to=call.message_id)
@@ -76,13 +77,13 @@ def run(call: Call, cmds: list[Command]) -> Result:
 
 
 def execute(ctx: Context, session: Session, case: models.Case, sender: str, text: str,
-            now: datetime, *, raw_message_id: int | None = None) -> Result:
+            now: datetime, *, raw_message_id: int | None = None, reply: bool = True) -> Result:
     """The commands at the top of `text` from `sender`, whose role is worked out here (for
     staff tools and tests; the pipeline passes the role it has proven)."""
     role, request = parties.role_of(session, ctx.settings, case, sender)
     cmds, _ = parse(text)
     return run(Call(ctx, session, case, role, request, sender.lower(), now, raw_message_id),
-               cmds)
+               cmds, reply)
 
 
 def _record(call: Call, kind: str, text: str, **data: Any) -> None:

@@ -46,6 +46,13 @@ def request_thread(session: Session, request: models.Request) -> str | None:
     ).first()
 
 
+def _web_url(ctx: Context) -> str | None:
+    """Where people open the web pages (`[web] base_url`), for links in mail; None when it is
+    not set, since host:port is rarely what a member's phone can reach."""
+    base = ctx.settings.web.base_url
+    return base.rstrip("/") if base else None
+
+
 def send(ctx: Context, session: Session, template: str, context: dict[str, Any], *,
          to: Sequence[str], now: datetime, kind: str | None = None,
          case: models.Case | None = None, request: models.Request | None = None,
@@ -66,7 +73,8 @@ def send(ctx: Context, session: Session, template: str, context: dict[str, Any],
     to, cc = [a for a in to if a not in bad], [a for a in cc or [] if a not in bad]
     msg = render(
         ctx.templates, template,
-        {"council": council, **({"case": case} if case is not None else {}), **context},
+        {"council": council, **({"case": case} if case is not None else {}),
+         "web_url": _web_url(ctx), **context},
         sender=sender(ctx), to=list(to), cc=list(cc) or None, now=now,
         message_id=new_message_id(domain, case.reference if case else template.replace("_", "-")),
         reply_to=reply_to, in_reply_to=in_reply_to,

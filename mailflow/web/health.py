@@ -101,8 +101,10 @@ def create(app: App, receivers: Receivers = dict) -> Starlette:
                                 + generate_latest(registry))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    from mailflow.web import pages  # the member and staff pages share the app and port
+
     return Starlette(routes=[Route("/livez", livez), Route("/readyz", readyz),
-                             Route("/metrics", metrics_)])
+                             Route("/metrics", metrics_), *pages.routes(app)])
 
 
 async def _in_thread(fn: Callable[[], object]) -> object:
