@@ -601,6 +601,105 @@ def cmd_hold(args: argparse.Namespace) -> int:
     return 0
 
 
+def _as_member(app: App, s: Any, address: str | None) -> tuple[str, int | None, str | None]:
+    """(who acts, the member's id when `--as` names a member, that member's address)."""
+    if not address:
+        return f"{getpass.getuser()} (os user)", None, None
+    who = _viewer(app, address)
+    m = app.settings.member_for(who)
+    if m is None:  # member services act for the council: every member's cases
+        return who, None, None
+    row = s.exec(select(models.Member).where(models.Member.email == m.email)).one()
+    return who, row.id, m.email
+
+
+def cmd_sar(args: argparse.Namespace) -> int:
+    from mailflow.casework import sar
+    from mailflow.reports import search
+
+    _pin(args)
+    app = _load(args)
+    now = clock.now()
+    today = app.calendar.local(now).date()
+    who_default = f"{getpass.getuser()} (os user)"
+    register = args.list or args.extend is not None or args.answered is not None
+    if register and args.email:
+        raise Fail("give EMAIL --out FILE.zip for a new request, or --list, --extend ID or "
+                   "--answered ID, not both", EX_USAGE)
+    with app.session() as s:
+        try:
+            if args.extend is not None:
+                if args.months is None or not args.reason:
+                    raise Fail("--extend ID needs --months N and --reason TEXT", EX_USAGE)
+                row = sar.extend(s, args.extend, args.months, args.reason, by=who_default,
+                                 now=now)
+                s.commit()
+                print(f"subject access request {row.id}: due {row.due} "
+                      f"(extended by {row.extended_months} month(s))")
+                return 0
+            if args.answered is not None:
+                row, until, moved = sar.answered(s, args.answered, by=who_default, now=now,
+                                                 today=today)
+                s.commit()
+                print(f"subject access request {row.id}: answered; {moved} case(s) held until "
+                      f"{until}")
+                return 0
+        except sar.RegisterError as e:
+            raise Fail(str(e), 2) from None
+        if args.list:
+            rows = [sar.register_dict(r, today) for r in s.exec(
+                select(models.SarRequest).order_by(col(models.SarRequest.id)))]
+            audit_read(s, who_default, "sar.list", now)
+            s.commit()
+            if args.json:
+                _print_json(rows)
+            elif not rows:
+                print("no subject access requests")
+            else:
+                print(_table([[str(r["id"]), r["email"], r["received"][:10], r["due"],
+                               r["answered"][:10] if r["answered"] else
+                               ("OVERDUE" if r["overdue"] else "open"), str(r["cases"]),
+                               r["extend_reason"] or ""] for r in rows],
+                             ["ID", "EMAIL", "RECEIVED", "DUE", "ANSWERED", "CASES",
+                              "EXTENDED BECAUSE"]))
+            return 0
+        if not args.email or "@" not in args.email:
+            raise Fail("EMAIL: give the requester's email address", EX_USAGE)
+        if not args.out:
+            raise Fail("--out FILE.zip: where to write the answer", EX_USAGE)
+        out = Path(args.out)
+        if not out.parent.is_dir():
+            raise Fail(f"--out: no directory {out.parent}", EX_USAGE)
+        who, member_id, scope = _as_member(app, s, args.as_)
+        person = sar.Person(args.email.strip().lower(), (args.name or "").strip() or None,
+                            (args.phone or "").strip() or None)
+        found = sar.find(s, person, lambda term: search.every_match(s, term), member_id)
+        data = sar.write_zip(s, found, str(out), title=f"Subject access request: "
+                             f"{person.email}", person=person, today=today, now=now)
+        row = sar.register(s, person, found, by=who, scope=scope, now=now, today=today,
+                           files=data["files"])
+        s.commit()
+        result = {"id": row.id, "out": str(out), "due": row.due.isoformat(),
+                  "cases": [c.reference for c in found.cases], "messages": len(found.raws),
+                  "sent": len(found.outbox), "attachments": len(found.attachments),
+                  "holding": len(found.holding), "audit": len(found.audit),
+                  "scanned": found.scanned}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"subject access request {result['id']}: {len(result['cases'])} case(s), "
+              f"{result['messages']} message(s), {result['sent']} sent, "
+              f"{result['attachments']} attachment(s) written to {out}; due {result['due']}; "
+              "review review.txt before release")
+    return 0
+
+
+def audit_read(s: Any, who: str, what: str, now: Any) -> None:
+    from mailflow.casework import audit
+
+    audit.record(s, actor=who, action="read", what=what, now=now)
+
+
 # -- parser ------------------------------------------------------------------------------------
 class _Parser(argparse.ArgumentParser):
     """Bad arguments exit 64 (EX_USAGE) as the README says, not argparse's own 2."""
@@ -714,6 +813,23 @@ def parser() -> argparse.ArgumentParser:
                     "inclusive; default: until released")
     sp.add_argument("--release", action="store_true", help="release the hold placed by hand")
     sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    sp = add("sar", cmd_sar, "subject access: everything about a person, as a zip they can "
+             "read; the register of requests")
+    sp.add_argument("email", nargs="?", metavar="EMAIL")
+    sp.add_argument("--name", help="their name, to find them named in text")
+    sp.add_argument("--phone", help="their phone number, to find it in text")
+    sp.add_argument("--out", metavar="FILE.zip", help="where to write the answer")
+    sp.add_argument("--as", dest="as_", metavar="EMAIL",
+                    help="answer as this member (only their casework) or staff")
+    sp.add_argument("--list", action="store_true", help="the register of requests")
+    sp.add_argument("--extend", type=int, metavar="ID",
+                    help="extend a complex request (with --months N and --reason TEXT)")
+    sp.add_argument("--months", type=int, help="with --extend: 1 or 2 (two at most in all)")
+    sp.add_argument("--reason", help="with --extend: why (told to the requester)")
+    sp.add_argument("--answered", type=int, metavar="ID",
+                    help="the request was answered: its holds end in four months")
+    sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    sp.add_argument("--json", action="store_true")
     return p
 
 

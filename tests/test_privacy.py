@@ -1,0 +1,154 @@
+"""Subject access, erasure and end of term (issue 14, items 3 to 5), on SQLite and
+PostgreSQL with a pinned clock: a constituent with three cases across two members, one held
+message and one sent constituent mail; erasure leaves no trace; end of term with one
+consented and one unconsented case."""
+
+from __future__ import annotations
+
+import email
+import json
+import zipfile
+from email import policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from mailflow import clock, db, models
+from mailflow.app import App
+from mailflow.jobs import tick
+from tests.mail import CASEWORK, message, outlook_forward
+from tests.rules import ALAN, JANE, cli, get_case, ingest, make_app, run
+from tests.test_retention import dump, reports
+
+OPENED = clock.parse("2026-11-02T10:00:00Z")  # a Monday
+NOW = clock.parse("2026-11-16T10:00:00Z")
+ALICE, NAME, PHONE = "alice.auld@example.org", "Alice Auld", "07700 900123"
+BOB = "bob.bell@example.org"
+FILE = b"%PDF-1.4 Alice Auld's letter from the council\n" * 30
+
+
+@pytest.fixture
+def app(tmp_path: Path, db_url: str) -> Any:
+    a = make_app(tmp_path, db_url, "[casework]\nconstituent_mail = true\n",
+                 jane="constituent_mail = true")
+    yield a
+    db.engine(a.url).dispose()
+
+
+def forward(member: str, who: str, subject: str, body: str, files: bool = False) -> Any:
+    fwd = outlook_forward(member=member, constituent=who, subject=subject, body=body)
+    if files:
+        fwd.add_attachment(FILE, maintype="application", subtype="pdf", filename="letter.pdf")
+    return fwd
+
+
+def world(app: App) -> dict[str, str]:
+    """Alice: two cases with Jane (one with her letter), one with Alan, and a message she
+    sent straight to the casework address (held: she is no member). Bob: one case with Jane
+    that names Alice as his neighbour."""
+    clock.pin(OPENED)
+    alice = f"{NAME} <{ALICE}>"
+    msgs = {
+        "jane1": forward(JANE, alice, "Pothole on Auld Street",
+                         f"A pothole outside 7 Auld Street.\nCall me on {PHONE}.\n\n{NAME}",
+                         files=True),
+        "jane2": forward(JANE, alice, "Streetlight out", "The streetlight on Auld Street is "
+                         f"out. My neighbour Carol Cole (carol.cole@example.org, 07700 900456)"
+                         f" saw it too.\n\n{NAME}"),
+        "alan": forward(ALAN, alice, "Bins not collected", f"My bins were missed.\n\n{NAME}"),
+        "bob": forward(JANE, f"Bob Bell <{BOB}>", "Hedge", "The hedge at number 9 blocks the "
+                       "path.\n\nBob"),
+    }
+    refs = {}
+    for key, msg in msgs.items():
+        out = ingest(app, msg, OPENED)
+        assert out.disposition == "case_opened", out.reason
+        refs[key] = out.case
+    held = ingest(app, message(alice, CASEWORK, "My cases", "Where are my cases?\n\nAlice"),
+                  OPENED)
+    assert held.disposition == "holding_pen"
+    tick.tick(app, OPENED)  # acknowledgements (Jane mails constituents) and requests go out
+    clock.pin(NOW)
+    return refs
+
+
+def read_zip(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def test_subject_access_finds_everything_and_holds_the_cases(app: App, tmp_path: Path) -> None:
+    refs = world(app)
+    out = tmp_path / "alice.zip"
+    done = cli(app, "sar", ALICE, "--name", NAME, "--phone", PHONE, "--out", str(out),
+               "--json", "--now", NOW.isoformat())
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert sorted(result["cases"]) == sorted([refs["jane1"], refs["jane2"], refs["alan"]])
+    files = read_zip(out)
+    data = json.loads(files["data.json"])
+    assert {c["reference"] for c in data["cases"]} == set(result["cases"])
+    assert {c["member"]["email"] for c in data["cases"]} == {JANE, ALAN}
+    # Every message as .eml: the three forwards and the held one, each parseable.
+    emls = [n for n in files if n.startswith("messages/") and n.endswith(".eml")]
+    assert len(emls) == 4
+    held = [m for m in data["messages"] if m["held"]]
+    assert len(held) == 1 and held[0]["file"] in files
+    parsed = email.message_from_bytes(files[held[0]["file"]], policy=policy.default)
+    assert parsed["Subject"] == "My cases" and ALICE in parsed["From"]
+    # The acknowledgement Jane's case sent to Alice herself, and the requests to services.
+    to_alice = [s for s in data["sent"] if ALICE in s["to"]]
+    assert to_alice and all(s["file"] in files for s in data["sent"])
+    sent = email.message_from_bytes(files[to_alice[0]["file"]], policy=policy.default)
+    assert ALICE in sent["To"]
+    # Her letter, byte for byte.
+    [letter] = [n for n in files if n.startswith("attachments/")]
+    assert files[letter] == FILE and letter.endswith("letter.pdf")
+    # A page she can read: each case, its timeline, what was sent to whom.
+    page = files["index.html"].decode()
+    for ref in result["cases"]:
+        assert f"Case {ref}" in page
+    assert "What was sent, to whom" in page and ALICE in page and refs["bob"] not in page
+    # Third parties in her messages listed for redaction, not dropped; she is not listed.
+    review = files["review.txt"].decode()
+    assert "carol.cole@example.org" in review and "07700 900456" in review
+    assert f"<{ALICE}>" not in review and PHONE not in review
+    assert refs["bob"] not in json.dumps(data)
+
+    # Her cases are held until the request is answered plus four months.
+    for ref in result["cases"]:
+        hold = json.loads(cli(app, "case", ref, "--json").stdout)["legal_hold"]
+        assert hold["source"] == f"sar:{result['id']}" and hold["until"] is None
+    assert json.loads(cli(app, "case", refs["bob"], "--json").stdout)["legal_hold"] is None
+
+    # The register: received, due one calendar month later, extended, answered.
+    [row] = json.loads(cli(app, "sar", "--list", "--json", "--now", NOW.isoformat()).stdout)
+    assert (row["email"], row["received"], row["due"], row["answered"]) == (
+        ALICE, "2026-11-16T10:00:00Z", "2026-12-16", None)
+    assert cli(app, "sar", "--extend", str(row["id"]), "--months", "3", "--reason",
+               "x").returncode == 2
+    assert cli(app, "sar", "--extend", str(row["id"]), "--months", "2", "--reason",
+               "three cases, two members").returncode == 0
+    [row] = json.loads(cli(app, "sar", "--list", "--json").stdout)
+    assert row["due"] == "2027-02-16" and row["extend_reason"] == "three cases, two members"
+    assert cli(app, "sar", "--answered", str(row["id"]), "--now",
+               "2026-12-01T10:00:00Z").returncode == 0
+    hold = json.loads(cli(app, "case", refs["alan"], "--json").stdout)["legal_hold"]
+    assert hold["until"] == "2027-04-01"
+    with app.session() as s:
+        whats = [a.what for a in s.exec(select(models.AuditEntry))]
+    assert {"sar", "sar.extend", "sar.answered", "hold"} <= set(whats)
+
+
+def test_a_member_answers_for_their_own_casework_only(app: App, tmp_path: Path) -> None:
+    refs = world(app)
+    out = tmp_path / "a.zip"
+    done = cli(app, "sar", ALICE, "--out", str(out), "--as", ALAN, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["cases"] == [refs["alan"]]
+    assert cli(app, "sar", ALICE, "--out", str(out), "--as", "x@evil.example").returncode == 64
+    assert cli(app, "sar", "--out", str(out)).returncode == 64
+    assert cli(app, "sar", ALICE).returncode == 64
+    assert cli(app, "sar", "--answered", "99").returncode == 2
