@@ -694,6 +694,45 @@ def cmd_sar(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    from mailflow.casework import erasure, sar
+    from mailflow.jobs.retention import compact_search_index
+    from mailflow.reports import search
+
+    _pin(args)
+    app = _load(args)
+    if "@" not in args.email:
+        raise Fail(f"EMAIL: not an address: {args.email!r}", EX_USAGE)
+    now = clock.now()
+    today = app.calendar.local(now).date()
+    who = f"{getpass.getuser()} (os user)"
+    with app.session() as s:
+        person, values = erasure.person_of(s, args.email.strip(), args.name, args.phone)
+        found = sar.find(s, person, lambda term: search.every_match(s, term))
+        try:
+            result = erasure.erase(s, person.email, found, values, by=who, now=now,
+                                   today=today)
+        except erasure.Refused as e:
+            s.rollback()
+            raise Fail(f"refused: {e}; nothing was erased", 2) from None
+        if args.dry_run:
+            s.rollback()
+        else:
+            s.commit()
+    if not args.dry_run:
+        compact_search_index(app)
+    result = {"email": person.email, "dry_run": args.dry_run, **result}
+    if args.json:
+        _print_json(result)
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in result.items()
+                           if k not in ("email", "dry_run", "cases"))
+        print(("would erase " if args.dry_run else "erased ") + f"{person.email} from "
+              f"{len(result['cases'])} case(s) ({', '.join(result['cases']) or 'none'}): "
+              f"{counts}")
+    return 0
+
+
 def audit_read(s: Any, who: str, what: str, now: Any) -> None:
     from mailflow.casework import audit
 
@@ -828,6 +867,15 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--reason", help="with --extend: why (told to the requester)")
     sp.add_argument("--answered", type=int, metavar="ID",
                     help="the request was answered: its holds end in four months")
+    sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    sp.add_argument("--json", action="store_true")
+    sp = add("erase", cmd_erase, "anonymise a constituent across every case (refused while "
+             "a legal hold applies)")
+    sp.add_argument("email", metavar="EMAIL")
+    sp.add_argument("--name", help="another form of their name to erase as well")
+    sp.add_argument("--phone", help="another phone number of theirs to erase as well")
+    sp.add_argument("--dry-run", action="store_true", help="count what would change; change "
+                    "nothing")
     sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
     sp.add_argument("--json", action="store_true")
     return p

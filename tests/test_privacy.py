@@ -19,7 +19,7 @@ from mailflow import clock, db, models
 from mailflow.app import App
 from mailflow.jobs import tick
 from tests.mail import CASEWORK, message, outlook_forward
-from tests.rules import ALAN, JANE, cli, get_case, ingest, make_app, run
+from tests.rules import ALAN, JANE, cli, get_case, ingest, make_app
 from tests.test_retention import dump, reports
 
 OPENED = clock.parse("2026-11-02T10:00:00Z")  # a Monday
@@ -152,3 +152,60 @@ def test_a_member_answers_for_their_own_casework_only(app: App, tmp_path: Path) 
     assert cli(app, "sar", "--out", str(out)).returncode == 64
     assert cli(app, "sar", ALICE).returncode == 64
     assert cli(app, "sar", "--answered", "99").returncode == 2
+
+
+def traces(app: App, needles: list[str]) -> list[str]:
+    """Every text column and blob of every table (the search index's included)."""
+    found = []
+    for table, rows in dump(app).items():
+        for row in rows:
+            for value in row:
+                if value is None:
+                    continue
+                blob = bytes(value) if isinstance(value, bytes | memoryview) else \
+                    str(value).encode()
+                found += [f"{table}: {n!r} in {row!r}"[:300] for n in needles
+                          if n.encode().lower() in blob.lower()]
+    return found
+
+
+def test_erasure_leaves_no_trace_and_keeps_the_skeleton(app: App, tmp_path: Path) -> None:
+    refs = world(app)
+    before = reports(app)
+    needles = [NAME, ALICE, PHONE, PHONE.replace(" ", ""), "7 Auld Street"]
+    assert traces(app, needles)
+    # A subject access request holds her cases: erasure is refused, one line, nothing lost.
+    done = cli(app, "sar", ALICE, "--out", str(tmp_path / "a.zip"), "--json")
+    sar_id = json.loads(done.stdout)["id"]
+    rows = dump(app)
+    refused = cli(app, "erase", ALICE)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "legal hold" in refused.stderr and dump(app) == rows
+    assert cli(app, "sar", "--answered", str(sar_id), "--now", NOW.isoformat()).returncode == 0
+    later = "2027-03-17T10:00:00Z"  # answered + 4 months has passed
+    dry = cli(app, "erase", ALICE, "--dry-run", "--json", "--now", later)
+    assert dry.returncode == 0, dry.stderr
+    assert dump(app) == rows | {"auditentry": dump(app)["auditentry"],
+                                "legal_hold": dump(app)["legal_hold"],
+                                "sar_request": dump(app)["sar_request"]}
+    assert sorted(json.loads(dry.stdout)["cases"]) == sorted(
+        [refs["jane1"], refs["jane2"], refs["alan"]])
+
+    done = cli(app, "erase", ALICE, "--json", "--now", later)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["constituents"] >= 1 and result["attachments"] == 1
+    assert traces(app, needles) == []
+    assert reports(app) == before
+    # The skeleton stays: reference, member, dates, status; her words are [erased].
+    data = json.loads(cli(app, "case", refs["jane1"], "--json").stdout)
+    assert data["issue"] == "[erased]" and data["constituent"]["name"] == "[erased]"
+    assert data["member"]["email"] == JANE and data["status"] == get_case(
+        app, refs["jane1"]).status
+    assert data["attachments"] == []
+    # Bob's case is untouched; search finds her no more.
+    assert "hedge" in json.loads(cli(app, "case", refs["bob"], "--json").stdout)["issue"].lower()
+    assert json.loads(cli(app, "search", "Auld", "--json").stdout) == []
+    with app.session() as s:
+        [entry] = s.exec(select(models.AuditEntry).where(models.AuditEntry.what == "erase"))
+    assert ALICE not in json.dumps(entry.detail) and NAME not in json.dumps(entry.detail)

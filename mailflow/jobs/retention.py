@@ -63,7 +63,7 @@ def run(app: App, now: datetime, *, dry_run: bool = False) -> list[dict[str, Any
     items += _raw(app, cfg, now, today, dry_run)
     items += _mail(app, cfg, now, dry_run)
     if not dry_run and any(i["action"] == "deleted" for i in items):
-        _compact_search_index(app)
+        compact_search_index(app)
     return items
 
 
@@ -198,7 +198,7 @@ def _mail(app: App, cfg: Retention, now: datetime, dry_run: bool) -> list[dict[s
     return items
 
 
-def _compact_search_index(app: App) -> None:
+def compact_search_index(app: App) -> None:
     """SQLite's FTS5 keeps a deleted row's words in its index segments until they are
     merged: merge them, so no word of a deleted case stays in the file."""
     with app.session() as s:
