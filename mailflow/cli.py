@@ -733,6 +733,82 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_member(args: argparse.Namespace) -> int:
+    from mailflow.casework import endterm
+
+    _pin(args)
+    app = _started(args)
+    now = clock.now()
+    today = app.calendar.local(now).date()
+    member = app.settings.member_for(args.email)
+    if member is None:
+        raise Fail(f"EMAIL: no member with address {args.email}", EX_USAGE)
+    successor = app.settings.member_for(args.successor) if args.successor else None
+    if args.successor and successor is None:
+        raise Fail(f"--successor: no member with address {args.successor}", EX_USAGE)
+    if successor is not None and successor.email == member.email:
+        raise Fail("--successor: a member cannot succeed themselves", EX_USAGE)
+    on = _date(args.on, "--on") or today
+    with app.session() as s:
+        try:
+            row = endterm.declare(s, member.email, successor.email if successor else None, on,
+                                  by=f"{getpass.getuser()} (os user)", now=now)
+        except endterm.EndError as e:
+            raise Fail(str(e), 2) from None
+        cases = endterm.listing(s, row)
+        s.commit()
+    result = {"member": member.email, "successor": row.successor, "on": on.isoformat(),
+              "open_cases": cases}
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{member.name}: term ends {on}; from then no new case opens for them"
+          + (f"; successor {successor.name} <{successor.email}>" if successor else
+             "; no successor"))
+    if not cases:
+        print("no open cases")
+    for c in cases:
+        print(f"  {c['reference']}  {c['status']:<8} {c['action']:<9} {c['subject'][:50]}")
+    print("Cases with the constituent's consent (#consent handover) pass to the successor; "
+          "the rest close on the day and are deleted after [retention] end_of_term_days. "
+          f"Export first: mailflow export --member {member.email} --out FILE.zip")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mailflow.casework import audit, sar
+
+    _pin(args)
+    app = _load(args)
+    now = clock.now()
+    member = app.settings.member_for(args.member)
+    if member is None:
+        raise Fail(f"--member: no member with address {args.member}", EX_USAGE)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise Fail(f"--out: no directory {out.parent}", EX_USAGE)
+    who = f"{getpass.getuser()} (os user)"
+    with app.session() as s:
+        row = s.exec(select(models.Member).where(models.Member.email == member.email)).one()
+        cases = list(s.exec(select(models.Case).where(models.Case.member_id == row.id)
+                            .order_by(col(models.Case.id))))
+        found = sar.for_cases(s, cases)
+        data = sar.write_zip(s, found, str(out), title=f"Casework of {member.name}",
+                             person=None, today=app.calendar.local(now).date(), now=now)
+        audit.record(s, actor=who, action="read", what="export", now=now,
+                     detail={"member": member.email, "cases": len(cases),
+                             "files": data["files"]})
+        s.commit()
+    result = {"member": member.email, "out": str(out), "cases": [c.reference for c in cases],
+              "messages": len(found.raws), "sent": len(found.outbox),
+              "attachments": len(found.attachments)}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{len(cases)} case(s) of {member.name} written to {out}")
+    return 0
+
+
 def audit_read(s: Any, who: str, what: str, now: Any) -> None:
     from mailflow.casework import audit
 
@@ -876,6 +952,25 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--phone", help="another phone number of theirs to erase as well")
     sp.add_argument("--dry-run", action="store_true", help="count what would change; change "
                     "nothing")
+    sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    sp.add_argument("--json", action="store_true")
+    sp = add("member", lambda a: a.member_fn(a), "a member's end of term")
+    msub = sp.add_subparsers(dest="member_command", required=True, metavar="SUBCOMMAND")
+    ep = msub.add_parser("end-of-term", parents=[common],
+                         help="no new case opens for the member from the date; their open "
+                              "cases are handed over (with consent) or closed")
+    ep.set_defaults(member_fn=cmd_member)
+    ep.add_argument("email", metavar="EMAIL")
+    ep.add_argument("--successor", metavar="EMAIL", help="the member who takes over the "
+                    "cases whose constituent consented (#consent handover)")
+    ep.add_argument("--on", metavar="DATE", help="the day the term ends: from this date no new "
+                    "case opens for them (default: today)")
+    ep.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    ep.add_argument("--json", action="store_true")
+    sp = add("export", cmd_export, "a member's own casework as a zip (the format of a subject "
+             "access answer)")
+    sp.add_argument("--member", required=True, metavar="EMAIL")
+    sp.add_argument("--out", required=True, metavar="FILE.zip")
     sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
     sp.add_argument("--json", action="store_true")
     return p

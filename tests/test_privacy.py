@@ -19,7 +19,7 @@ from mailflow import clock, db, models
 from mailflow.app import App
 from mailflow.jobs import tick
 from tests.mail import CASEWORK, message, outlook_forward
-from tests.rules import ALAN, JANE, cli, get_case, ingest, make_app
+from tests.rules import ALAN, JANE, STAFF, cli, get_case, ingest, make_app, run
 from tests.test_retention import dump, reports
 
 OPENED = clock.parse("2026-11-02T10:00:00Z")  # a Monday
@@ -209,3 +209,58 @@ def test_erasure_leaves_no_trace_and_keeps_the_skeleton(app: App, tmp_path: Path
     with app.session() as s:
         [entry] = s.exec(select(models.AuditEntry).where(models.AuditEntry.what == "erase"))
     assert ALICE not in json.dumps(entry.detail) and NAME not in json.dumps(entry.detail)
+
+
+def test_end_of_term_hands_over_with_consent_and_closes_the_rest(app: App,
+                                                                 tmp_path: Path) -> None:
+    from mailflow.jobs import retention
+
+    refs = world(app)
+    with app.session() as s:
+        case = s.exec(select(models.Case).where(models.Case.reference == refs["jane1"])).one()
+        assert not run(app, s, case, STAFF, "consent", "handover", NOW).ok  # the member's
+        said = run(app, s, case, JANE, "consent", "handover", NOW)
+        assert said.ok, said.text
+        s.commit()
+    done = cli(app, "member", "end-of-term", JANE, "--successor", ALAN, "--on", "2026-11-20",
+               "--json", "--now", NOW.isoformat())
+    assert done.returncode == 0, done.stderr
+    listed = {c["reference"]: c["action"] for c in json.loads(done.stdout)["open_cases"]}
+    assert listed == {refs["jane1"]: "hand_over", refs["jane2"]: "close",
+                      refs["bob"]: "close"}
+    assert cli(app, "member", "end-of-term", "nobody@example.org").returncode == 64
+    assert cli(app, "member", "end-of-term", JANE, "--successor", JANE).returncode == 64
+
+    # Her own casework, before it goes: the SAR format, every case of hers.
+    out = tmp_path / "jane.zip"
+    assert cli(app, "export", "--member", JANE, "--out", str(out)).returncode == 0
+    data = json.loads(read_zip(out)["data.json"])
+    assert {c["reference"] for c in data["cases"]} == {refs["jane1"], refs["jane2"],
+                                                       refs["bob"]}
+
+    # From the day her forwards wait in the holding pen, with the reason.
+    day = clock.parse("2026-11-20T09:00:00Z")
+    fwd = forward(JANE, "Dan Dee <dan.dee@example.org>", "Graffiti", "Graffiti on the wall.")
+    held = ingest(app, fwd, day)
+    assert held.disposition == "holding_pen" and "term ended on 2026-11-20" in held.reason
+    assert "successor: alan.reid@council.example" in held.reason
+
+    items = retention.run(app, day)
+    acted = {i["case"]: i["action"] for i in items}
+    assert acted == {refs["jane1"]: "handed_over", refs["jane2"]: "closed",
+                     refs["bob"]: "closed"}
+    moved = json.loads(cli(app, "case", refs["jane1"], "--json").stdout)
+    assert moved["member"]["email"] == ALAN and moved["status"] != "closed"
+    assert any(e["kind"] == "handed_over" and "consent" in e["text"]
+               for e in moved["timeline"])
+    assert get_case(app, refs["jane2"]).status == "closed"
+    assert retention.run(app, day) == []  # done once
+
+    # end_of_term_days (30) after the day, her closed cases go; the handed-over one stays.
+    later = clock.parse("2026-12-21T09:00:00Z")
+    items = retention.run(app, later)
+    deleted = {i["case"] for i in items if i["action"] == "deleted"}
+    assert deleted == {refs["jane2"], refs["bob"]}
+    assert {i["rule"] for i in items if i["action"] == "deleted"} == {"end_of_term_days=30"}
+    assert get_case(app, refs["jane1"]).status != "closed"
+    assert get_case(app, refs["alan"]).status != "closed"

@@ -19,7 +19,16 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from mailflow import models, tokens
-from mailflow.casework import authz, cases, closing, extensions, names, parties, sharing
+from mailflow.casework import (
+    authz,
+    cases,
+    closing,
+    endterm,
+    extensions,
+    names,
+    parties,
+    sharing,
+)
 from mailflow.casework.commands import Call, Command, CommandError, Result, parse
 from mailflow.casework.context import Context
 from mailflow.casework.dates import parse_date
@@ -203,9 +212,15 @@ def share(call: Call, cmd: Command) -> str:
 @command("consent")
 def consent(call: Call, cmd: Command) -> str:
     session, case = call.session, call.case
-    answer, why = names.match(cmd.args, ("yes", "no"), "answer")
+    answer, why = names.match(cmd.args, ("yes", "no", "handover"), "answer")
     if answer is None:
-        raise CommandError(why + " (#consent yes or #consent no)")
+        raise CommandError(why + " (#consent yes, #consent no or #consent handover)")
+    if answer == "handover":  # to the member's successor at the end of term (endterm.py)
+        _not_closed(case)
+        _record(call, endterm.CONSENT, "Constituent's consent to hand-over to the member's "
+                "successor at the end of term recorded.")
+        return "consent to hand-over recorded: at the end of your term this case passes to " \
+               "your successor"
     old, case.consent = case.consent, answer == "yes"
     session.add(case)
     _record(call, "consent", f"Constituent's consent to sharing recorded: {answer}.",

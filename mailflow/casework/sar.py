@@ -103,6 +103,23 @@ def find(session: Session, person: Person, named_in: Callable[[str], Iterable[in
     if member_id is not None:
         q = q.where(models.Case.member_id == member_id)
     found.cases = list(session.exec(q)) if ids else []
+    _collect(session, found, person.email)
+    if member_id is None:
+        _scan_uncased(session, found, person, needles)
+    _load_raws(session, found)
+    return found
+
+
+def for_cases(session: Session, cases: list[models.Case]) -> Found:
+    """Everything of these cases (a member's export of their own casework)."""
+    found = Found(cases=cases)
+    _collect(session, found, None)
+    _load_raws(session, found)
+    return found
+
+
+def _collect(session: Session, found: Found, email: str | None) -> None:
+    """The messages, sent mail, files and audit rows of the cases found (by indexes)."""
     case_ids = [x.id for x in found.cases]
     for case in found.cases:
         requests = list(session.exec(select(models.Request.id)
@@ -120,15 +137,15 @@ def find(session: Session, person: Person, named_in: Callable[[str], Iterable[in
         refs = [x.reference for x in found.cases]
         found.audit = list(session.exec(
             select(models.AuditEntry).where(or_(col(models.AuditEntry.case_ref).in_(refs),
-                                                models.AuditEntry.actor == person.email))
+                                                models.AuditEntry.actor == (email or "")))
             .order_by(col(models.AuditEntry.id))))
-    if member_id is None:
-        _scan_uncased(session, found, person, needles)
+
+
+def _load_raws(session: Session, found: Found) -> None:
     for raw_id in found.raw_case:
         raw = session.get(models.RawMessage, raw_id)
         if raw is not None:
             found.raws[raw_id] = raw
-    return found
 
 
 def _scan_uncased(session: Session, found: Found, person: Person, needles: list[bytes]) -> None:
