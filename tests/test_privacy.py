@@ -264,3 +264,21 @@ def test_end_of_term_hands_over_with_consent_and_closes_the_rest(app: App,
     assert {i["rule"] for i in items if i["action"] == "deleted"} == {"end_of_term_days=30"}
     assert get_case(app, refs["jane1"]).status != "closed"
     assert get_case(app, refs["alan"]).status != "closed"
+
+
+def test_the_json_fields_are_documented(app: App, tmp_path: Path) -> None:
+    from tests.test_json_contract import table_after
+
+    world(app)
+    sar = json.loads(cli(app, "sar", ALICE, "--out", str(tmp_path / "a.zip"), "--json").stdout)
+    assert set(sar) == set(table_after("`mailflow sar EMAIL --json` prints"))
+    [row] = json.loads(cli(app, "sar", "--list", "--json").stdout)
+    assert set(row) == set(table_after("`mailflow sar --list --json` prints"))
+    assert cli(app, "sar", "--answered", str(sar["id"])).returncode == 0
+    erased = json.loads(cli(app, "erase", BOB, "--json").stdout)
+    assert set(erased) == set(table_after("`mailflow erase EMAIL --json` prints"))
+    term = json.loads(cli(app, "member", "end-of-term", ALAN, "--json").stdout)
+    documented = table_after("`mailflow member end-of-term EMAIL --json` prints")
+    assert set(term) == set(documented)
+    assert set(term["open_cases"][0]) == {"reference", "status", "subject",
+                                          "consent_handover", "action"}
