@@ -675,7 +675,8 @@ def cmd_sar(args: argparse.Namespace) -> int:
                             (args.phone or "").strip() or None)
         found = sar.find(s, person, lambda term: search.every_match(s, term), member_id)
         data = sar.write_zip(s, found, str(out), title=f"Subject access request: "
-                             f"{person.email}", person=person, today=today, now=now)
+                             f"{person.email}", person=person, today=today, now=now,
+                             ours=app.settings.is_ours)
         row = sar.register(s, person, found, by=who, scope=scope, now=now, today=today,
                            files=data["files"])
         s.commit()

@@ -115,6 +115,9 @@ def test_subject_access_finds_everything_and_holds_the_cases(app: App, tmp_path:
     review = files["review.txt"].decode()
     assert "carol.cole@example.org" in review and "07700 900456" in review
     assert f"<{ALICE}>" not in review and PHONE not in review
+    assert CASEWORK not in review  # mailflow's own addresses are no one's personal data
+    digests = [s for s in data["sent"] if s["kind"].endswith("digest")]
+    assert digests and all(f"{d['file']}: mail about several cases" in review for d in digests)
     assert refs["bob"] not in json.dumps(data)
 
     # Her cases are held until the request is answered plus four months.

@@ -131,6 +131,9 @@ def _collect(session: Session, found: Found, email: str | None) -> None:
                                             col(models.Outbox.request_id).in_(requests)))
             .order_by(col(models.Outbox.id))))
     if case_ids:
+        found.holding += [h for h in session.exec(
+            select(models.Holding).where(col(models.Holding.case_id).in_(case_ids))
+            .order_by(col(models.Holding.id))) if h not in found.holding]
         found.attachments = list(session.exec(
             select(models.Attachment).where(col(models.Attachment.case_id).in_(case_ids))
             .order_by(col(models.Attachment.id))))
@@ -160,6 +163,8 @@ def _scan_uncased(session: Session, found: Found, person: Person, needles: list[
         for h in page:
             seen += 1
             raw = session.get(models.RawMessage, h.raw_message_id) if h.raw_message_id else None
+            if h in found.holding:
+                continue
             if (h.sender or "").lower() == person.email.lower() or _contains(
                     f"{h.subject} {h.reason}", needles) or (raw and _contains(raw.raw, needles)):
                 found.holding.append(h)
@@ -207,8 +212,10 @@ def _iso(v: datetime | date | None) -> str | None:
     return views._iso(v)
 
 
-def third_parties(person: Person, raw: bytes) -> list[str]:
-    """Other people's addresses, names and phone numbers in one message."""
+def third_parties(person: Person, raw: bytes,
+                  ours: Callable[[str], bool] = lambda a: False) -> list[str]:
+    """Other people's addresses, names and phone numbers in one message (not mailflow's own
+    addresses, `ours`). Names in free text are not recognised: review.txt says so."""
     out: list[str] = []
     try:
         msg = BytesParser(policy=policy.default).parsebytes(raw)
@@ -220,12 +227,12 @@ def third_parties(person: Person, raw: bytes) -> list[str]:
         headers, text = {}, raw.decode("utf-8", "replace")
     for h, values in headers.items():
         for name, addr in getaddresses(values):
-            if addr and not person.is_them(addr):
+            if addr and not person.is_them(addr) and not ours(addr):
                 out.append(f"address ({h}): {name + ' ' if name else ''}<{addr}>")
             elif name and not person.is_them(name) and not addr:
                 out.append(f"name ({h}): {name}")
     for addr in sorted(set(_EMAIL.findall(text))):
-        if not person.is_them(addr):
+        if not person.is_them(addr) and not ours(addr):
             out.append(f"address (text): {addr}")
     for phone in sorted({p.strip() for p in _PHONE.findall(text)}):
         if not person.is_them(phone):
@@ -239,7 +246,8 @@ def third_parties(person: Person, raw: bytes) -> list[str]:
 
 
 def write_zip(session: Session, found: Found, path: str, *, title: str, person: Person | None,
-              today: date, now: datetime) -> dict[str, Any]:
+              today: date, now: datetime, ours: Callable[[str], bool] = lambda a: False
+              ) -> dict[str, Any]:
     """Write the zip; returns its data.json (and the count of files under `files`)."""
     data: dict[str, Any] = {"title": title, "generated_at": _iso(now),
                             "person": vars(person) if person else None,
@@ -264,7 +272,7 @@ def write_zip(session: Session, found: Found, path: str, *, title: str, person: 
                                      "from": raw.envelope_from, "message_id": raw.message_id,
                                      "received_at": _iso(raw.received_at)})
             if raw.raw and person:
-                review += [f"{name}: {x}" for x in third_parties(person, bytes(raw.raw))]
+                review += [f"{name}: {x}" for x in third_parties(person, bytes(raw.raw), ours)]
         by_case: dict[int | None, list[dict[str, Any]]] = {}
         for o in found.outbox:
             name = put(f"sent/{o.id}.eml", bytes(o.raw))
@@ -272,7 +280,10 @@ def write_zip(session: Session, found: Found, path: str, *, title: str, person: 
             by_case.setdefault(o.case_id, []).append(row)
             data["sent"].append(row)
             if person:
-                review += [f"{name}: {x}" for x in third_parties(person, bytes(o.raw))]
+                review += [f"{name}: {x}" for x in third_parties(person, bytes(o.raw), ours)]
+                if o.case_id is None:
+                    review.append(f"{name}: mail about several cases ({o.kind}): keep only "
+                                  "the lines about the requester")
         files: dict[int, list[dict[str, Any]]] = {}
         for a in found.attachments:
             blob = session.get(models.Blob, a.sha256) if a.stored else None
@@ -300,7 +311,9 @@ def write_zip(session: Session, found: Found, path: str, *, title: str, person: 
 def _review(title: str, lines: list[str]) -> str:
     head = [f"{title}: third parties' personal data in these messages",
             "Review each before release: redact what is not the requester's own data,",
-            "or record why it is disclosed (UK GDPR Art. 15(4); DPA 2018 Sch. 2 para 16).", ""]
+            "or record why it is disclosed (UK GDPR Art. 15(4); DPA 2018 Sch. 2 para 16).",
+            "Addresses and phone numbers are found by pattern; names written in the text",
+            "(a neighbour, a relative) are not: read each message before release.", ""]
     return "\n".join(head + (sorted(set(lines)) or ["(none found)"])) + "\n"
 
 
@@ -342,7 +355,7 @@ def _html(data: dict[str, Any]) -> str:
                 f"<li><a href='{e(f['file'] or '')}'>{e(f['name'])}</a></li>"
                 for f in c["files"]) + "</ul>")
     if data["holding"]:
-        out.append("<h2>Mail held for staff (not filed on a case)</h2><ul>" + "".join(
+        out.append("<h2>Mail held for staff</h2><ul>" + "".join(
             f"<li>{e(h['created_at'] or '')}: {e(h['subject'] or '')} ({e(h['reason'])})</li>"
             for h in data["holding"]) + "</ul>")
     others = [s for s in data["sent"] if s.get("case") is None and not any(
