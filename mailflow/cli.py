@@ -710,6 +710,9 @@ def cmd_erase(args: argparse.Namespace) -> int:
     with app.session() as s:
         person, values = erasure.person_of(s, args.email.strip(), args.name, args.phone)
         found = sar.find(s, person, lambda term: search.every_match(s, term))
+        if not (found.cases or found.raws or found.holding or found.outbox
+                or erasure.constituents(s, person.email)):
+            raise Fail(f"nothing about {person.email} is stored", 1)
         try:
             result = erasure.erase(s, person.email, found, values, by=who, now=now,
                                    today=today)

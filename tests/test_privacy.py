@@ -155,6 +155,8 @@ def test_a_member_answers_for_their_own_casework_only(app: App, tmp_path: Path) 
     assert cli(app, "sar", "--out", str(out)).returncode == 64
     assert cli(app, "sar", ALICE).returncode == 64
     assert cli(app, "sar", "--answered", "99").returncode == 2
+    assert cli(app, "erase", "nobody@example.org").returncode == 1
+    assert cli(app, "erase", "not-an-address").returncode == 64
 
 
 def traces(app: App, needles: list[str]) -> list[str]:
