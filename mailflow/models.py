@@ -199,7 +199,7 @@ class Event(SQLModel, table=True):
     request_id: int | None = Field(default=None, foreign_key="request.id", index=True)
     at: datetime
     kind: str  # opened | acknowledged | request_sent | update | service_reply | alert | ...
-    sender: str | None = None
+    sender: str | None = Field(default=None, index=True)  # a SAR finds what someone wrote
     text: str = ""
     raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id", index=True)
     data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))

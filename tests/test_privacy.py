@@ -287,3 +287,15 @@ def test_the_json_fields_are_documented(app: App, tmp_path: Path) -> None:
     assert set(term) == set(documented)
     assert set(term["open_cases"][0]) == {"reference", "status", "subject",
                                           "consent_handover", "action"}
+
+
+def test_a_case_she_wrote_to_is_found_as_sender(app: App, tmp_path: Path) -> None:
+    from mailflow.casework import cases
+
+    refs = world(app)
+    with app.session() as s:
+        bob = s.exec(select(models.Case).where(models.Case.reference == refs["bob"])).one()
+        cases.event(s, bob, "update", NOW, sender=ALICE, text="I live next door.")
+        s.commit()
+    done = cli(app, "sar", ALICE, "--out", str(tmp_path / "a.zip"), "--json")
+    assert refs["bob"] in json.loads(done.stdout)["cases"]

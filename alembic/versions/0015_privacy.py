@@ -21,6 +21,8 @@ T = sqlmodel.sql.sqltypes.UTCDateTime
 
 
 def upgrade() -> None:
+    # A subject access request finds the cases a person wrote to (as sender) by an index.
+    op.create_index("ix_event_sender", "event", ["sender"])
     op.create_table(
         "sar_request",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -54,3 +56,4 @@ def downgrade() -> None:
     op.drop_table("end_of_term")
     op.drop_index("ix_sar_request_email", table_name="sar_request")
     op.drop_table("sar_request")
+    op.drop_index("ix_event_sender", table_name="event")

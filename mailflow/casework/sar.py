@@ -87,7 +87,7 @@ def find(session: Session, person: Person, named_in: Callable[[str], Iterable[in
     found = Found()
     needles = person.needles()
     c = models.Constituent
-    who = [func.lower(c.email) == person.email.lower(), c.email == person.email]
+    who = [c.email == person.email]  # ix_constituent_email; addresses are kept lower-case
     if person.name:
         who.append(func.lower(c.name) == person.name.lower())  # scans constituents
     if person.phone:
@@ -97,6 +97,8 @@ def find(session: Session, person: Person, named_in: Callable[[str], Iterable[in
     if constituents:
         ids |= set(session.exec(select(models.Case.id)
                                 .where(col(models.Case.constituent_id).in_(constituents))))  # type: ignore[arg-type]
+    ids |= set(session.exec(select(models.Event.case_id)  # as sender (ix_event_sender)
+                            .where(models.Event.sender == person.email)))
     for term in filter(None, (person.email, person.name, person.phone)):
         ids |= set(named_in(term))
     q = select(models.Case).where(col(models.Case.id).in_(ids)).order_by(col(models.Case.id))
