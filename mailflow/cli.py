@@ -759,7 +759,7 @@ def cmd_member(args: argparse.Namespace) -> int:
                                   by=f"{getpass.getuser()} (os user)", now=now)
         except endterm.EndError as e:
             raise Fail(str(e), 2) from None
-        cases = endterm.listing(s, row)
+        cases = endterm.listing(s, row, now)
         s.commit()
     result = {"member": member.email, "successor": row.successor, "on": on.isoformat(),
               "open_cases": cases}

@@ -233,6 +233,16 @@ def test_end_of_term_hands_over_with_consent_and_closes_the_rest(app: App,
     listed = {c["reference"]: c["action"] for c in json.loads(done.stdout)["open_cases"]}
     assert listed == {refs["jane1"]: "hand_over", refs["jane2"]: "close",
                       refs["bob"]: "close"}
+    with app.session() as s:
+        notes = {(n.recipient, n.kind) for n in s.exec(select(models.Notification)
+                                                       .where(models.Notification.kind
+                                                              == "end_of_term"))}
+    assert notes == {(JANE, "end_of_term")}  # each open case in her next digest
+    tick.tick(app, clock.parse("2026-11-17T08:00:00Z"))  # the digests carry them
+    with app.session() as s:
+        assert all(n.digest_id for n in s.exec(select(models.Notification)
+                                               .where(models.Notification.kind
+                                                      == "end_of_term")))
     assert cli(app, "member", "end-of-term", "nobody@example.org").returncode == 64
     assert cli(app, "member", "end-of-term", JANE, "--successor", JANE).returncode == 64
 
@@ -260,6 +270,10 @@ def test_end_of_term_hands_over_with_consent_and_closes_the_rest(app: App,
                for e in moved["timeline"])
     assert get_case(app, refs["jane2"]).status == "closed"
     assert retention.run(app, day) == []  # done once
+    with app.session() as s:
+        [note] = s.exec(select(models.Notification)
+                        .where(models.Notification.kind == "handed_over")).all()
+    assert note.recipient == ALAN
 
     # end_of_term_days (30) after the day, her closed cases go; the handed-over one stays.
     later = clock.parse("2026-12-21T09:00:00Z")

@@ -66,16 +66,31 @@ def open_cases(session: Session, member_id: int) -> list[models.Case]:
                              .order_by(col(models.Case.id))))
 
 
-def listing(session: Session, row: models.EndOfTerm) -> list[dict[str, Any]]:
-    """Each open case, and what the end of term will do with it."""
+def listing(session: Session, row: models.EndOfTerm, now: datetime | None = None
+            ) -> list[dict[str, Any]]:
+    """Each open case, and what the end of term will do with it; with `now`, each also goes
+    into the member's next digest, for them to decide."""
     member = directory.member_row(session, row.member_email)
     out = []
     for case in open_cases(session, member.id):  # type: ignore[arg-type]
         yes = consented(session, case) is not None
+        action = "hand_over" if yes and row.successor else "close"
         out.append({"reference": case.reference, "status": case.status,
-                    "subject": case.subject, "consent_handover": yes,
-                    "action": "hand_over" if yes and row.successor else "close"})
+                    "subject": case.subject, "consent_handover": yes, "action": action})
+        if now is not None:
+            what = (f"passes to {row.successor}" if action == "hand_over" else
+                    "will be closed" + (" (or passed to your successor if the constituent "
+                                        "agrees: #consent handover)" if row.successor else ""))
+            _notify(session, member.email, case, "end_of_term",
+                    f"Your term ends on {row.on}: this case {what}.", now)
     return out
+
+
+def _notify(session: Session, recipient: str, case: models.Case, kind: str, text: str,
+            now: datetime) -> None:
+    """A line for the member's next digest (no mail of its own)."""
+    session.add(models.Notification(audience="member", recipient=recipient, case_id=case.id,
+                                    kind=kind, text=text, created_at=now))
 
 
 def carry_out(session: Session, row: models.EndOfTerm, now: datetime) -> list[dict[str, Any]]:
@@ -95,6 +110,9 @@ def carry_out(session: Session, row: models.EndOfTerm, now: datetime) -> list[di
                              f"of {member.name}'s term, with the constituent's consent "
                              f"(recorded {yes.at.date().isoformat()} by {yes.sender}).",
                         by=member.email, to=successor.email)
+            _notify(session, successor.email, case, "handed_over",
+                    f"Handed over to you from {member.name} at the end of their term, with "
+                    "the constituent's consent.", now)
             done.append({"reference": case.reference, "action": "handed_over"})
         else:
             closing.close(session, case, "mailflow",
