@@ -725,6 +725,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
             s.commit()
     if not args.dry_run:
         compact_search_index(app)
+        _scrub_free_pages(app)
     result = {"email": person.email, "dry_run": args.dry_run, **result}
     if args.json:
         _print_json(result)
@@ -811,6 +812,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         print(f"{len(cases)} case(s) of {member.name} written to {out}")
     return 0
+
+
+def _scrub_free_pages(app: App) -> None:
+    """SQLite keeps old values in free pages and the write-ahead log until they are reused:
+    after an erasure, rewrite the file (VACUUM) and empty the log, so the person's data is
+    not left in it. PostgreSQL's routine VACUUM does the same for dead rows in time."""
+    eng = db.engine(app.url)
+    if eng.dialect.name != "sqlite":
+        return
+    raw = eng.raw_connection()  # outside a transaction (VACUUM cannot run in one)
+    try:
+        cur = raw.cursor()
+        cur.execute("VACUUM")
+        cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cur.close()
+    finally:
+        raw.close()
 
 
 def audit_read(s: Any, who: str, what: str, now: Any) -> None:

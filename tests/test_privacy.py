@@ -201,6 +201,10 @@ def test_erasure_leaves_no_trace_and_keeps_the_skeleton(app: App, tmp_path: Path
     result = json.loads(done.stdout)
     assert result["constituents"] >= 1 and result["attachments"] == 1
     assert traces(app, needles) == []
+    if app.url.startswith("sqlite"):  # nor in the database file's free pages or its log
+        path = Path(app.url.split("///", 1)[1])
+        stored = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*")).lower()
+        assert not [n for n in needles if n.lower().encode() in stored]
     assert reports(app) == before
     # The skeleton stays: reference, member, dates, status; her words are [erased].
     data = json.loads(cli(app, "case", refs["jane1"], "--json").stdout)
