@@ -553,9 +553,9 @@ def cmd_retention(args: argparse.Namespace) -> int:
     for i in items:
         what = f"case {i['case']}" if i["kind"] == "case" else f"{i['kind']} {i['id']}"
         held = i["legal_hold"]
-        print(f"{i['action']:<12} {what} under {i['rule']} (since {i['since']}, due "
-              f"{i['due_at']})" + (f"; legal hold until {held['until'] or 'released'}"
-                                   if held else ""))
+        when = f" (since {i['since']}, due {i['due_at']})" if i["due_at"] else ""
+        print(f"{i['action']:<12} {what} under {i['rule']}{when}"
+              + (f"; legal hold until {held['until'] or 'released'}" if held else ""))
     counts = retention.summary(items) if not args.dry_run else None
     if counts:
         print("deleted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

@@ -264,6 +264,9 @@ def test_end_of_term_hands_over_with_consent_and_closes_the_rest(app: App,
     assert held.disposition == "holding_pen" and "term ended on 2026-11-20" in held.reason
     assert "successor: alan.reid@council.example" in held.reason
 
+    dry = {i["case"]: i["action"] for i in retention.run(app, day, dry_run=True)}
+    assert dry == {refs["jane1"]: "would_hand_over", refs["jane2"]: "would_close",
+                   refs["bob"]: "would_close"}
     items = retention.run(app, day)
     acted = {i["case"]: i["action"] for i in items}
     assert acted == {refs["jane1"]: "handed_over", refs["jane2"]: "closed",

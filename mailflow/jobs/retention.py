@@ -110,7 +110,14 @@ def _end_of_term(app: App, cfg: Retention, now: datetime, today: date, dry_run: 
     """Members whose term has ended: their open cases handed over (with consent) or closed on
     the day, then their closed cases deleted after end_of_term_days."""
     items: list[dict[str, Any]] = []
-    if not dry_run:
+    if dry_run:
+        with app.session() as s:
+            for row in endterm.pending(s, today):
+                items += [_item("case", f"end_of_term={row.on}", now, None,
+                                f"would_{c['action']}", c["reference"])
+                          for c in endterm.listing(s, row)]
+            s.rollback()
+    else:
         with app.session() as s:
             for row in endterm.pending(s, today):
                 if _lock(s, models.EndOfTerm, row.id) and row.done_at is None:
