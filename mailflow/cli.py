@@ -829,9 +829,9 @@ def cmd_retention(args: argparse.Namespace) -> int:
     for i in items:
         what = f"case {i['case']}" if i["kind"] == "case" else f"{i['kind']} {i['id']}"
         held = i["legal_hold"]
-        print(f"{i['action']:<12} {what} under {i['rule']} (since {i['since']}, due "
-              f"{i['due_at']})" + (f"; legal hold until {held['until'] or 'released'}"
-                                   if held else ""))
+        when = f" (since {i['since']}, due {i['due_at']})" if i["due_at"] else ""
+        print(f"{i['action']:<12} {what} under {i['rule']}{when}"
+              + (f"; legal hold until {held['until'] or 'released'}" if held else ""))
     counts = retention.summary(items) if not args.dry_run else None
     if counts:
         print("deleted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
@@ -875,6 +875,242 @@ def cmd_hold(args: argparse.Namespace) -> int:
     print(f"{ref}: on legal hold" + (f" until {until}" if until else " until released")
           + ": retention will not delete it")
     return 0
+
+
+def _as_member(app: App, s: Any, address: str | None) -> tuple[str, int | None, str | None]:
+    """(who acts, the member's id when `--as` names a member, that member's address)."""
+    if not address:
+        return f"{getpass.getuser()} (os user)", None, None
+    who = _viewer(app, address)
+    m = app.settings.member_for(who)
+    if m is None:  # member services act for the council: every member's cases
+        return who, None, None
+    row = s.exec(select(models.Member).where(models.Member.email == m.email)).one()
+    return who, row.id, m.email
+
+
+def cmd_sar(args: argparse.Namespace) -> int:
+    from mailflow.casework import sar
+    from mailflow.reports import search
+
+    _pin(args)
+    app = _load(args)
+    now = clock.now()
+    today = app.calendar.local(now).date()
+    who_default = f"{getpass.getuser()} (os user)"
+    register = args.list or args.extend is not None or args.answered is not None
+    if register and args.email:
+        raise Fail("give EMAIL --out FILE.zip for a new request, or --list, --extend ID or "
+                   "--answered ID, not both", EX_USAGE)
+    with app.session() as s:
+        try:
+            if args.extend is not None:
+                if args.months is None or not args.reason:
+                    raise Fail("--extend ID needs --months N and --reason TEXT", EX_USAGE)
+                row = sar.extend(s, args.extend, args.months, args.reason, by=who_default,
+                                 now=now)
+                s.commit()
+                print(f"subject access request {row.id}: due {row.due} "
+                      f"(extended by {row.extended_months} month(s))")
+                return 0
+            if args.answered is not None:
+                row, until, moved = sar.answered(s, args.answered, by=who_default, now=now,
+                                                 today=today)
+                s.commit()
+                print(f"subject access request {row.id}: answered; {moved} case(s) held until "
+                      f"{until}")
+                return 0
+        except sar.RegisterError as e:
+            raise Fail(str(e), 2) from None
+        if args.list:
+            rows = [sar.register_dict(r, today) for r in s.exec(
+                select(models.SarRequest).order_by(col(models.SarRequest.id)))]
+            audit_read(s, who_default, "sar.list", now)
+            s.commit()
+            if args.json:
+                _print_json(rows)
+            elif not rows:
+                print("no subject access requests")
+            else:
+                print(_table([[str(r["id"]), r["email"], r["received"][:10], r["due"],
+                               r["answered"][:10] if r["answered"] else
+                               ("OVERDUE" if r["overdue"] else "open"), str(r["cases"]),
+                               r["extend_reason"] or ""] for r in rows],
+                             ["ID", "EMAIL", "RECEIVED", "DUE", "ANSWERED", "CASES",
+                              "EXTENDED BECAUSE"]))
+            return 0
+        if not args.email or "@" not in args.email:
+            raise Fail("EMAIL: give the requester's email address", EX_USAGE)
+        if not args.out:
+            raise Fail("--out FILE.zip: where to write the answer", EX_USAGE)
+        out = Path(args.out)
+        if not out.parent.is_dir():
+            raise Fail(f"--out: no directory {out.parent}", EX_USAGE)
+        who, member_id, scope = _as_member(app, s, args.as_)
+        person = sar.Person(args.email.strip().lower(), (args.name or "").strip() or None,
+                            (args.phone or "").strip() or None)
+        found = sar.find(s, person, lambda term: search.every_match(s, term), member_id)
+        data = sar.write_zip(s, found, str(out), title=f"Subject access request: "
+                             f"{person.email}", person=person, today=today, now=now,
+                             ours=app.settings.is_ours)
+        row = sar.register(s, person, found, by=who, scope=scope, now=now, today=today,
+                           files=data["files"])
+        s.commit()
+        result = {"id": row.id, "out": str(out), "due": row.due.isoformat(),
+                  "cases": [c.reference for c in found.cases], "messages": len(found.raws),
+                  "sent": len(found.outbox), "attachments": len(found.attachments),
+                  "holding": len(found.holding), "audit": len(found.audit),
+                  "scanned": found.scanned}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"subject access request {result['id']}: {len(result['cases'])} case(s), "
+              f"{result['messages']} message(s), {result['sent']} sent, "
+              f"{result['attachments']} attachment(s) written to {out}; due {result['due']}; "
+              "review review.txt before release")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    from mailflow.casework import erasure, sar
+    from mailflow.jobs.retention import compact_search_index
+    from mailflow.reports import search
+
+    _pin(args)
+    app = _load(args)
+    if "@" not in args.email:
+        raise Fail(f"EMAIL: not an address: {args.email!r}", EX_USAGE)
+    now = clock.now()
+    today = app.calendar.local(now).date()
+    who = f"{getpass.getuser()} (os user)"
+    with app.session() as s:
+        person, values = erasure.person_of(s, args.email.strip(), args.name, args.phone)
+        found = sar.find(s, person, lambda term: search.every_match(s, term))
+        if not (found.cases or found.raws or found.holding or found.outbox
+                or erasure.constituents(s, person.email)):
+            raise Fail(f"nothing about {person.email} is stored", 1)
+        try:
+            result = erasure.erase(s, person.email, found, values, by=who, now=now,
+                                   today=today)
+        except erasure.Refused as e:
+            s.rollback()
+            raise Fail(f"refused: {e}; nothing was erased", 2) from None
+        if args.dry_run:
+            s.rollback()
+        else:
+            s.commit()
+    if not args.dry_run:
+        compact_search_index(app)
+        _scrub_free_pages(app)
+    result = {"email": person.email, "dry_run": args.dry_run, **result}
+    if args.json:
+        _print_json(result)
+    else:
+        counts = ", ".join(f"{k} {v}" for k, v in result.items()
+                           if k not in ("email", "dry_run", "cases"))
+        print(("would erase " if args.dry_run else "erased ") + f"{person.email} from "
+              f"{len(result['cases'])} case(s) ({', '.join(result['cases']) or 'none'}): "
+              f"{counts}")
+    return 0
+
+
+def cmd_member(args: argparse.Namespace) -> int:
+    from mailflow.casework import endterm
+
+    _pin(args)
+    app = _started(args)
+    now = clock.now()
+    today = app.calendar.local(now).date()
+    member = app.settings.member_for(args.email)
+    if member is None:
+        raise Fail(f"EMAIL: no member with address {args.email}", EX_USAGE)
+    successor = app.settings.member_for(args.successor) if args.successor else None
+    if args.successor and successor is None:
+        raise Fail(f"--successor: no member with address {args.successor}", EX_USAGE)
+    if successor is not None and successor.email == member.email:
+        raise Fail("--successor: a member cannot succeed themselves", EX_USAGE)
+    on = _date(args.on, "--on") or today
+    with app.session() as s:
+        try:
+            row = endterm.declare(s, member.email, successor.email if successor else None, on,
+                                  by=f"{getpass.getuser()} (os user)", now=now)
+        except endterm.EndError as e:
+            raise Fail(str(e), 2) from None
+        cases = endterm.listing(s, row, now)
+        s.commit()
+    result = {"member": member.email, "successor": row.successor, "on": on.isoformat(),
+              "open_cases": cases}
+    if args.json:
+        _print_json(result)
+        return 0
+    print(f"{member.name}: term ends {on}; from then no new case opens for them"
+          + (f"; successor {successor.name} <{successor.email}>" if successor else
+             "; no successor"))
+    if not cases:
+        print("no open cases")
+    for c in cases:
+        print(f"  {c['reference']}  {c['status']:<8} {c['action']:<9} {c['subject'][:50]}")
+    print("Cases with the constituent's consent (#consent handover) pass to the successor; "
+          "the rest close on the day and are deleted after [retention] end_of_term_days. "
+          f"Export first: mailflow export --member {member.email} --out FILE.zip")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from mailflow.casework import audit, sar
+
+    _pin(args)
+    app = _load(args)
+    now = clock.now()
+    member = app.settings.member_for(args.member)
+    if member is None:
+        raise Fail(f"--member: no member with address {args.member}", EX_USAGE)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise Fail(f"--out: no directory {out.parent}", EX_USAGE)
+    who = f"{getpass.getuser()} (os user)"
+    with app.session() as s:
+        row = s.exec(select(models.Member).where(models.Member.email == member.email)).one()
+        cases = list(s.exec(select(models.Case).where(models.Case.member_id == row.id)
+                            .order_by(col(models.Case.id))))
+        found = sar.for_cases(s, cases)
+        data = sar.write_zip(s, found, str(out), title=f"Casework of {member.name}",
+                             person=None, today=app.calendar.local(now).date(), now=now)
+        audit.record(s, actor=who, action="read", what="export", now=now,
+                     detail={"member": member.email, "cases": len(cases),
+                             "files": data["files"]})
+        s.commit()
+    result = {"member": member.email, "out": str(out), "cases": [c.reference for c in cases],
+              "messages": len(found.raws), "sent": len(found.outbox),
+              "attachments": len(found.attachments)}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{len(cases)} case(s) of {member.name} written to {out}")
+    return 0
+
+
+def _scrub_free_pages(app: App) -> None:
+    """SQLite keeps old values in free pages and the write-ahead log until they are reused:
+    after an erasure, rewrite the file (VACUUM) and empty the log, so the person's data is
+    not left in it. PostgreSQL's routine VACUUM does the same for dead rows in time."""
+    eng = db.engine(app.url)
+    if eng.dialect.name != "sqlite":
+        return
+    raw = eng.raw_connection()  # outside a transaction (VACUUM cannot run in one)
+    try:
+        cur = raw.cursor()
+        cur.execute("VACUUM")
+        cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        cur.close()
+    finally:
+        raw.close()
+
+
+def audit_read(s: Any, who: str, what: str, now: Any) -> None:
+    from mailflow.casework import audit
+
+    audit.record(s, actor=who, action="read", what=what, now=now)
 
 
 # -- parser ------------------------------------------------------------------------------------
@@ -1033,6 +1269,51 @@ def parser() -> argparse.ArgumentParser:
                     "inclusive; default: until released")
     sp.add_argument("--release", action="store_true", help="release the hold placed by hand")
     sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    sp = add("sar", cmd_sar, "subject access: everything about a person, as a zip they can "
+             "read; the register of requests")
+    sp.add_argument("email", nargs="?", metavar="EMAIL")
+    sp.add_argument("--name", help="their name, to find them named in text")
+    sp.add_argument("--phone", help="their phone number, to find it in text")
+    sp.add_argument("--out", metavar="FILE.zip", help="where to write the answer")
+    sp.add_argument("--as", dest="as_", metavar="EMAIL",
+                    help="answer as this member (only their casework) or staff")
+    sp.add_argument("--list", action="store_true", help="the register of requests")
+    sp.add_argument("--extend", type=int, metavar="ID",
+                    help="extend a complex request (with --months N and --reason TEXT)")
+    sp.add_argument("--months", type=int, help="with --extend: 1 or 2 (two at most in all)")
+    sp.add_argument("--reason", help="with --extend: why (told to the requester)")
+    sp.add_argument("--answered", type=int, metavar="ID",
+                    help="the request was answered: its holds end in four months")
+    sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    sp.add_argument("--json", action="store_true")
+    sp = add("erase", cmd_erase, "anonymise a constituent across every case (refused while "
+             "a legal hold applies)")
+    sp.add_argument("email", metavar="EMAIL")
+    sp.add_argument("--name", help="another form of their name to erase as well")
+    sp.add_argument("--phone", help="another phone number of theirs to erase as well")
+    sp.add_argument("--dry-run", action="store_true", help="count what would change; change "
+                    "nothing")
+    sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    sp.add_argument("--json", action="store_true")
+    sp = add("member", lambda a: a.member_fn(a), "a member's end of term")
+    msub = sp.add_subparsers(dest="member_command", required=True, metavar="SUBCOMMAND")
+    ep = msub.add_parser("end-of-term", parents=[common],
+                         help="no new case opens for the member from the date; their open "
+                              "cases are handed over (with consent) or closed")
+    ep.set_defaults(member_fn=cmd_member)
+    ep.add_argument("email", metavar="EMAIL")
+    ep.add_argument("--successor", metavar="EMAIL", help="the member who takes over the "
+                    "cases whose constituent consented (#consent handover)")
+    ep.add_argument("--on", metavar="DATE", help="the day the term ends: from this date no new "
+                    "case opens for them (default: today)")
+    ep.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    ep.add_argument("--json", action="store_true")
+    sp = add("export", cmd_export, "a member's own casework as a zip (the format of a subject "
+             "access answer)")
+    sp.add_argument("--member", required=True, metavar="EMAIL")
+    sp.add_argument("--out", required=True, metavar="FILE.zip")
+    sp.add_argument("--now", help="pin the clock for this run (ISO-8601)")
+    sp.add_argument("--json", action="store_true")
     return p
 
 

@@ -208,7 +208,7 @@ class Event(SQLModel, table=True):
     request_id: int | None = Field(default=None, foreign_key="request.id", index=True)
     at: datetime
     kind: str  # opened | acknowledged | request_sent | update | service_reply | alert | ...
-    sender: str | None = None
+    sender: str | None = Field(default=None, index=True)  # a SAR finds what someone wrote
     text: str = ""
     raw_message_id: int | None = Field(default=None, foreign_key="rawmessage.id", index=True)
     data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
@@ -459,3 +459,39 @@ class WebSession(SQLModel, table=True):
     created_at: datetime
     last_seen: datetime
     ended_at: datetime | None = None
+
+
+# -- privacy: subject access and end of term ---------------------------------------------------
+class SarRequest(SQLModel, table=True):
+    """The register of subject access requests (casework/sar.py): due one calendar month after
+    receipt, extendable by up to two months with a reason. Its cases are held (legal hold,
+    source `sar:<id>`) until it is answered plus four months."""
+
+    __tablename__ = "sar_request"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True)  # the data subject
+    name: str | None = None
+    phone: str | None = None
+    received_at: datetime
+    due: date  # council-local, after any extension
+    extended_months: int = 0
+    extend_reason: str | None = None
+    answered_at: datetime | None = None
+    requested_by: str  # who ran it (a member with --as, or the OS user)
+    scope: str | None = None  # a member's address when run --as that member
+    cases: int = 0
+    files: int = 0
+
+
+class EndOfTerm(SQLModel, table=True):
+    """A member whose term ends (casework/endterm.py): from `on` no new case opens for them;
+    consented cases pass to `successor`, the rest close and go after end_of_term_days."""
+
+    __tablename__ = "end_of_term"
+    id: int | None = Field(default=None, primary_key=True)
+    member_email: str = Field(unique=True)
+    successor: str | None = None
+    on: date
+    declared_at: datetime
+    declared_by: str
+    done_at: datetime | None = None  # when the open cases were handed over or closed

@@ -23,6 +23,7 @@ from mailflow.casework import (
     authz,
     cases,
     closing,
+    endterm,
     extensions,
     followups,
     names,
@@ -214,9 +215,15 @@ def share(call: Call, cmd: Command) -> str:
 @command("consent")
 def consent(call: Call, cmd: Command) -> str:
     session, case = call.session, call.case
-    answer, why = names.match(cmd.args, ("yes", "no"), "answer")
+    answer, why = names.match(cmd.args, ("yes", "no", "handover"), "answer")
     if answer is None:
-        raise CommandError(why + " (#consent yes or #consent no)")
+        raise CommandError(why + " (#consent yes, #consent no or #consent handover)")
+    if answer == "handover":  # to the member's successor at the end of term (endterm.py)
+        _not_closed(case)
+        _record(call, endterm.CONSENT, "Constituent's consent to hand-over to the member's "
+                "successor at the end of term recorded.")
+        return "consent to hand-over recorded: at the end of your term this case passes to " \
+               "your successor"
     old, case.consent = case.consent, answer == "yes"
     session.add(case)
     _record(call, "consent", f"Constituent's consent to sharing recorded: {answer}.",

@@ -44,7 +44,9 @@ COMMANDS: tuple[Command, ...] = (
     _c("priority", "#priority high|normal", "set the case's priority", M, S),
     _c("share", "#share private|ward|party",
        "share the case with ward colleagues (needs #consent yes)", M),
-    _c("consent", "#consent yes|no", "record whether the constituent agreed to sharing", M),
+    _c("consent", "#consent yes|no|handover", "record whether the constituent agreed to "
+       "sharing, or (handover) to passing the case to your successor at the end of your term",
+       M),
     _c("note", "#note TEXT", "add a private note to the case, sent to no one", M, S, K),
     _c("deadline", "#deadline DATE", "set your own deadline for the case", M, S),
     _c("holding", "#holding DATE", "a holding reply on your request: the new date and why", C),

@@ -18,7 +18,17 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from mailflow import models, tokens
-from mailflow.casework import actions, cases, commands, dates, followups, notify, parties, recovery
+from mailflow.casework import (
+    actions,
+    cases,
+    commands,
+    dates,
+    endterm,
+    followups,
+    notify,
+    parties,
+    recovery,
+)
 from mailflow.casework.attachments import File, store
 from mailflow.casework.commands import Call
 from mailflow.casework.context import Context
@@ -82,6 +92,11 @@ def open_case(ctx: Context, session: Session, msg: Incoming, new: cases.NewCase,
     if msg.automatic:  # dispatch never sends one here; a robot opens nothing all the same
         return hold(session, msg, msg.automatic, f"{msg.automatic} opens no case ({msg.why})",
                     now)
+    term = endterm.ended(session, new.member.email, ctx.calendar.local(now).date())
+    if term is not None:
+        return hold(session, msg, "end_of_term", f"{how} from {new.member.name}, whose term "
+                    f"ended on {term.on}: no new case opens for them"
+                    + (f" (successor: {term.successor})" if term.successor else ""), now)
     own = new.member_note if forwarded else new.issue
     cmds, _ = commands.parse(own) if obey else ([], "")
     if cmds:

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from mailflow import db, models
 from mailflow.app import App
-from mailflow.casework import holds, retention
+from mailflow.casework import endterm, holds, retention
 from mailflow.casework.views import _iso, legal_hold
 from mailflow.settings import Retention
 
@@ -58,12 +58,13 @@ def run(app: App, now: datetime, *, dry_run: bool = False) -> list[dict[str, Any
     `dry_run`. Held cases that would otherwise be due are listed as `kept`."""
     cfg = app.settings.retention
     today = app.calendar.local(now).date()
-    items = _cases(app, cfg, now, today, dry_run)
+    items = _end_of_term(app, cfg, now, today, dry_run)
+    items += _cases(app, cfg, now, today, dry_run)
     items += _holding(app, cfg, now, dry_run)
     items += _raw(app, cfg, now, today, dry_run)
     items += _mail(app, cfg, now, dry_run)
     if not dry_run and any(i["action"] == "deleted" for i in items):
-        _compact_search_index(app)
+        compact_search_index(app)
     return items
 
 
@@ -102,6 +103,54 @@ def _cases(app: App, cfg: Retention, now: datetime, today: date, dry_run: bool
                 items.append(_item("case", rule, closed_at, at, "would_delete", ref))
             elif _delete_one(app, cfg, case_id, now, today):
                 items.append(_item("case", rule, closed_at, at, "deleted", ref))
+
+
+def _end_of_term(app: App, cfg: Retention, now: datetime, today: date, dry_run: bool
+                 ) -> list[dict[str, Any]]:
+    """Members whose term has ended: their open cases handed over (with consent) or closed on
+    the day, then their closed cases deleted after end_of_term_days."""
+    items: list[dict[str, Any]] = []
+    if dry_run:
+        with app.session() as s:
+            for row in endterm.pending(s, today):
+                items += [_item("case", f"end_of_term={row.on}", now, None,
+                                f"would_{c['action']}", c["reference"])
+                          for c in endterm.listing(s, row)]
+            s.rollback()
+    else:
+        with app.session() as s:
+            for row in endterm.pending(s, today):
+                if _lock(s, models.EndOfTerm, row.id) and row.done_at is None:
+                    for done in endterm.carry_out(s, row, now):
+                        items.append(_item("case", f"end_of_term={row.on}", now, None,
+                                           done["action"], done["reference"]))
+            s.commit()
+    with app.session() as s:
+        due = [(c.id, c.reference, c.closed_at, at, rule, legal_hold(s, c, today))
+               for c, at, rule in endterm.due(s, cfg.end_of_term_days, now, today)]
+        s.rollback()
+    for case_id, ref, closed_at, at, rule, hold in due:
+        if hold:
+            items.append(_item("case", rule, closed_at, at, "kept", ref, legal_hold=hold))
+        elif dry_run:
+            items.append(_item("case", rule, closed_at, at, "would_delete", ref))
+        elif _delete_ended(app, case_id, rule, now, today):
+            items.append(_item("case", rule, closed_at, at, "deleted", ref))
+    return items
+
+
+def _delete_ended(app: App, case_id: int, rule: str, now: datetime, today: date) -> bool:
+    with app.session() as s:
+        q = select(models.Case).where(models.Case.id == case_id)
+        if db.is_postgres(s.get_bind()):  # type: ignore[arg-type]
+            q = q.with_for_update(skip_locked=True)
+        case = s.exec(q).first()
+        if case is None or case.status != "closed" or holds.is_held(s, case_id, today):
+            s.rollback()
+            return False
+        retention.delete_case(s, case, rule, now)
+        s.commit()
+        return True
 
 
 def _delete_one(app: App, cfg: Retention, case_id: int, now: datetime, today: date) -> bool:
@@ -198,7 +247,7 @@ def _mail(app: App, cfg: Retention, now: datetime, dry_run: bool) -> list[dict[s
     return items
 
 
-def _compact_search_index(app: App) -> None:
+def compact_search_index(app: App) -> None:
     """SQLite's FTS5 keeps a deleted row's words in its index segments until they are
     merged: merge them, so no word of a deleted case stays in the file."""
     with app.session() as s:

@@ -131,6 +131,23 @@ def search(session: Session, settings: Settings, calendar: Calendar, query: str,
     return out
 
 
+def every_match(session: Session, phrase: str) -> list[int]:
+    """Every case whose indexed text has `phrase` (a subject access request must find them
+    all: no window, no ranking, no visibility filter)."""
+    if session.get_bind().dialect.name == "postgresql":
+        index = table("case_search", column("case_id"), column("document"))
+        tsq = func.phraseto_tsquery("english", phrase)
+        return list(session.execute(select(index.c.case_id).select_from(index)
+                                    .where(index.c.document.op("@@")(tsq))).scalars())
+    words = _WORD.findall(phrase)
+    if not words:
+        return []
+    fts = table("case_fts", column("rowid"))
+    q = '"' + " ".join(words) + '"'
+    return list(session.execute(select(fts.c.rowid).select_from(fts)
+                                .where(text("case_fts MATCH :q").bindparams(q=q))).scalars())
+
+
 def _same_word(word: str, term: str) -> bool:
     """Near enough for a snippet: the index's stemmer decided the real match."""
     n = max(4, len(term) - 2) if len(term) > 4 else len(term)
