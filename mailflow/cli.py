@@ -880,8 +880,8 @@ def cmd_hold(args: argparse.Namespace) -> int:
 def _as_member(app: App, s: Any, address: str | None) -> tuple[str, int | None, str | None]:
     """(who acts, the member's id when `--as` names a member, that member's address)."""
     if not address:
-        return f"{getpass.getuser()} (os user)", None, None
-    who = _viewer(app, address)
+        return _os_user(), None, None
+    who = _viewer(app, address, "sar")
     m = app.settings.member_for(who)
     if m is None:  # member services act for the council: every member's cases
         return who, None, None

@@ -96,10 +96,14 @@ def test_who_sees_which_cases(app: App, council: tuple[str, dict[str, str]]) -> 
     assert staff.get(f"/cases/{refs['light']}").status == 200
     # Reads and refusals are on the trail, like the CLI's.
     assert audit_rows(app, ANN)[1:] == [("read", "cases", None),
-                                        ("refused", "case", refs["bins"])]
+                                        ("refused", "case", refs["bins"]),
+                                        ("read", "case", refs["pothole"])]
     with app.session() as s:
-        reads = s.exec(select(models.CaseRead).where(models.CaseRead.via == "web")).all()
-    assert sorted((r.reader, r.what) for r in reads) == [(ANN, "case"), (STAFF, "case")]
+        reads = s.exec(select(models.AuditEntry).where(models.AuditEntry.via == "web")
+                       .where(models.AuditEntry.what == "case")
+                       .where(models.AuditEntry.action == "read")).all()
+    assert sorted((r.actor, r.case_ref) for r in reads) == [(ANN, refs["pothole"]),
+                                                            (STAFF, refs["light"])]
     assert tom.get("/cases/x").status == 404
     assert Client(base).get(f"/cases/{refs['pothole']}").status == 303  # signed out
 

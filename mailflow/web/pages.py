@@ -249,7 +249,8 @@ class Site:
                 col(Req.due) < today)).all())
             rows = [{**views.case_summary(s, c), "overdue": c.id in overdue} for c in found]
             audit.record(s, actor=actor, action="read", what="cases", now=now, via="web",
-                         detail={k: v for k, v in args.items() if v} | {"shown": len(rows)})
+                         detail={k: v for k, v in args.items() if v} | {"shown": len(rows)},
+                         cases=[c.reference for c in found])
             s.commit()
         return {"rows": rows, "total": total, "page": page, "pages": -(-total // PAGE),
                 "wards": [w.name for w in settings.wards],
@@ -280,7 +281,8 @@ class Site:
             case = self._case(s, actor, ref)
             if case is None:
                 return None
-            audit.record_read(s, case, actor, now, via="web")
+            audit.record(s, actor=actor, action="read", what="case", now=now,
+                         case_ref=case.reference, via="web")
             data = views.case_dict(s, case, self.app.calendar.today(now), self.app.settings,
                                    actor)
             role = parties.role_of(s, self.app.settings, case, actor)[0]
@@ -349,7 +351,8 @@ class Site:
                                      search.Filters(status=status or None, as_email=actor))
                 audit.record(s, actor=actor, action="read", what="search", now=clock.now(),
                              via="web", detail={"query": q, "status": status,
-                                                "found": len(rows)})
+                                                "found": len(rows)},
+                             cases=[r["reference"] for r in rows])
                 s.commit()
             return rows
         rows = await run_in_threadpool(find)
