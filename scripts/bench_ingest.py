@@ -16,6 +16,14 @@ each also as a ratio to the null sink of the same round.
 
     .venv/bin/python scripts/bench_ingest.py                 # 1,000 messages, 4 clients, 3 rounds
     .venv/bin/python scripts/bench_ingest.py --messages 100 --rounds 1   # a smoke run
+
+`--open-cases N` measures instead how the pipeline's rate depends on what is already open:
+the same batch of member forwards (`mailflow ingest`'s path, in this process) into a council
+with no cases, then into one with N open cases spread over its members and wards; it prints
+both rates and their ratio (the target is 0.9x or better: no per-message work may grow with
+the cases open).
+
+    .venv/bin/python scripts/bench_ingest.py --open-cases 5000 --messages 150
 """
 
 from __future__ import annotations
@@ -245,16 +253,85 @@ def one_round(n: int, clients: int, seed: int) -> dict[str, float]:
             "accept_ratio": null_s / accept_s, "e2e_ratio": null_s / e2e_s}
 
 
+def seed_open_cases(app: App, n: int, rng: random.Random) -> None:
+    """N open cases, each its own constituent and street, spread over the members (and so the
+    wards), opened over the last `duplicate_days`; written directly, as they would be stored
+    had they come through the pipeline (with their duplicate-search keys where the schema has
+    them)."""
+    from datetime import timedelta
+
+    from mailflow.casework import duplicates
+    now = clock.now()
+    days = app.settings.casework.duplicate_days
+    with app.session() as s:
+        members = s.exec(select(models.Member)).scalars().all()
+        for start in range(0, n, 1000):
+            rows = []
+            for i in range(start, min(n, start + 1000)):
+                member = members[i % len(members)]
+                who = models.Constituent(name=f"Seed {i}", email=f"seed{i}@example.org",
+                                         address=f"{i} {street(10_000 + i)}")
+                s.add(who)
+                s.flush()
+                subject = rng.choice(TOPICS).format(s=street(10_000 + i))
+                rows.append(models.Case(
+                    reference=f"SEED-{i}", status="open", member_id=member.id,
+                    ward_id=member.ward_id, constituent_id=who.id, subject=subject,
+                    issue=words(rng, 40), received_at=now,
+                    opened_at=now - timedelta(hours=rng.uniform(0, 24 * (days - 1)))))
+            s.add_all(rows)
+            s.flush()
+            if hasattr(duplicates, "index"):
+                for case in rows:
+                    duplicates.index(s, case)
+            s.commit()
+
+
+def open_cases_round(n_open: int, n: int, seed: int) -> dict[str, float]:
+    """Messages/s through the pipeline with no cases open, then with `n_open` open."""
+    rates = {}
+    for label, opened in (("empty", 0), ("open", n_open)):
+        rng = random.Random(seed)
+        with tempfile.TemporaryDirectory(prefix="bench-open-") as tmp:
+            (Path(tmp) / "config").mkdir()
+            config = Path(tmp) / "config" / "mailflow.toml"
+            shutil.copy(ROOT / "config" / "mailflow.toml", config)
+            council = settings.load(config)
+            app = App(council)
+            db.upgrade(app.url)
+            app.start(clock.now())
+            seed_open_cases(app, opened, random.Random(seed + 1))
+            raws = [forward(rng, council, i).as_bytes(policy=policy.SMTP) for i in range(n)]
+            now = clock.now()
+            start = time.perf_counter()
+            for raw in raws:
+                pipeline.receive(app, raw, source="ingest", now=now)
+            pipeline.drain(app, now)
+            rates[label] = n / (time.perf_counter() - start)
+            db.engine(app.url).dispose()
+    return {"open_cases": n_open, "messages": n, "empty_per_s": rates["empty"],
+            "open_per_s": rates["open"], "ratio": rates["open"] / rates["empty"]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--messages", type=int, default=1000)
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--open-cases", type=int, metavar="N",
+                   help="compare the pipeline's rate with N cases open against none")
     p.add_argument("--null-sink", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.null_sink:
         null_sink(a.null_sink)
+        return
+    if a.open_cases is not None:
+        r = open_cases_round(a.open_cases, a.messages, seed=0)
+        print(json.dumps(r) if a.json else
+              f"{a.messages} forwards: {r['empty_per_s']:.1f}/s with no cases open, "
+              f"{r['open_per_s']:.1f}/s with {a.open_cases} open: {r['ratio']:.2f}x "
+              "(target 0.9x)")
         return
     rounds = []
     for r in range(a.rounds):

@@ -128,7 +128,9 @@ def open_case(ctx: Context, session: Session, new: NewCase, now: datetime) -> mo
         event(session, case, "triage", now, text=f"Waiting for staff to choose a service "
               f"({new.route_reason}).")
     similar = []
-    for d in duplicates.find(session, s, case, now):
+    found = duplicates.find(session, s, case, now)
+    duplicates.index(session, case)
+    for d in found:
         duplicates.link(session, case, d.case, d.reason, now)
         event(session, case, "possible_duplicate", now, text=f"Possible duplicate of "
               f"{d.case.reference} ({d.reason}).", other=d.case.reference, reason=d.reason)
