@@ -43,7 +43,7 @@ class Worker(threading.Thread):
         except Exception:  # noqa: BLE001 - the database may not be up yet; the job sweeps again
             log.exception("could not read the spool at start")
         while (raw_id := self.todo.get()) is not None and not self.stopping.is_set():
-            self.writer.wait_quiet()  # storing comes first: a sender is waiting for its 250
+            self.writer.wait_turn()  # storing first: a sender is waiting for its 250
             try:
                 pipeline.process(self.app, raw_id, clock.now())
             except Exception:  # noqa: BLE001 - it stays in the spool; the sweep job retries
@@ -52,7 +52,7 @@ class Worker(threading.Thread):
     def sweep(self, app: App, now: datetime) -> dict[str, int]:
         """serve's spool job: what another process stored (or a crash left) joins this
         worker's queue rather than being processed in the scheduler's thread, so it too
-        waits while mail is arriving."""
+        takes turns with the spool writer."""
         if not self.todo.empty() or self.stopping.is_set():
             return {"queued": 0}
         ids = pipeline.pending(app)
