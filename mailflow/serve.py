@@ -9,6 +9,7 @@ import logging
 import queue
 import signal
 import threading
+import time
 from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -42,12 +43,15 @@ class Worker(threading.Thread):
             self.sweep(self.app, clock.now())
         except Exception:  # noqa: BLE001 - the database may not be up yet; the job sweeps again
             log.exception("could not read the spool at start")
+        took = 0.0
         while (raw_id := self.todo.get()) is not None and not self.stopping.is_set():
-            self.writer.wait_turn()  # storing first: a sender is waiting for its 250
+            self.writer.wait_turn(took)  # senders waiting for their 250 share the lock
+            start = time.monotonic()
             try:
                 pipeline.process(self.app, raw_id, clock.now())
             except Exception:  # noqa: BLE001 - it stays in the spool; the sweep job retries
                 log.exception("pipeline failed on message %s", raw_id)
+            took = time.monotonic() - start
 
     def sweep(self, app: App, now: datetime) -> dict[str, int]:
         """serve's spool job: what another process stored (or a crash left) joins this

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -17,6 +18,7 @@ from mailflow.inbound import spool
 log = logging.getLogger(__name__)
 
 BATCH = 200  # messages per commit at most: bounds one transaction's size and wait
+QUIET = 0.01  # seconds without a new message: the senders have their 250s
 
 
 class SpoolWriter(threading.Thread):
@@ -31,21 +33,30 @@ class SpoolWriter(threading.Thread):
         # On SQLite one writer at a time: a pipeline transaction makes senders wait. On
         # PostgreSQL writers do not block each other, so the pipeline never waits.
         self.shares_lock = db.engine(app.url).dialect.name == "sqlite"
+        self.last_submit = 0.0
 
     def submit(self, item: spool.Incoming) -> Future[tuple[int, bool]]:
         """Future of (spool id, duplicate); raises if the message could not be stored."""
         done: Future[tuple[int, bool]] = Future()
+        self.last_submit = time.monotonic()
         self.idle.clear()
         self.todo.put((item, done))
         return done
 
-    def wait_turn(self, most: float = 0.5) -> None:
-        """Let the writer go first, but only with what is already queued: the pipeline waits
-        for the writer's commit in hand (one group commit, a few milliseconds), never for a
-        quiet moment, so under a steady stream the two take turns instead of the pipeline
-        starving. Only on SQLite (one writer at a time); at most `most` seconds."""
-        if self.shares_lock:
-            self.idle.wait(most)
+    def wait_turn(self, share: float) -> None:
+        """On SQLite (one writer at a time, and a pipeline transaction makes every sender
+        wait for its 250) the pipeline yields to arriving mail, but for at most `share`
+        seconds, the time its own last message took: under a steady stream the writer and
+        the pipeline each get about half the write lock, so neither starves. On PostgreSQL
+        writers do not block each other, so the pipeline never waits."""
+        if not self.shares_lock:
+            return
+        give_up = time.monotonic() + min(max(share, 0.005), 2.0)
+        while (left := give_up - time.monotonic()) > 0:
+            if self.idle.is_set() and time.monotonic() - self.last_submit >= QUIET:
+                return
+            self.idle.wait(min(left, QUIET))
+            time.sleep(min(max(left, 0), QUIET / 5))
 
     def run(self) -> None:
         stopping = False
