@@ -87,9 +87,10 @@ class CaseKey(SQLModel, table=True):
 
     __table_args__ = (Index("ix_casekey_lookup", "ward_id", "key", "opened_at"),)
     id: int | None = Field(default=None, primary_key=True)
-    case_id: int = Field(foreign_key="case.id", index=True)
+    # Goes with its case: deleting a case (retention) needs no step for its keys.
+    case_id: int = Field(foreign_key="case.id", index=True, ondelete="CASCADE")
     ward_id: int = Field(foreign_key="ward.id")
-    key: str
+    key: str  # a hash: the table holds no street, postcode or address in the clear
     opened_at: datetime
 
 

@@ -21,7 +21,8 @@ def upgrade() -> None:
     op.create_table(
         "casekey",
         sa.Column("id", sa.Integer(), primary_key=True),
-        sa.Column("case_id", sa.Integer(), sa.ForeignKey("case.id"), nullable=False),
+        sa.Column("case_id", sa.Integer(), sa.ForeignKey("case.id", ondelete="CASCADE"),
+                  nullable=False),
         sa.Column("ward_id", sa.Integer(), sa.ForeignKey("ward.id"), nullable=False),
         sa.Column("key", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("opened_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
@@ -34,7 +35,7 @@ def upgrade() -> None:
 def _backfill() -> None:
     """The keys of the cases already in the database, as casework/duplicates.index stores
     them for a new case."""
-    from mailflow.casework.duplicates import keys
+    from mailflow.casework.duplicates import hashed, keys
     from mailflow.models import Constituent
 
     bind = op.get_bind()
@@ -50,7 +51,7 @@ def _backfill() -> None:
     for case_id, ward_id, subject, issue, opened_at, k_id, email, address in rows:
         who = Constituent(id=k_id, email=email, address=address) if k_id is not None else None
         batch += [{"case_id": case_id, "ward_id": ward_id, "key": key, "opened_at": opened_at}
-                  for key in sorted(keys(who, subject or "", issue or ""))]
+                  for key in hashed(keys(who, subject or "", issue or ""))]
         if len(batch) >= 5000:
             bind.execute(key_table.insert(), batch)
             batch = []

@@ -13,12 +13,14 @@ opens; candidates are looked up by those keys, never by scanning the ward's open
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 from rapidfuzz import fuzz
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from mailflow import models
@@ -98,15 +100,22 @@ def keys(constituent: models.Constituent | None, subject: str, issue: str) -> se
     return found
 
 
+def hashed(found: set[str]) -> list[str]:
+    """Keys as stored and looked up: hashed, so the index keeps no personal data in the
+    clear (a constituent's email or address, a street) beyond what the case itself holds."""
+    return sorted(hashlib.blake2b(k.encode(), digest_size=12).hexdigest() for k in found)
+
+
 def index(session: Session, case: models.Case) -> None:
     """Store the keys of a case as it opens, so later cases find it by lookup, not by a scan
     of the ward's open cases (the cost of a message must not grow with the cases open)."""
     if case.ward_id is None:
         return
     me = session.get(models.Constituent, case.constituent_id) if case.constituent_id else None
-    for key in sorted(keys(me, case.subject, case.issue)):
-        session.add(models.CaseKey(case_id=case.id, ward_id=case.ward_id, key=key,  # type: ignore[arg-type]
-                                   opened_at=case.opened_at))
+    rows = [{"case_id": case.id, "ward_id": case.ward_id, "key": key,
+             "opened_at": case.opened_at} for key in hashed(keys(me, case.subject, case.issue))]
+    if rows:  # one statement for all of them
+        session.execute(insert(models.CaseKey), rows)
 
 
 def candidates(session: Session, settings: Settings, case: models.Case, now: datetime
@@ -122,7 +131,7 @@ def candidates(session: Session, settings: Settings, case: models.Case, now: dat
     if not mine:
         return []
     hits = (select(models.CaseKey.case_id).where(models.CaseKey.ward_id == case.ward_id)
-            .where(col(models.CaseKey.key).in_(sorted(mine)))
+            .where(col(models.CaseKey.key).in_(hashed(mine)))
             .where(col(models.CaseKey.opened_at) >= since))
     return list(session.exec(
         select(models.Case).where(col(models.Case.id).in_(hits))

@@ -11,6 +11,7 @@ from sqlmodel import select
 
 from mailflow import db, metrics, models
 from mailflow.app import App
+from mailflow.casework import directory
 from mailflow.inbound import spool
 from mailflow.inbound.dispatch import Outcome, dispatch
 from mailflow.inbound.parse import parse
@@ -49,6 +50,7 @@ def _process(app: App, raw_id: int, now: datetime) -> Outcome | None:
                             {"state": "done", "processed_at": now}):
                 session.rollback()
                 return None
+            directory.warm(session)  # members and services without a query
             raw = session.get(models.RawMessage, raw_id)
             assert raw is not None
             outcome = dispatch(app.context, session, raw, parsed, now)
