@@ -60,7 +60,7 @@ class Case(SQLModel, table=True):
     status: str = Field(default="open", index=True)  # triage | open | answered | closed
     member_id: int = Field(foreign_key="member.id", index=True)
     ward_id: int | None = Field(default=None, foreign_key="ward.id")
-    constituent_id: int | None = Field(default=None, foreign_key="constituent.id")
+    constituent_id: int | None = Field(default=None, foreign_key="constituent.id", index=True)
     category: str | None = None
     enquiry_type: str = "direct"
     subject: str = ""

@@ -29,6 +29,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_casekey_case_id", "casekey", ["case_id"])
     op.create_index("ix_casekey_lookup", "casekey", ["ward_id", "key", "opened_at"])
+    # A new case counts the constituent's earlier cases with the member: without this index
+    # that read every case of the member. (0014_retention on main creates the same index.)
+    if "ix_case_constituent_id" not in {i["name"] for i in sa.inspect(op.get_bind())
+                                        .get_indexes("case")}:
+        op.create_index("ix_case_constituent_id", "case", ["constituent_id"])
     _backfill()
 
 
@@ -60,4 +65,4 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("casekey")
+    op.drop_table("casekey")  # ix_case_constituent_id stays: 0014_retention may own it
