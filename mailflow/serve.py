@@ -27,6 +27,8 @@ from mailflow.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
+WRITER_SHARE = 3  # on SQLite: the spool writer's turn, in multiples of a pipeline message
+
 
 class Worker(threading.Thread):
     """Takes stored messages through the pipeline, so SMTP answers at disk speed."""
@@ -45,7 +47,9 @@ class Worker(threading.Thread):
             log.exception("could not read the spool at start")
         took = 0.0
         while (raw_id := self.todo.get()) is not None and not self.stopping.is_set():
-            self.writer.wait_turn(took)  # senders waiting for their 250 share the lock
+            # Senders waiting for their 250 come first, for up to three times what the
+            # last message took: about 3/4 of the lock for them, 1/4 at least for us.
+            self.writer.wait_turn(WRITER_SHARE * took)
             start = time.monotonic()
             try:
                 pipeline.process(self.app, raw_id, clock.now())

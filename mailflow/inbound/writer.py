@@ -46,8 +46,8 @@ class SpoolWriter(threading.Thread):
     def wait_turn(self, share: float) -> None:
         """On SQLite (one writer at a time, and a pipeline transaction makes every sender
         wait for its 250) the pipeline yields to arriving mail, but for at most `share`
-        seconds, the time its own last message took: under a steady stream the writer and
-        the pipeline each get about half the write lock, so neither starves. On PostgreSQL
+        seconds (serve passes a multiple of its own last message's time): under a steady
+        stream each gets its share of the write lock, so neither starves. On PostgreSQL
         writers do not block each other, so the pipeline never waits."""
         if not self.shares_lock:
             return
