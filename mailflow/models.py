@@ -95,6 +95,20 @@ class Case(SQLModel, table=True):
     import_key: str | None = Field(default=None, unique=True)  # set on imported cases
 
 
+class CaseKey(SQLModel, table=True):
+    """What a case can be found by in the duplicate search (casework/duplicates.py): a
+    street, a postcode or the constituent, per ward, so a new case finds its candidates by
+    lookup instead of scanning the ward's open cases."""
+
+    __table_args__ = (Index("ix_casekey_lookup", "ward_id", "key", "opened_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    # Goes with its case: deleting a case (retention) needs no step for its keys.
+    case_id: int = Field(foreign_key="case.id", index=True, ondelete="CASCADE")
+    ward_id: int = Field(foreign_key="ward.id")
+    key: str  # a hash: the table holds no street, postcode or address in the clear
+    opened_at: datetime
+
+
 class Request(SQLModel, table=True):
     # The chase job's one query: open requests whose next step falls due.
     __table_args__ = (

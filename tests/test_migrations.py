@@ -10,6 +10,9 @@ from sqlmodel import SQLModel
 import mailflow.models  # noqa: F401
 from mailflow import db
 from mailflow.app import App
+from tests.rules import rules_app
+
+__all__ = ["rules_app"]
 
 
 def test_migrations_match_models(app: App) -> None:
@@ -28,3 +31,29 @@ def test_only_the_search_index_is_left_out_of_the_comparison(app: App) -> None:
                                  "case_fts_content", "case_fts_docsize", "case_fts_config"}
     assert set(SQLModel.metadata.tables) <= tables - hidden
     assert db.include_object(None, "stray_table", "table", True, None)
+
+
+def test_casekey_backfill_indexes_the_cases_already_open(rules_app: App) -> None:
+    """0018 fills the duplicate-search index for cases opened before it existed."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlmodel import select
+
+    from mailflow import models
+    from mailflow.casework import duplicates
+    from tests.rules import get_case, open_case
+
+    ref = open_case(rules_app)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.ALEMBIC_DIR))
+    with db.engine(rules_app.url).begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010_audit")  # as it was before 0018: no casekey table
+    assert "casekey" not in inspect(db.engine(rules_app.url)).get_table_names()
+    db.upgrade(rules_app.url)
+    case = get_case(rules_app, ref)
+    with rules_app.session() as s:
+        who = s.get(models.Constituent, case.constituent_id)
+        stored = s.exec(select(models.CaseKey.key).where(models.CaseKey.case_id == case.id)).all()
+    assert sorted(stored) == duplicates.hashed(duplicates.keys(who, case.subject, case.issue))
+    assert len(stored) >= 3  # the street, the constituent, their email

@@ -161,6 +161,26 @@ def test_same_constituent_across_members_is_a_duplicate(rules_app: App) -> None:
     assert link.reason == "the same constituent"
 
 
+def test_duplicate_candidates_are_looked_up_not_scanned(rules_app: App) -> None:
+    """Only cases sharing a place or the constituent are compared, however many are open."""
+    app = rules_app
+    first = open_case(app)
+    for i, name in enumerate(("Elm", "Oak", "Ash", "Birch", "Rowan", "Cedar")):
+        # other open cases in the ward: other streets, other constituents
+        open_case(app, member=ALAN_FROM if i % 2 else JANE,
+                  constituent=f"Resident {i} <r{i}@example.org>",
+                  subject=f"Pothole on {name} Road", body=f"A pothole outside {i} {name} Road.")
+    second = open_case(app, member=ALAN_FROM, constituent=PETER, body=SIMILAR)
+    with app.session() as s:
+        case = get_case(app, second)
+        found = duplicates.candidates(s, app.settings, case, FRIDAY)
+        assert [c.reference for c in found] == [first]
+        keys = set(s.exec(select(models.CaseKey.key)
+                          .where(models.CaseKey.case_id == case.id)).all())
+    assert set(duplicates.hashed({"street:main street", "email:peter.grant@example.org"})) <= keys
+    assert not any("main" in k or "peter" in k for k in keys)  # no personal data in the clear
+
+
 def test_places_and_similarity() -> None:
     assert duplicates.places("4 mill road, Linlithgow EH49 7AB") == {
         "street:mill road", "postcode:EH49 7AB"}

@@ -45,6 +45,18 @@ def test_bench_ingest_runs() -> None:
     median = json.loads(done.stdout.splitlines()[-1])["median"]
     assert median["messages"] == 20 and 2 <= median["mean_kb"] <= 40
     assert median["accept_ratio"] > 0 and median["e2e_ratio"] > 0
+    assert 0 < median["accept_p50_ms"] <= median["accept_p99_ms"]
+    assert median["cpu_ms_per_message"] > 0 and median["statements_per_message"] > 5
+
+
+def test_bench_ingest_open_cases_runs() -> None:
+    """The scale mode: the same forwards with no cases open and with some open."""
+    done = subprocess.run([sys.executable, "scripts/bench_ingest.py", "--open-cases", "30",
+                           "--messages", "4", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["open_cases"] == 30 and result["empty_per_s"] > 0 and result["ratio"] > 0
 
 
 def test_bench_retention_runs() -> None:

@@ -131,6 +131,7 @@ def open_case(ctx: Context, session: Session, new: NewCase, now: datetime) -> mo
         event(session, case, "triage", now, text=f"Waiting for staff to choose a service "
               f"({new.route_reason}).")
     found = duplicates.find(session, s, case, now)  # newest first
+    duplicates.index(session, case)  # after the search: a case is no duplicate of itself
     told = duplicates.told_before(session, [d.case.id for d in found])  # type: ignore[misc]
     for d in found:
         duplicates.link(session, case, d.case, d.reason, now)

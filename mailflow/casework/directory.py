@@ -2,6 +2,9 @@
 
 Rows are never deleted: a member or service that leaves the config is marked inactive, so
 their past cases and reports keep their names.
+
+The directory changes only here, so each process keeps it (`warm`) and the pipeline reads
+members and services without a query; `sync` drops the copy (App.start calls it).
 """
 
 from __future__ import annotations
@@ -11,8 +14,35 @@ from sqlmodel import Session, select
 from mailflow import models
 from mailflow.settings import Settings
 
+# database URL -> (members, services), detached: the process's copy of the directory.
+_CACHE: dict[str, tuple[list[models.Member], list[models.Service]]] = {}
+
+
+def forget(session: Session) -> None:
+    _CACHE.pop(str(session.get_bind().url), None)
+
+
+def warm(session: Session) -> None:
+    """Put the directory into this session without a query (after the first in the process):
+    `session.get` of a member or service, and `member_row` / `service_row`, then cost none.
+    The session holds them, so they are not dropped from its identity map between uses."""
+    if "directory" in session.info:
+        return
+    url = str(session.get_bind().url)
+    if url not in _CACHE:
+        members = list(session.exec(select(models.Member)))
+        services = list(session.exec(select(models.Service)))
+        for row in (*members, *services):
+            session.expunge(row)
+        _CACHE[url] = (members, services)
+    members, services = _CACHE[url]
+    session.info["directory"] = (
+        {m.email: session.merge(m, load=False) for m in members},
+        {sv.name: session.merge(sv, load=False) for sv in services})
+
 
 def sync(session: Session, settings: Settings) -> None:
+    forget(session)
     wards = {w.name: w for w in session.exec(select(models.Ward))}
     for w in settings.wards:
         if w.name not in wards:
@@ -38,11 +68,23 @@ def sync(session: Session, settings: Settings) -> None:
         row.active = True
         session.add(row)
     session.flush()
+    forget(session)
 
 
 def member_row(session: Session, email: str) -> models.Member:
+    if (warm_rows := session.info.get("directory")) and email in warm_rows[0]:
+        return warm_rows[0][email]
     return session.exec(select(models.Member).where(models.Member.email == email)).one()
 
 
 def service_row(session: Session, name: str) -> models.Service:
+    if (warm_rows := session.info.get("directory")) and name in warm_rows[1]:
+        return warm_rows[1][name]
     return session.exec(select(models.Service).where(models.Service.name == name)).one()
+
+
+def service_names(session: Session) -> dict[int, str]:
+    """Service id -> name, from the session's directory when it has one."""
+    if warm_rows := session.info.get("directory"):
+        return {sv.id: sv.name for sv in warm_rows[1].values()}  # type: ignore[misc]
+    return {sv.id: sv.name for sv in session.exec(select(models.Service))}  # type: ignore[misc]

@@ -7,6 +7,9 @@ or the same street or postcode and a similar issue: the same category, or a rapi
 similarity of the two issues (place names and filler words left out) of at least
 `[casework] duplicate_similarity`. Both cases are linked (`CaseLink`, kind `duplicate`).
 
+Each case's keys (places, constituent id, email and address) are stored in `CaseKey` as it
+opens; candidates are looked up by those keys, never by scanning the ward's open cases.
+
 Without noise (casework/cases.py): the new case's acknowledgement lists its possible
 duplicates, newest first, at most NOTICE_LIMIT; another member hears by mail only the first
 time a case of theirs gets one, and from then on in their digest, once per place.
@@ -14,12 +17,14 @@ time a case of theirs gets one, and from then on in their digest, once per place
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
 from rapidfuzz import fuzz
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from mailflow import models
@@ -51,7 +56,7 @@ class Similar:
     place: str | None = None  # the street or postcode both name; None for the same person
 
 
-@lru_cache(maxsize=8192)  # every new case compares itself with each open case in its ward
+@lru_cache(maxsize=8192)  # a new case compares itself with each candidate found
 def places(address: str | None, *texts: str) -> frozenset[str]:
     """Streets and postcodes named in an address or a text, normalised."""
     found = set()
@@ -90,26 +95,74 @@ def _squash(s: str) -> str:
     return re.sub(r"[^0-9a-z]", "", s.lower())
 
 
-def find(session: Session, settings: Settings, case: models.Case, now: datetime
-         ) -> list[Similar]:
+def keys(constituent: models.Constituent | None, subject: str, issue: str) -> set[str]:
+    """What a case can be found by: its places, and the constituent's identity (id, email,
+    address), the two things a duplicate must share with it."""
+    found = set(places(constituent.address if constituent else None, subject, issue))
+    if constituent is not None:
+        found.add(f"constituent:{constituent.id}")
+        if constituent.email:
+            found.add("email:" + constituent.email.lower())
+        if constituent.address and _squash(constituent.address):
+            found.add("address:" + _squash(constituent.address))
+    return found
+
+
+def hashed(found: set[str]) -> list[str]:
+    """Keys as stored and looked up: hashed, so the index keeps no personal data in the
+    clear (a constituent's email or address, a street) beyond what the case itself holds."""
+    return sorted(hashlib.blake2b(k.encode(), digest_size=12).hexdigest() for k in found)
+
+
+def index(session: Session, case: models.Case) -> None:
+    """Store the keys of a case as it opens, so later cases find it by lookup, not by a scan
+    of the ward's open cases (the cost of a message must not grow with the cases open)."""
+    if case.ward_id is None:
+        return
+    me = session.get(models.Constituent, case.constituent_id) if case.constituent_id else None
+    rows = [{"case_id": case.id, "ward_id": case.ward_id, "key": key,
+             "opened_at": case.opened_at} for key in hashed(keys(me, case.subject, case.issue))]
+    if rows:  # one statement for all of them
+        session.execute(insert(models.CaseKey), rows)
+
+
+def candidates(session: Session, settings: Settings, case: models.Case, now: datetime
+               ) -> list[models.Case]:
+    """The open cases of other members of the ward, recent enough, that share a place or the
+    constituent with `case`: found by the (ward, key, opened_at) index, so the cost is the
+    number of cases that share a key, not the number open in the ward."""
     if case.ward_id is None:
         return []
     since = now - timedelta(days=settings.casework.duplicate_days)
-    candidates = session.exec(
-        select(models.Case).where(models.Case.ward_id == case.ward_id)
+    me = session.get(models.Constituent, case.constituent_id) if case.constituent_id else None
+    mine = keys(me, case.subject, case.issue)
+    if not mine:
+        return []
+    hits = (select(models.CaseKey.case_id).where(models.CaseKey.ward_id == case.ward_id)
+            .where(col(models.CaseKey.key).in_(hashed(mine)))
+            .where(col(models.CaseKey.opened_at) >= since))
+    return list(session.exec(
+        select(models.Case).where(col(models.Case.id).in_(hits))
+        .where(models.Case.ward_id == case.ward_id)
         .where(col(models.Case.id) != case.id)
         .where(col(models.Case.member_id) != case.member_id)
         .where(col(models.Case.status) != "closed")
         .where(col(models.Case.merged_into_id).is_(None))
         .where(col(models.Case.opened_at) >= since)
         .order_by(col(models.Case.id))
-    ).all()
-    if not candidates:
+    ).all())
+
+
+def find(session: Session, settings: Settings, case: models.Case, now: datetime
+         ) -> list[Similar]:
+    """The candidates that are possible duplicates (the module's rule), with the reason."""
+    others = candidates(session, settings, case, now)
+    if not others:
         return []
     me = session.get(models.Constituent, case.constituent_id) if case.constituent_id else None
     mine = places(me.address if me else None, case.subject, case.issue)
     found = []
-    for other in candidates:
+    for other in others:
         them = session.get(models.Constituent, other.constituent_id) \
             if other.constituent_id else None
         why, where = _same_person(me, them), None

@@ -19,7 +19,7 @@ from datetime import datetime, time
 from sqlmodel import Session, select
 
 from mailflow import clock, models
-from mailflow.casework import cases, dates, directory, enquiry, names
+from mailflow.casework import cases, dates, directory, duplicates, enquiry, names
 from mailflow.casework.context import Context
 from mailflow.settings import Member
 
@@ -214,6 +214,7 @@ def take(ctx: Context, session: Session, row: Row, now: datetime, who: str, sour
     )
     session.add(case)
     session.flush()
+    duplicates.index(session, case)
     cases.event(session, case, "opened", row.opened, sender=row.member.email,
                 text="Opened (imported).", via="import", enquiry_type=row.enquiry_type)
     if row.closed:

@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from mailflow import db, metrics, models
 from mailflow.app import App
-from mailflow.casework import audit
+from mailflow.casework import audit, directory
 from mailflow.inbound import spool
 from mailflow.inbound.dispatch import Outcome, dispatch
 from mailflow.inbound.parse import parse
@@ -37,14 +37,23 @@ def process(app: App, raw_id: int, now: datetime) -> Outcome | None:
 
 def _process(app: App, raw_id: int, now: datetime) -> Outcome | None:
     try:
+        # Parse outside the write transaction: on SQLite it holds the one write lock, and
+        # senders wait behind it for their 250.
+        with db.session(app.url) as session:
+            data = session.exec(select(models.RawMessage.raw).where(
+                models.RawMessage.id == raw_id, models.RawMessage.state == "new")).first()
+        if data is None:
+            return None
+        parsed = parse(data)
         with app.session() as session:
             if not db.claim(session, models.RawMessage, {"id": raw_id, "state": "new"},
                             {"state": "done", "processed_at": now}):
                 session.rollback()
                 return None
+            directory.warm(session)  # members and services without a query
             raw = session.get(models.RawMessage, raw_id)
             assert raw is not None
-            outcome = dispatch(app.context, session, raw, parse(raw.raw), now)
+            outcome = dispatch(app.context, session, raw, parsed, now)
             session.refresh(raw)
             raw.disposition, raw.reason = outcome.disposition, outcome.reason[:1000]
             if outcome.case:

@@ -18,6 +18,7 @@ from mailflow.inbound import spool
 log = logging.getLogger(__name__)
 
 BATCH = 200  # messages per commit at most: bounds one transaction's size and wait
+QUIET = 0.01  # seconds without a new message: the senders have their 250s
 
 
 class SpoolWriter(threading.Thread):
@@ -27,8 +28,11 @@ class SpoolWriter(threading.Thread):
         self.on_stored = on_stored
         self.todo: queue.Queue[tuple[spool.Incoming, Future[tuple[int, bool]]] | None] = (
             queue.Queue())
-        self.idle = threading.Event()
+        self.idle = threading.Event()  # nothing queued and no commit in hand
         self.idle.set()
+        # On SQLite one writer at a time: a pipeline transaction makes senders wait. On
+        # PostgreSQL writers do not block each other, so the pipeline never waits.
+        self.shares_lock = db.engine(app.url).dialect.name == "sqlite"
         self.last_submit = 0.0
 
     def submit(self, item: spool.Incoming) -> Future[tuple[int, bool]]:
@@ -39,14 +43,20 @@ class SpoolWriter(threading.Thread):
         self.todo.put((item, done))
         return done
 
-    def wait_quiet(self, quiet: float = 0.05, most: float = 2.0) -> None:
-        """Hold the pipeline while mail is arriving (on SQLite a pipeline transaction would
-        make every sender wait for it), but never for longer than `most` seconds."""
-        give_up = time.monotonic() + most
-        while time.monotonic() < give_up:
-            if self.idle.is_set() and time.monotonic() - self.last_submit >= quiet:
+    def wait_turn(self, share: float) -> None:
+        """On SQLite (one writer at a time, and a pipeline transaction makes every sender
+        wait for its 250) the pipeline yields to arriving mail, but for at most `share`
+        seconds (serve passes a multiple of its own last message's time): under a steady
+        stream each gets its share of the write lock, so neither starves. On PostgreSQL
+        writers do not block each other, so the pipeline never waits."""
+        if not self.shares_lock:
+            return
+        give_up = time.monotonic() + min(max(share, 0.005), 2.0)
+        while (left := give_up - time.monotonic()) > 0:
+            if self.idle.is_set() and time.monotonic() - self.last_submit >= QUIET:
                 return
-            time.sleep(quiet / 5)
+            self.idle.wait(min(left, QUIET))
+            time.sleep(min(max(left, 0), QUIET / 5))
 
     def run(self) -> None:
         stopping = False

@@ -13,6 +13,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from mailflow import models
+from mailflow.casework import directory
 from mailflow.casework.calendar import Calendar
 
 ESCALATED = "escalated"  # the timeline event kind of an escalation
@@ -29,7 +30,7 @@ def record(session: Session, calendar: Calendar, case: models.Case) -> None:
     ward = session.get(models.Ward, case.ward_id) if case.ward_id else None
     requests = session.exec(select(models.Request).where(models.Request.case_id == case.id)
                             .order_by(col(models.Request.id))).all()
-    services = {s.id: s.name for s in session.exec(select(models.Service))}
+    services = directory.service_names(session)
     common = {
         "case_id": case.id,
         "ward": ward.name if ward else None,
