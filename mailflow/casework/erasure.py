@@ -143,6 +143,10 @@ def erase(session: Session, email: str, found: Found, values: list[str], *, by: 
                                  .where(models.CaseLink.case_id == case.id)):
             link.reason = sc.text(link.reason) or ""
             session.add(link)
+    # The duplicate search's keys of their cases are hashes of their address and email: a
+    # hash of a known email still links, so they go too.
+    if own_ids:
+        session.execute(delete(models.CaseKey).where(col(models.CaseKey.case_id).in_(own_ids)))
     for c in session.exec(select(models.Constituent)
                           .where(col(models.Constituent.id).in_(theirs))):
         c.name, c.email, c.phone, c.address = ERASED, None, None, None
