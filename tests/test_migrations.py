@@ -37,6 +37,7 @@ def test_casekey_backfill_indexes_the_cases_already_open(rules_app: App) -> None
     """0018 fills the duplicate-search index for cases opened before it existed."""
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
     from sqlmodel import select
 
     from mailflow import models
@@ -48,7 +49,9 @@ def test_casekey_backfill_indexes_the_cases_already_open(rules_app: App) -> None
     cfg.set_main_option("script_location", str(db.ALEMBIC_DIR))
     with db.engine(rules_app.url).begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0010_audit")  # as it was before 0018: no casekey table
+        # As it was just before 0018: no casekey table.
+        before = ScriptDirectory.from_config(cfg).get_revision("0018_casekey").down_revision
+        command.downgrade(cfg, str(before))
     assert "casekey" not in inspect(db.engine(rules_app.url)).get_table_names()
     db.upgrade(rules_app.url)
     case = get_case(rules_app, ref)
