@@ -550,7 +550,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"{len(rows)} row(s) can be imported, {len(problems)} problem(s)")
         return 1 if problems else 0
-    who = f"{getpass.getuser()} (os user)"
+    who = _os_user()
     done = skipped = 0
     bar = _Progress(len(rows)) if sys.stderr.isatty() else None
     with app.session() as s:
@@ -617,7 +617,7 @@ def _actor(args: argparse.Namespace) -> str:
     """`--as EMAIL`, else the operating-system user at the console."""
     who = getattr(args, "as_", None)
     if who is None:
-        return f"{getpass.getuser()} (os user)"
+        return _os_user()
     who = who.strip().lower()
     if "@" not in who or any(c.isspace() for c in who):
         raise Fail(f"--as: not an email address: {who!r}", EX_USAGE)
@@ -854,7 +854,7 @@ def cmd_hold(args: argparse.Namespace) -> int:
     if until and until < today:
         raise Fail(f"--until: {until} has passed", EX_USAGE)
     ref = normalise_reference(args.reference, app.settings.council.reference_prefix)
-    who = f"{getpass.getuser()} (os user)"
+    who = _os_user()
     with app.session() as s:
         case = s.exec(select(models.Case).where(models.Case.reference == ref)).first()
         if case is None:
@@ -897,7 +897,7 @@ def cmd_sar(args: argparse.Namespace) -> int:
     app = _load(args)
     now = clock.now()
     today = app.calendar.local(now).date()
-    who_default = f"{getpass.getuser()} (os user)"
+    who_default = _os_user()
     register = args.list or args.extend is not None or args.answered is not None
     if register and args.email:
         raise Fail("give EMAIL --out FILE.zip for a new request, or --list, --extend ID or "
@@ -982,7 +982,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
         raise Fail(f"EMAIL: not an address: {args.email!r}", EX_USAGE)
     now = clock.now()
     today = app.calendar.local(now).date()
-    who = f"{getpass.getuser()} (os user)"
+    who = _os_user()
     with app.session() as s:
         person, values = erasure.person_of(s, args.email.strip(), args.name, args.phone)
         found = sar.find(s, person, lambda term: search.every_match(s, term))
@@ -1033,7 +1033,7 @@ def cmd_member(args: argparse.Namespace) -> int:
     with app.session() as s:
         try:
             row = endterm.declare(s, member.email, successor.email if successor else None, on,
-                                  by=f"{getpass.getuser()} (os user)", now=now)
+                                  by=_os_user(), now=now)
         except endterm.EndError as e:
             raise Fail(str(e), 2) from None
         cases = endterm.listing(s, row, now)
@@ -1068,7 +1068,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         raise Fail(f"--out: no directory {out.parent}", EX_USAGE)
-    who = f"{getpass.getuser()} (os user)"
+    who = _os_user()
     with app.session() as s:
         row = s.exec(select(models.Member).where(models.Member.email == member.email)).one()
         cases = list(s.exec(select(models.Case).where(models.Case.member_id == row.id)

@@ -131,6 +131,18 @@ def test_2_not_in_a_state_for_that(app: App, config_file: Path, tmp_path: Path) 
     one_line(mf(config_file, "poll", "--once"), 2, "IMAP is not configured")
 
 
+# -- 77 ----------------------------------------------------------------------------------------
+@exit_code(77)
+def test_77_refused(app: App, config_file: Path, tmp_path: Path) -> None:
+    """A stranger's mail waits in the holding pen; someone who is not staff may not work it."""
+    (tmp_path / "m.eml").write_bytes(message("stranger@example.net", CASEWORK, "Hello",
+                                             "Please help.").as_bytes())
+    assert mf(config_file, "ingest", *NOW, str(tmp_path / "m.eml")).returncode == 0
+    [item] = json.loads(mf(config_file, "holding", "--json").stdout)
+    one_line(mf(config_file, "holding", "dismiss", str(item["id"]), "--reason", "spam",
+                "--as", "stranger@example.net"), 77)
+
+
 # -- 64 ----------------------------------------------------------------------------------------
 @exit_code(64)
 def test_64_bad_arguments(app: App, config_file: Path) -> None:

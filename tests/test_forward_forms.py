@@ -9,14 +9,7 @@ from email.message import EmailMessage
 import pytest
 
 from mailflow.inbound.forwards import Party, find_forward, header_field, is_separator
-
-
-def _message(subject: str, body: str) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = "Cllr <cllr@anytown.gov.uk>"
-    msg["Subject"] = subject
-    msg.set_content(body)
-    return msg
+from tests.test_forwards import _message
 
 
 def test_yahoo_block_on_one_line() -> None:
