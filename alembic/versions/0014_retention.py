@@ -1,7 +1,7 @@
 """retention: legal holds, and the indexes that let one case be deleted without a scan
 
 Revision ID: 0014_retention
-Revises: 0017_audit_reads
+Revises: 0012_requests
 Create Date: 2026-12-01 03:30:00.000000
 
 Deleting a case (casework/retention.py) finds everything that points at it, and whether a
@@ -15,7 +15,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0014_retention"
-down_revision: str | None = "0017_audit_reads"
+down_revision: str | None = "0012_requests"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

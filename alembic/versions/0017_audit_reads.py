@@ -3,7 +3,7 @@ dropped), and `auditcase` names each case a listing showed, so "who saw this cas
 index lookup.
 
 Revision ID: 0017_audit_reads
-Revises: 0012_requests
+Revises: 0018_casekey
 Create Date: 2026-12-01 03:40:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0017_audit_reads"
-down_revision: str | None = "0012_requests"
+down_revision: str | None = "0018_casekey"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
