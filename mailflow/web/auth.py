@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import datetime, timedelta
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy import update
 from sqlmodel import Session, col, func, select
@@ -47,6 +49,22 @@ def _code_digest(settings: Settings, token_hash: str, code: str) -> str:
                     hashlib.sha256).hexdigest()
 
 
+# A path on this site: one `/`, then no `/` or `\\` (so not `//host` or `/\\host`, which
+# browsers read as another site), and only printable ASCII without spaces or backslashes.
+_LOCAL = re.compile(r"/(?![/\\])[!-~]*")
+
+
+def local_path(value: str | None) -> str | None:
+    """`value` if it is a path of this site to return to after sign-in, else None: never
+    another site (`//evil`, `/\\evil`, `https://evil`), never the sign-in pages (a loop)."""
+    if not value or len(value) > 500 or not _LOCAL.fullmatch(value) or "\\" in value:
+        return None
+    u = urlsplit(value)
+    if u.scheme or u.netloc or u.path.startswith("/login"):
+        return None
+    return value
+
+
 def actor_for(settings: Settings, address: str) -> str | None:
     """Who an address signs in as: the member's main address (any alias works), or the staff
     address; None for anyone else."""
@@ -58,9 +76,10 @@ def actor_for(settings: Settings, address: str) -> str | None:
 
 
 def ask(ctx: Context, session: Session, address: str, client: str, now: datetime,
-        base_url: str) -> None:
+        base_url: str, next_path: str | None = None) -> None:
     """Record the request and, for a member, alias or staff address, mail the link and code.
-    Raises Limited (the same for every address, so it tells nothing about who is known)."""
+    Raises Limited (the same for every address, so it tells nothing about who is known).
+    `next_path` (a local path, checked again when the link is used) rides in the link."""
     address = address.strip().lower()
     link = models.SignInLink
     for column, value, (limit, window) in ((link.address, address, PER_ADDRESS),
@@ -79,7 +98,9 @@ def ask(ctx: Context, session: Session, address: str, client: str, now: datetime
                      expires_at=now + LINK_LIFE))
     if actor_for(ctx.settings, address) and is_address(address):
         mail.send(ctx, session, "sign_in",
-                  {"link": f"{base_url}/login/link?token={token}", "code": code,
+                  {"link": f"{base_url}/login/link?token={token}" + (
+                      f"&next={quote(nxt, safe='/')}" if (nxt := local_path(next_path)) else ""),
+                   "code": code,
                    "minutes": int(LINK_LIFE.total_seconds() // 60)},
                   to=[address], now=now, kind="sign_in")
 

@@ -13,8 +13,9 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from sqlalchemy import exists, func
 from sqlmodel import Session, col, select
@@ -28,13 +29,25 @@ from mailflow.app import App
 from mailflow.casework import actions, audit, authz, parties, sharing, views
 from mailflow.casework.visibility import visible_cases
 from mailflow.reports import search
+from mailflow.reports.search import _utc as local_midnight
 from mailflow.tokens import normalise_reference
 from mailflow.web import auth
 
 log = logging.getLogger(__name__)
 PAGE = 100  # cases per page of the list
-ACTIONS = ("close", "reopen", "chase", "note")  # the buttons a case page may offer
+# The buttons a case page may offer, in page order (note before the rarer ones: the
+# keyboard reaches the everyday actions first).
+ACTIONS = ("close", "reopen", "chase", "note", "deadline", "service", "share", "consent",
+           "resend", "contact")
 STATUSES = ("open", "answered", "closed")
+# Whom a case waits on, as the digests count it: a service (a request sent and not yet
+# answered: the service digest's open requests), the member (an answered case to close,
+# #reopen or #reject, or a service's new date to agree), member services (a case in
+# triage: the staff digest's queue), or a new address (an undeliverable request: the staff
+# digest's bounced requests).
+WAITING = {"service": "a service", "member": "the member", "staff": "member services",
+           "address": "a new address (undeliverable request)"}
+FILTERS = ("status", "ward", "service", "overdue", "waiting", "member", "from", "to")
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action "
                                "'self'; base-uri 'none'",
@@ -124,7 +137,14 @@ class Site:
                 if request.method == "POST":
                     return self.render(request, "message", 403, title="Signed out",
                                        text="You are not signed in. Sign in and try again.")
-                return RedirectResponse("/login", 303, headers=HEADERS)
+                # Back here after sign-in: the path rides along, checked at every step.
+                here = request.url.path + (f"?{request.url.query}" if request.url.query
+                                           else "")
+                back = auth.local_path(here)
+                return RedirectResponse("/login" + (f"?next={quote(back, safe='/')}"
+                                                    if back and back not in ("/", "/cases")
+                                                    else ""),
+                                        303, headers=HEADERS)
             try:
                 return await fn(request)
             except Refused as e:
@@ -138,11 +158,14 @@ class Site:
     # -- sign-in ----------------------------------------------------------------------------
     async def login(self, request: Request) -> Response:
         if request.method == "GET":
-            return self.render(request, "login", actor=request.state.actor)
+            return self.render(request, "login", actor=request.state.actor,
+                               next=auth.local_path(request.query_params.get("next")))
         form = await self.guard(request)
+        back = auth.local_path(form.get("next"))
         address = oneline.one_line(form.get("address", ""))[:254].strip()
         if "@" not in address:
-            return self.render(request, "login", 400, error="Enter your email address.")
+            return self.render(request, "login", 400, error="Enter your email address.",
+                               next=back)
         client = request.client.host if request.client else "unknown"
         base = self.app.settings.web.base_url or self.origin(request)
 
@@ -150,7 +173,8 @@ class Site:
             now = clock.now()
             with self.app.session() as s:
                 try:
-                    auth.ask(self.app.context, s, address, client, now, base.rstrip("/"))
+                    auth.ask(self.app.context, s, address, client, now, base.rstrip("/"),
+                             back)
                 except auth.Limited:
                     return False
                 s.commit()
@@ -159,24 +183,27 @@ class Site:
             return self.render(request, "message", 429, title="Too many requests",
                                text="Too many sign-in links were asked for. Wait 15 minutes "
                                "and try again.")
-        return self.render(request, "login_sent", address=address)
+        return self.render(request, "login_sent", address=address, next=back)
 
     async def link(self, request: Request) -> Response:
         """GET only shows the button (mail scanners open every link); POST signs in."""
         if request.method == "GET":
             token = request.query_params.get("token", "")
-            return self.render(request, "link", token=token[:100])
+            return self.render(request, "link", token=token[:100],
+                               next=auth.local_path(request.query_params.get("next")))
         form = await self.guard(request)
         return await self._signed_in(request, "link", lambda s, now: auth.redeem(
-            self.app.settings, s, form.get("token", ""), now))
+            self.app.settings, s, form.get("token", ""), now), form.get("next"))
 
     async def code(self, request: Request) -> Response:
         form = await self.guard(request)
         return await self._signed_in(request, "code", lambda s, now: auth.redeem_code(
-            self.app.settings, s, form.get("address", ""), form.get("code", ""), now))
+            self.app.settings, s, form.get("address", ""), form.get("code", ""), now),
+            form.get("next"))
 
     async def _signed_in(self, request: Request, how: str,
-                         use: Callable[[Session, Any], str | None]) -> Response:
+                         use: Callable[[Session, Any], str | None],
+                         back: str | None = None) -> Response:
         def sign_in() -> str | None:
             now = clock.now()
             with self.app.session() as s:
@@ -195,7 +222,7 @@ class Site:
             return self.render(request, "message", 400, title="Sign-in failed",
                                text="This link or code has expired, has been used, or a newer "
                                "one was sent. Ask for a new link.", login=True)
-        response = RedirectResponse("/cases", 303, headers=HEADERS)
+        response = RedirectResponse(auth.local_path(back) or "/cases", 303, headers=HEADERS)
         self._set(response, self.cookie, token, max_age=int(auth.ABSOLUTE.total_seconds()))
         response.delete_cookie(self.pre_cookie, path="/", secure=self.secure, httponly=True,
                                samesite="lax")
@@ -221,6 +248,14 @@ class Site:
     # -- cases ------------------------------------------------------------------------------
     def _case_list(self, actor: str, args: dict[str, str]) -> dict[str, Any]:
         settings, now = self.app.settings, clock.now()
+        dates: dict[str, date] = {}
+        errors: list[str] = []
+        for key, label in (("from", "Opened from"), ("to", "Opened to")):
+            if args.get(key):
+                try:
+                    dates[key] = date.fromisoformat(args[key])
+                except ValueError:
+                    errors.append(f"{label}: enter a date like 2026-11-01.")
         today = self.app.calendar.today(now)
         Case, Req = models.Case, models.Request
         with self.app.session() as s:
@@ -238,6 +273,18 @@ class Site:
             if args.get("overdue") == "yes":
                 where.append(exists().where(Req.case_id == Case.id, Req.state == "sent",
                                             col(Req.due) < today))
+            where += _waiting(args.get("waiting", ""))
+            if args.get("member"):
+                m = settings.member_for(args["member"])
+                where.append(col(Case.member_id).in_(select(models.Member.id).where(
+                    models.Member.email == (m.email if m else ""))))
+            # Council-local days, as `search --since/--until`.
+            if "from" in dates:
+                where.append(col(Case.opened_at) >= local_midnight(self.app.calendar,
+                                                                   dates["from"]))
+            if "to" in dates and dates["to"] < date.max:
+                where.append(col(Case.opened_at) < local_midnight(
+                    self.app.calendar, dates["to"] + timedelta(days=1)))
             total = s.exec(select(func.count()).select_from(Case).where(*where)).one()
             page = min(max(1, int(args["page"][:7])), 10**6) \
                 if args.get("page", "").isdigit() else 1
@@ -254,11 +301,13 @@ class Site:
             s.commit()
         return {"rows": rows, "total": total, "page": page, "pages": -(-total // PAGE),
                 "wards": [w.name for w in settings.wards],
-                "services": [v.name for v in settings.services]}
+                "services": [v.name for v in settings.services],
+                "members": [(m.email, m.name) for m in settings.members],
+                "waiting": WAITING, "errors": errors,
+                "query": urlencode({k: args[k] for k in FILTERS if args.get(k)})}
 
     async def cases(self, request: Request) -> Response:
-        args = {k: request.query_params.get(k, "")[:100]
-                for k in ("status", "ward", "service", "overdue", "page")}
+        args = {k: request.query_params.get(k, "")[:100] for k in (*FILTERS, "page")}
         data = await run_in_threadpool(self._case_list, request.state.actor, args)
         return self.render(request, "cases", actor=request.state.actor, args=args,
                            statuses=STATUSES, **data)
@@ -287,8 +336,21 @@ class Site:
                                    actor)
             role = parties.role_of(s, self.app.settings, case, actor)[0]
             s.commit()
-        allowed = [a for a in ACTIONS if authz.allowed(role, a)[0]]
-        return {"case": data, "allowed": allowed, "result": result, "role": role}
+        states = {r["state"] for r in data["requests"]}
+        live = data["status"] != "closed" and not data["merged_into"]
+        useful = {  # a button that could only be refused is not offered
+            "service": live, "resend": live and "undeliverable" in states,
+            "contact": live and bool(states & {"undeliverable", "sent", "overdue"}),
+            "reopen": data["status"] in ("answered", "closed"),
+            "close": data["status"] != "closed"}
+        allowed = [a for a in ACTIONS if authz.allowed(role, a)[0] and useful.get(a, True)]
+        failed = sorted({r["service"] for r in data["requests"]
+                         if r["state"] == "undeliverable" and r["service"]})
+        return {"case": data, "allowed": allowed, "result": result, "role": role,
+                "services": [v.name for v in self.app.settings.services],
+                "shares": sharing.SHARES, "failed": failed,
+                "waiting": sorted({r["service"] for r in data["requests"] if r["service"]
+                                   and r["state"] in ("undeliverable", "sent", "overdue")})}
 
     async def case(self, request: Request) -> Response:
         actor, ref = request.state.actor, request.path_params["ref"]
@@ -302,9 +364,11 @@ class Site:
         form = await self.guard(request)
         actor, ref = request.state.actor, request.path_params["ref"]
         name = form.get("command", "")
-        text = oneline.one_line(form.get("text", ""))[:2000].strip()
+        text = _arguments(name, form)
+        forbidden = False
 
         def run() -> actions.Result | None | str:
+            nonlocal forbidden
             now = clock.now()
             with self.app.session() as s:
                 case = self._case(s, actor, ref)
@@ -312,6 +376,9 @@ class Site:
                     return None
                 if name not in ACTIONS:
                     return "unknown"
+                role = parties.role_of(s, self.app.settings, case, actor)[0]
+                forbidden = not authz.allowed(role, name)[0]
+                # Refused or not, the same door as by mail: the refusal is on the timeline.
                 result = actions.execute(self.app.context, s, case, actor,
                                          f"#{name} {text}".strip(), now, reply=False)
                 audit.record(s, actor=actor, action="change" if result.done else "refused",
@@ -329,7 +396,7 @@ class Site:
         data = await run_in_threadpool(self._case_page, actor, ref, result)
         if data is None:
             return self.not_found(request)
-        return self.render(request, "case", actor=actor, **data)
+        return self.render(request, "case", 403 if forbidden else 200, actor=actor, **data)
 
     def not_found(self, request: Request) -> Response:
         return self.render(request, "message", 404, actor=request.state.actor,
@@ -440,6 +507,36 @@ class Site:
 
     async def home(self, request: Request) -> Response:
         return RedirectResponse("/cases", 303, headers=HEADERS)
+
+
+def _waiting(on: str) -> list[Any]:
+    """The condition for cases waiting on `on` (see WAITING); none for anything else."""
+    Case, Req = models.Case, models.Request
+    if on == "service":
+        return [exists().where(Req.case_id == Case.id, Req.state == "sent")]
+    if on == "member":
+        return [(Case.status == "answered")
+                | exists().where(Req.case_id == Case.id, Req.state == "sent",
+                                 col(Req.proposed_due).is_not(None))]
+    if on == "staff":
+        return [Case.status == "triage"]
+    if on == "address":
+        return [exists().where(Req.case_id == Case.id, Req.state == "undeliverable")]
+    return []
+
+
+def _arguments(name: str, form: dict[str, str]) -> str:
+    """A button's fields as the command's arguments, on one line (so no field can add a
+    second command)."""
+    field = {"deadline": "date", "service": "service", "share": "share",
+             "consent": "consent", "resend": "service"}.get(name, "text")
+    if name == "deadline" and form.get("clear") == "yes":
+        args = "none"
+    elif name == "contact":
+        args = f"{form.get('address', '').strip()} {form.get('service', '')}"
+    else:
+        args = form.get(field, "")
+    return oneline.one_line(args)[:2000].strip()
 
 
 async def _form(request: Request) -> dict[str, str]:
