@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -462,6 +463,19 @@ class Web(_Strict):
     # Local HTTP only: the sign-in cookie without `Secure` (and so without the `__Host-`
     # prefix, which browsers refuse on a cookie that is not Secure).
     insecure_cookies: bool = False
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, v: str | None) -> str | None:
+        # It goes into every digest and acknowledgement: a plain http(s) address, nothing else.
+        if v is None:
+            return v
+        u = urlsplit(v)
+        if u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment \
+                or any(c.isspace() or ord(c) < 32 for c in v):
+            raise ValueError(f"not an http or https address like "
+                             f"https://casework.council.example: {v!r}")
+        return v
 
     @property
     def url(self) -> str:

@@ -78,3 +78,19 @@ def test_check_prints_a_summary(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Test Council" in done.stdout and "members:  2" in done.stdout
     assert "Roads: roads.enquiries@council.example, 10 working days" in done.stdout
+
+
+def test_web_base_url_is_a_plain_web_address(tmp_path: Path) -> None:
+    """It is written into every digest and acknowledgement: http(s), a host, no query."""
+    good = COUNCIL.format(db_url="sqlite:///x.db").replace(
+        "[web]\n", '[web]\nbase_url = "https://casework.council.example/mailflow/"\n')
+    assert settings.load(write(tmp_path, good)).web.base_url == \
+        "https://casework.council.example/mailflow/"
+    for bad in ("javascript:alert(1)", "casework.council.example", "https://x.example/?a=b",
+                "https:///nohost", "https://x.example/\\nX"):
+        p = write(tmp_path, COUNCIL.format(db_url="sqlite:///x.db").replace(
+            "[web]\n", f'[web]\nbase_url = "{bad}"\n'))
+        with pytest.raises(settings.ConfigError) as err:
+            settings.load(p)
+        assert any(x.startswith("web.base_url: not an http or https address")
+                   for x in err.value.problems), (bad, err.value.problems)
