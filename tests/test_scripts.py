@@ -65,3 +65,10 @@ def test_bench_retention_runs() -> None:
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["deleted"] == 10 and result["kept"] == 30
+
+
+def test_bench_web_runs() -> None:
+    done = subprocess.run([sys.executable, "scripts/bench_web.py", "--cases", "20",
+                           "--runs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "SQLite: 20 cases loaded" in done.stdout and done.stdout.count("median") == 8
