@@ -29,7 +29,7 @@ from mailflow.casework import actions, audit, authz, parties, sharing, views
 from mailflow.casework.visibility import visible_cases
 from mailflow.reports import search
 from mailflow.tokens import normalise_reference
-from mailflow.web import auth
+from mailflow.web import auth, files, pen
 
 log = logging.getLogger(__name__)
 PAGE = 100  # cases per page of the list
@@ -286,9 +286,10 @@ class Site:
             data = views.case_dict(s, case, self.app.calendar.today(now), self.app.settings,
                                    actor)
             role = parties.role_of(s, self.app.settings, case, actor)[0]
+            downloads = files.on_case_page(s, self.app.settings, case, actor, data)
             s.commit()
         allowed = [a for a in ACTIONS if authz.allowed(role, a)[0]]
-        return {"case": data, "allowed": allowed, "result": result, "role": role}
+        return {"case": data, "allowed": allowed, "result": result, "role": role, **downloads}
 
     async def case(self, request: Request) -> Response:
         actor, ref = request.state.actor, request.path_params["ref"]
@@ -471,6 +472,7 @@ def _preload(session: Session, cases: list[models.Case]) -> list[Any]:
 
 def routes(app: App) -> list[Route]:
     site = Site(app)
+    holding, downloads = pen.Pen(site), files.Files(site)
     return [
         Route("/", site.page(site.home)),
         Route("/web.css", site.css),
@@ -485,4 +487,9 @@ def routes(app: App) -> list[Route]:
         Route("/outbox", site.page(site.outbox), methods=["GET", "POST"]),
         Route("/reports", site.page(site.reports)),
         Route("/reports.csv", site.page(site.reports)),
+        Route("/cases/{ref}/messages/{id:int}", site.page(downloads.message)),
+        Route("/cases/{ref}/attachments/{id:int}", site.page(downloads.attachment)),
+        Route("/holding", site.page(holding.page)),
+        Route("/holding/{id:int}/message", site.page(holding.message)),
+        Route("/holding/{id:int}/{action}", site.page(holding.act), methods=["POST"]),
     ]
