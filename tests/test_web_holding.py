@@ -255,6 +255,7 @@ def test_raw_message_and_attachments_for_staff_and_the_member_only(
     page = jane.get(f"/cases/{ref}")
     raws, files = links(page.body, ref)
     assert raws and len(files) == 1, page.body
+    assert "\u202e" not in page.body and "gpj.exe; filename=x.html.pdf</a>" in page.body
     raw_url, file_url = raws[0], files[0]
 
     r = jane.get(raw_url)

@@ -65,6 +65,8 @@ def on_case_page(session: Session, settings: Settings, case: models.Case, actor:
     which of the timeline's and attachments' raw messages are still kept."""
     if not may_have_files(session, settings, case, actor):
         return {"files": False, "messages": {}}
+    for a in data["attachments"]:  # shown as it would be saved: no bidi tricks on the page
+        a["shown"] = safe_name(a["name"], f"attachment-{a['id']}")
     ids = {e["message"] for e in data["timeline"] if e["message"]}
     ids |= {a["message"] for a in data["attachments"] if a["message"]}
     return {"files": True, "messages": kept(session, ids),
