@@ -111,6 +111,13 @@ def test_staff_file_open_and_dismiss_by_button(pen: tuple[App, str, str]) -> Non
                  f"File message {ids['answer']}", f"Dismiss message {ids['spam']}"):
         assert text in page.body, text
     assert "Retry message" not in page.body  # none failed
+    r = staff.post(f"/holding/{ids['spam']}/retry", {})
+    assert r.status == 400 and "not a failed message" in r.body
+    raw = staff.get(f"/holding/{ids['spam']}/message")
+    assert raw.status == 200 and raw.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert raw.headers["X-Content-Type-Options"] == "nosniff" and "Subject: Cheap pills" in \
+        raw.body
+    assert staff.get("/holding/999/message").status == 404
 
     # File the officer's answer on the case it names (typed, in lower case as people type).
     r = staff.post(f"/holding/{ids['answer']}/file", {"reference": ref.lower()})
@@ -169,7 +176,8 @@ def test_staff_file_open_and_dismiss_by_button(pen: tuple[App, str, str]) -> Non
                        ("change", "holding.dismiss", None)]
     # Refusals of the domain (already resolved, no reason) change nothing and are not
     # changes; every listing is a `holding` read, like the CLI's.
-    assert [t for t in trail if t[1] == "holding"] == [("read", "holding", None)] * 8
+    assert [t for t in trail if t[1] == "holding"] == [("read", "holding", None)] * 9
+    assert ("read", "message", None) in trail  # the held message, read as received
     with app.session() as s:
         first = s.exec(select(models.AuditEntry).where(models.AuditEntry.what == "holding")
                        .order_by(col(models.AuditEntry.id))).first()

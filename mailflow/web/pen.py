@@ -117,9 +117,15 @@ class Pen:
                 for k in ("reference", "candidate", "member", "service", "reason")}
         try:
             if action == "retry":
+                with self.app.session() as s:
+                    h = s.get(models.Holding, holding_id)
+                    if h is not None and h.kind != "failed":
+                        raise holding.HoldingError(f"holding item {holding_id} is {h.kind}, "
+                                                   "not a failed message", "invalid")
                 try:
                     _, out = pipeline.retry(self.app, holding_id, now, actor, via="web")
                 except pipeline.CannotRetry as e:
+                    # found: it was failed, so another person retried it first
                     raise holding.HoldingError(str(e), "resolved" if e.found else
                                                "not_found") from None
                 return "done", (f"Message {holding_id} retried: {out.disposition}"
