@@ -65,3 +65,10 @@ def test_bench_retention_runs() -> None:
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["deleted"] == 10 and result["kept"] == 30
+
+
+def test_bench_holding_page_runs() -> None:
+    done = subprocess.run([sys.executable, "scripts/bench_holding_page.py", "--held", "3",
+                           "--runs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "/holding: median" in done.stdout and "SQL statements" in done.stdout
