@@ -72,3 +72,10 @@ def test_bench_web_runs() -> None:
                            "--runs", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "SQLite: 20 cases loaded" in done.stdout and done.stdout.count("median") == 8
+
+
+def test_bench_holding_page_runs() -> None:
+    done = subprocess.run([sys.executable, "scripts/bench_holding_page.py", "--held", "3",
+                           "--runs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "/holding: median" in done.stdout and "SQL statements" in done.stdout

@@ -299,3 +299,63 @@ def test_back_to_the_case_after_sign_in_and_its_buttons_by_keyboard(
               "&from=2026-11-01&to=2026-11-30&overdue=yes")
     page.get_by_text("2 cases.").wait_for()
     check(page, "cases-filtered")
+
+
+def test_staff_file_a_held_message_by_button(app: App, browser: Any,
+                                             site: tuple[str, dict[str, str]]) -> None:
+    """The holding pen in the browser: the roads officer's answer, naming the pothole case by
+    its subject tag only, is held; staff file it on that case with its button."""
+    from tests.mail import CASEWORK, ROADS, message
+    from tests.rules import STRANGER, ingest
+
+    base, refs = site
+    ref = refs["pothole"]
+    for msg in (message(ROADS, CASEWORK, f"RE: [{ref}] Pothole on Main St",
+                        "The pothole was filled this morning."),
+                message(f"Pat Doyle <{STRANGER}>", CASEWORK, "Pothole on Elm Road",
+                        "There is a deep pothole outside 4 Elm Road.")):
+        assert ingest(app, msg, T0).disposition == "holding_pen"
+    with app.session() as s:
+        hid = s.exec(select(models.Holding.id).where(models.Holding.sender == ROADS)).one()
+    page = browser.new_context(viewport=DESKTOP).new_page()
+    sign_in(app, page, base, "member.services@council.example")
+    page.get_by_role("link", name="Holding pen").click()
+    page.get_by_role("heading", name="Holding pen").wait_for()
+    check(page, "holding")
+    item = page.get_by_role("region", name=f"Message {hid}: RE: [{ref}] Pothole on Main St")
+    assert item.get_by_label(ref).is_checked()  # its candidate, chosen already
+    item.get_by_role("button", name=f"File message {hid}").click()
+    page.get_by_text(f"Message {hid} filed on {ref}").wait_for()
+    assert page.get_by_role("button", name=f"File message {hid}").count() == 0
+    check(page, "holding-filed")
+    with app.session() as s:
+        h = s.get(models.Holding, hid)
+        case = s.exec(select(models.Case).where(models.Case.reference == ref)).one()
+    assert h is not None and (h.resolution, h.resolved_by) == (
+        "filed", "member.services@council.example")
+    assert case.status == "answered"
+
+
+def test_a_member_reads_the_raw_message_and_downloads_a_file(
+        app: App, browser: Any, site: tuple[str, dict[str, str]]) -> None:
+    from tests.mail import outlook_forward
+    from tests.rules import ingest
+
+    base, _ = site
+    fwd = outlook_forward(subject="Flooded lane")
+    fwd.add_attachment(b"%PDF-1.4\n" + bytes(range(256)), maintype="application",
+                       subtype="pdf", filename='photo"\u202egpj.pdf')
+    ref = ingest(app, fwd, T0).case
+    page = browser.new_context(viewport=DESKTOP, accept_downloads=True).new_page()
+    sign_in(app, page, base, rd.JANE)
+    page.goto(f"{base}/cases/{ref}")
+    check(page, "case-files")
+    with page.expect_download() as download:
+        page.get_by_role("link", name='photo"gpj.pdf').click()
+    assert download.value.suggested_filename.endswith("gpj.pdf")
+    assert "\u202e" not in download.value.suggested_filename
+    page.get_by_role("link", name="Read the message as received").first.click()
+    assert "/messages/" in page.url
+    text = page.locator("body").inner_text()
+    assert "Subject: FW: Flooded lane" in text
+    assert page.evaluate("document.contentType") == "text/plain"

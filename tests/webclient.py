@@ -25,6 +25,7 @@ class Answer:
     status: int
     headers: http.client.HTTPMessage
     body: str
+    data: bytes = b""  # the body's bytes (a download need not be UTF-8)
 
     @property
     def location(self) -> str:
@@ -53,7 +54,8 @@ class Client:
             h["Content-Type"] = "application/x-www-form-urlencoded"
         conn.request(method, path, body=body, headers=h)
         r = conn.getresponse()
-        answer = Answer(r.status, r.headers, r.read().decode())
+        data = r.read()
+        answer = Answer(r.status, r.headers, data.decode("utf-8", "replace"), data)
         conn.close()
         for line in answer.cookies():
             name, _, rest = line.partition("=")

@@ -121,7 +121,8 @@ def case_dict(session: Session, case: models.Case, today: date | None = None,
     events = session.exec(select(models.Event).where(models.Event.case_id == case.id)
                           .order_by(col(models.Event.at), col(models.Event.id))).all()
     out["attachments"] = [
-        {"name": a.name, "content_type": a.content_type, "size": a.size, "sha256": a.sha256,
+        {"id": a.id, "name": a.name, "content_type": a.content_type, "size": a.size,
+         "sha256": a.sha256,
          "stored": a.stored, "message": a.raw_message_id, "at": _iso(a.created_at)}
         for a in session.exec(select(models.Attachment)
                               .where(models.Attachment.case_id == case.id)

@@ -115,7 +115,7 @@ class CannotRetry(Exception):
         self.found = found  # False: there is no such holding item
 
 
-def retry(app: App, holding_id: int, now: datetime, by: str = "mailflow"
+def retry(app: App, holding_id: int, now: datetime, by: str = "mailflow", via: str = "cli"
           ) -> tuple[int, Outcome]:
     """Mailman's unshunt: a message quarantined by a pipeline error (holding kind `failed`)
     goes through `process` again, once the cause is fixed. The item is resolved and the raw
@@ -139,6 +139,6 @@ def retry(app: App, holding_id: int, now: datetime, by: str = "mailflow"
             raise CannotRetry(f"holding item {holding_id} was already "
                               f"{h.resolution or 'retried'}", found=True)
         audit.record(session, actor=by, action="change", what="holding.retry", now=now,
-                     detail={"holding": holding_id, "kind": h.kind, "message": raw_id})
+                     via=via, detail={"holding": holding_id, "kind": h.kind, "message": raw_id})
         session.commit()
     return raw_id, process(app, raw_id, now) or describe(app, raw_id)

@@ -31,7 +31,7 @@ from mailflow.casework.visibility import visible_cases
 from mailflow.reports import search
 from mailflow.reports.search import _utc as local_midnight
 from mailflow.tokens import normalise_reference
-from mailflow.web import auth
+from mailflow.web import auth, files, pen
 
 log = logging.getLogger(__name__)
 PAGE = 100  # cases per page of the list
@@ -335,6 +335,7 @@ class Site:
             data = views.case_dict(s, case, self.app.calendar.today(now), self.app.settings,
                                    actor)
             role = parties.role_of(s, self.app.settings, case, actor)[0]
+            downloads = files.on_case_page(s, self.app.settings, case, actor, data)
             s.commit()
         states = {r["state"] for r in data["requests"]}
         live = data["status"] != "closed" and not data["merged_into"]
@@ -350,7 +351,8 @@ class Site:
                 "services": [v.name for v in self.app.settings.services],
                 "shares": sharing.SHARES, "failed": failed,
                 "waiting": sorted({r["service"] for r in data["requests"] if r["service"]
-                                   and r["state"] in ("undeliverable", "sent", "overdue")})}
+                                   and r["state"] in ("undeliverable", "sent", "overdue")}),
+                **downloads}
 
     async def case(self, request: Request) -> Response:
         actor, ref = request.state.actor, request.path_params["ref"]
@@ -568,6 +570,7 @@ def _preload(session: Session, cases: list[models.Case]) -> list[Any]:
 
 def routes(app: App) -> list[Route]:
     site = Site(app)
+    holding, downloads = pen.Pen(site), files.Files(site)
     return [
         Route("/", site.page(site.home)),
         Route("/web.css", site.css),
@@ -582,4 +585,9 @@ def routes(app: App) -> list[Route]:
         Route("/outbox", site.page(site.outbox), methods=["GET", "POST"]),
         Route("/reports", site.page(site.reports)),
         Route("/reports.csv", site.page(site.reports)),
+        Route("/cases/{ref}/messages/{id:int}", site.page(downloads.message)),
+        Route("/cases/{ref}/attachments/{id:int}", site.page(downloads.attachment)),
+        Route("/holding", site.page(holding.page)),
+        Route("/holding/{id:int}/message", site.page(holding.message)),
+        Route("/holding/{id:int}/{action}", site.page(holding.act), methods=["POST"]),
     ]
