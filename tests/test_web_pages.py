@@ -253,3 +253,20 @@ def test_an_alert_links_to_the_case_page_when_base_url_is_set(
     assert "Reply to this email to add to the case.\n\n-- " in bodies[0][0]
     assert f"open it on the web:\n{link}\n" in bodies[1][0]
     assert f'<a href="{link}">open the case on the web</a>' in bodies[1][1]
+
+
+def test_htmx_is_served_from_here_and_only_enhances(app: App,
+                                                    council: tuple[str, dict[str, str]]) -> None:
+    """The vendored htmx is served by mailflow itself (the pages' policy allows only 'self'),
+    as JavaScript that is never sniffed; the case page's forms post to the same address with
+    or without it, so a browser without JavaScript still acts."""
+    base, refs = council
+    jane = client(app, base, JANE)
+    js = jane.get("/htmx.min.js")
+    assert js.status == 200 and js.headers["Content-Type"].startswith("text/javascript")
+    assert js.headers["X-Content-Type-Options"] == "nosniff" and "htmx" in js.body[:2000]
+    page = jane.get(f"/cases/{refs['pothole']}")
+    assert '<script src="/htmx.min.js" defer></script>' in page.body
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    form = f'action="/cases/{refs["pothole"]}/act" class="action"\n hx-post="/cases/'
+    assert page.body.count(form) >= 3
