@@ -212,6 +212,9 @@ def test_the_case_page_by_keyboard_alone(app: App, browser: Any,
     assert focused() == "Add note"
     page.keyboard.press("Enter")
     page.get_by_text("note added (private: it is sent to no one)").wait_for()
+    # The page updated in place and put the focus on the result, where a screen reader
+    # starts reading; the keyboard goes on from there.
+    page.wait_for_function("document.activeElement.id === 'result'")
     # The focus is visible: a solid outline on the focused control.
     page.keyboard.press("Tab")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
