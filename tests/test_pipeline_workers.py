@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from mailflow import clock, db, models, settings
 from mailflow.app import App
 from mailflow.inbound import claiming, pipeline, threadkey
 from mailflow.serve import pipeline_workers
-from tests.mail import ROADS, outlook_forward, reply_to, wire
+from tests.conftest import ROOT
+from tests.mail import ROADS, outlook_forward, read_sent, reply_to, wire
 from tests.test_serve import start, wait_for
 
 NOW = clock.parse("2026-11-23T10:00:00Z")
@@ -270,3 +272,31 @@ def test_drain_on_postgresql_takes_the_same_claim(pg: App) -> None:
     with Session(db.engine(pg.url)) as s:
         assert set(s.exec(select(models.RawMessage.state)
                           .where(models.RawMessage.id.in_(ids)))) == {"done"}  # type: ignore[union-attr]
+
+
+def test_two_ticks_at_once_send_each_chase_digest_and_mail_once(
+        pg: App, config_file: Path) -> None:
+    """Two nodes' schedulers running every job at the same moment: the chases, the digests and
+    the outbox are claimed in the database, so each mail is written to the relay once."""
+    requests_sent(pg, 4)
+    later = "2026-12-15T10:30:00Z"  # the requests long overdue; digests due (08:00)
+    ticks = [subprocess.Popen(
+        [sys.executable, "-m", "mailflow.cli", "--config", str(config_file), "tick", "--now",
+         later, "--json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)]
+    results = [t.communicate(timeout=300) for t in ticks]
+    assert all(t.returncode == 0 for t in ticks), results
+    sent = read_sent(pg.settings.maildir)
+    kinds = [str(m["X-Mailflow-Kind"]) for m in sent]
+    ids = [str(m["Message-ID"]) for m in sent]
+    assert len(ids) == len(set(ids)), "a mail was written to the relay twice"
+    assert kinds.count("chase") + kinds.count("reminder") >= 4, kinds
+    assert "member_digest" in kinds and "staff_digest" in kinds, kinds
+    with pg.session() as s:
+        chased = s.exec(select(models.Event.request_id, func.count())  # type: ignore[call-overload]
+                        .where(models.Event.kind.in_(["chased", "reminded"]))  # type: ignore[attr-defined]
+                        .group_by(models.Event.request_id)).all()
+        digests = s.exec(select(models.Outbox.recipients)
+                         .where(models.Outbox.kind == "member_digest")).all()
+    assert len(chased) == 4 and {n for _, n in chased} == {1}
+    assert len(digests) == len({tuple(r) for r in digests})
