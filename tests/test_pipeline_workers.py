@@ -4,11 +4,15 @@ in their own processes on one real PostgreSQL; `kill -9` of a worker and of a no
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -157,6 +161,23 @@ def workers_of(proc: subprocess.Popen[bytes]) -> list[int]:
     return sorted(out)
 
 
+def web_address(proc: subprocess.Popen[bytes]) -> str:
+    """The web server's address from serve's start line (its port is any free one)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if m := re.search(rb"web (http://[0-9.:]+)", line):
+            return m.group(1).decode()
+    raise AssertionError("serve printed no web address")
+
+
+def readyz(web: str) -> dict:
+    try:
+        with urllib.request.urlopen(f"{web}/readyz", timeout=10) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:  # 503: not ready, with the checks
+        return json.loads(e.read())
+
+
 def gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -240,12 +261,15 @@ def test_kill_9_of_a_worker_mid_batch_loses_nothing_and_it_is_started_again(
     ids, pairs = mixed_spool(pg, cases, forwards)
     _, node = start(with_workers(config_file, 2))
     try:
+        web = web_address(node)
         first = wait_for("two workers", lambda: (w := workers_of(node)) and len(w) == 2 and w)
+        assert readyz(web)["checks"]["pipeline"] == "ok"
         wait_for("work under way", lambda: spool_states(pg).get("done", 0) >= cases + 3)
         os.kill(first[0], signal.SIGKILL)  # type: ignore[index]
         wait_for("a new worker", lambda: len(workers_of(node)) == 2
                  and first[0] not in workers_of(node))  # type: ignore[index]
         wait_for("the spool drained", lambda: spool_states(pg).get("new", 0) == 0)
+        wait_for("/readyz ready again", lambda: readyz(web)["status"] == "ready")
     finally:
         log = stop(node)
     assert "exit code -9; starting it again" in log, log

@@ -27,6 +27,7 @@ from sqlalchemy.exc import OperationalError
 from mailflow import models
 from mailflow.app import App
 from mailflow.inbound import pipeline
+from mailflow.inbound.dispatch import Outcome
 from mailflow.inbound.parse import parse
 
 log = logging.getLogger(__name__)
@@ -50,14 +51,10 @@ def candidates(app: App, limit: int = BATCH) -> list[int]:
     return list(ids)
 
 
-class Transient(Exception):
-    """The database failed, not the message (a deadlock, a lost connection): the message stays
-    `new` for the next try."""
-
-
-def process_one(app: App, ids: list[int], now: datetime) -> int | None:
-    """Take the first of `ids` still free and `new` and process it in one transaction that
-    holds its row lock; returns its id, or None when none of them is left."""
+def process_one(app: App, ids: list[int], now: datetime) -> tuple[int, Outcome] | None:
+    """Take the first of `ids` still free and `new` (and the first of its key) and process it
+    in one transaction that holds its row lock; returns its id and outcome, or None when
+    none of them can be taken now."""
     raw_id = None
     with app.session() as session:
         try:
@@ -72,35 +69,36 @@ def process_one(app: App, ids: list[int], now: datetime) -> int | None:
             assert raw is not None
             session.execute(update(_R).where(_R.c.id == raw_id)
                             .values(state="done", processed_at=now))
-            pipeline.handle(app, session, raw_id, parse(raw.raw), now)
+            outcome = pipeline.handle(app, session, raw_id, parse(raw.raw), now)
             session.commit()
-            return raw_id
-        except OperationalError as e:
-            session.rollback()
-            raise Transient(str(e).splitlines()[0]) from e
+            return raw_id, outcome
+        except OperationalError:  # the database failed, not the message (a deadlock, a
+            session.rollback()  # lost connection): it stays `new` for the next try
+            raise
         except Exception as e:  # noqa: BLE001 - a message we cannot handle goes to quarantine
             session.rollback()
             if raw_id is None:
                 raise
             log.exception("message %s could not be processed", raw_id)
             reason = f"{type(e).__name__}: {e}"
-    pipeline.quarantine(app, raw_id, now, reason, state="new")
-    return raw_id
+    return raw_id, pipeline.quarantine(app, raw_id, now, reason, state="new")
 
 
 def batch(app: App, now: Callable[[], datetime],
-          took: Callable[[float], None] = lambda _s: None) -> int:
-    """One batch of candidates, each message processed as it is taken; the number processed.
-    `took` is told each message's seconds (the worker relays them to the parent's metrics)."""
+          took: Callable[[float], None] = lambda _s: None,
+          stopping: Callable[[], bool] = lambda: False) -> int:
+    """One batch of candidates, each message processed as it is taken, until `stopping()`;
+    the number processed. `took` is told each message's seconds (the worker relays them to
+    the parent's metrics)."""
     ids = candidates(app)
     done = 0
-    while ids:
+    while ids and not stopping():
         start = time.perf_counter()
-        raw_id = process_one(app, ids, now())
-        if raw_id is None:
+        taken = process_one(app, ids, now())
+        if taken is None:
             break
         took(time.perf_counter() - start)
-        ids.remove(raw_id)
+        ids.remove(taken[0])
         done += 1
     return done
 

@@ -28,7 +28,15 @@ def _key(m: re.Match[str] | None) -> str | None:
 
 
 def of(head: bytes, envelope_to: list[str] | None = None) -> str | None:
-    """The key of a message from its header block (and the envelope recipients), or None."""
+    """The key of a message from its header block (and the envelope recipients), or None.
+    Never raises: a key is an aid to ordering, never a reason to refuse a message."""
+    try:
+        return _of(head, envelope_to)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _of(head: bytes, envelope_to: list[str] | None) -> str | None:
     fields: dict[str, list[str]] = {}
     for name, value in _FIELD.findall(head[:65536]):
         text = re.sub(r"\r?\n[ \t]", " ", value.decode("latin-1"))
@@ -53,5 +61,5 @@ def _decoded(value: str) -> str:
     try:
         return "".join(part.decode(charset or "latin-1", "replace") if isinstance(part, bytes)
                        else part for part, charset in decode_header(value))
-    except (LookupError, ValueError):  # an unknown charset or a broken encoded word
+    except Exception:  # noqa: BLE001 - a broken encoded word or charset: the text as it came
         return value

@@ -206,9 +206,20 @@ def main(settings: Settings, number: int, parent: int, control: Connection,
     took: list[float] = []
     log.info("pipeline worker %s started (pid %s)", number, os.getpid())
     failures = 0
+
+    def stopping() -> bool:
+        """Told to stop (between two messages: the one in hand is finished)?"""
+        try:
+            while control.poll():
+                if control.recv_bytes() == STOP:
+                    stop.set()
+        except (EOFError, OSError):  # the parent is gone
+            stop.set()
+        return stop.is_set()
+
     while not stop.is_set():
         try:
-            done = claiming.batch(app, clock.now, took.append)
+            done = claiming.batch(app, clock.now, took.append, stopping)
             failures = 0
         except Exception as e:  # noqa: BLE001 - the database went away: wait, then again
             failures += 1
