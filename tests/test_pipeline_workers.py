@@ -270,6 +270,10 @@ def test_kill_9_of_a_worker_mid_batch_loses_nothing_and_it_is_started_again(
                  and first[0] not in workers_of(node))  # type: ignore[index]
         wait_for("the spool drained", lambda: spool_states(pg).get("new", 0) == 0)
         wait_for("/readyz ready again", lambda: readyz(web)["status"] == "ready")
+        # the workers' pipeline times reach the node's /metrics
+        with urllib.request.urlopen(f"{web}/metrics", timeout=10) as r:
+            counted = re.search(rb"^mailflow_pipeline_seconds_count (\S+)", r.read(), re.M)
+        assert counted and float(counted.group(1)) > 0
     finally:
         log = stop(node)
     assert "exit code -9; starting it again" in log, log
