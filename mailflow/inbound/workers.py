@@ -137,9 +137,11 @@ class _Slot:
     def start(cls, settings: Settings, number: int, deaths: int = 0) -> _Slot:
         control_r, control_w = _SPAWN.Pipe(duplex=False)
         reports_r, reports_w = _SPAWN.Pipe(duplex=False)
+        # daemonic: should serve's interpreter end without stopping them, multiprocessing
+        # terminates them instead of waiting for them
         p = _SPAWN.Process(target=main, args=(settings, number, os.getpid(), control_r,
                                               reports_w),
-                           name=f"mailflow-pipeline-{number}", daemon=False)
+                           name=f"mailflow-pipeline-{number}", daemon=True)
         p.start()
         control_r.close()  # the child's ends: when the child goes, the parent sees EOF
         reports_w.close()
