@@ -252,6 +252,8 @@ def test_two_nodes_with_two_workers_each_drain_the_spool_once_and_in_order(
     finally:
         logs = [stop(p) for p in nodes]
     assert all("2 pipeline worker process(es)" in log for log in logs), logs
+    assert [p.returncode for p in nodes] == [0, 0]  # SIGTERM: workers stopped, clean exit
+    assert all(len(re.findall(r"pipeline worker \d stopped", log)) == 2 for log in logs)
     exactly_once(pg, ids, pairs, cases)
 
 
