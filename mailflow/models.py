@@ -269,7 +269,9 @@ class Setting(SQLModel, table=True):
 class RawMessage(SQLModel, table=True):
     """The spool: every inbound message exactly as it arrived, stored before anything else."""
 
-    __table_args__ = (UniqueConstraint("digest"),)
+    # The pipeline's claim (inbound/claiming.py): the first `new` message of each thread key.
+    __table_args__ = (UniqueConstraint("digest"),
+                      Index("ix_rawmessage_thread", "thread_key", "state", "id"))
     id: int | None = Field(default=None, primary_key=True)
     message_id: str | None = Field(default=None, index=True)
     digest: str  # sha256 of Message-ID and content, without the relays' trace headers
@@ -284,6 +286,8 @@ class RawMessage(SQLModel, table=True):
     case_id: int | None = Field(default=None, index=True)  # no FK: case points back here
     reason: str | None = None
     processed_at: datetime | None = None
+    # The case reference its headers name (inbound/threadkey.py): one key, one at a time.
+    thread_key: str | None = None
 
 
 class ImapState(SQLModel, table=True):

@@ -1,5 +1,6 @@
 """`mailflow serve`: the SMTP (or LMTP) receiver, the IMAP receiver (with `[imap]`), the
-spool writer, the pipeline worker and the scheduled jobs in one process. Stops cleanly on
+spool writer, the pipeline worker and the scheduled jobs in one process (on PostgreSQL the
+pipeline is `[pipeline] workers` child processes instead, inbound/workers.py). Stops cleanly on
 SIGTERM or Ctrl-C: the receivers first, then the writer commits what it holds, then the
 worker finishes the message it holds (the rest stay in the spool for the next start)."""
 
@@ -15,9 +16,9 @@ from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from mailflow import clock, metrics, settings
+from mailflow import clock, db, metrics, settings
 from mailflow.app import App
-from mailflow.inbound import pipeline
+from mailflow.inbound import pipeline, workers
 from mailflow.inbound.imap import Receiver
 from mailflow.inbound.smtp import Handler, Listener
 from mailflow.inbound.writer import SpoolWriter
@@ -82,12 +83,28 @@ class Worker(threading.Thread):
         self.join(timeout=30)
 
 
+def pipeline_workers(app: App) -> int:
+    """How many pipeline worker processes this node runs: `[pipeline] workers` on
+    PostgreSQL; 0 on SQLite, where one thread of this process is the pipeline."""
+    n = app.settings.pipeline.workers
+    if db.is_postgres(db.engine(app.url)):
+        return n
+    if n > 1:
+        log.warning("[pipeline] workers = %s in %s: SQLite has one writer, so serve runs one "
+                    "pipeline worker; more are for PostgreSQL", n, app.settings.path)
+    return 0
+
+
 def serve(app: App, host: str | None = None, port: int | None = None,
           protocol: str | None = None, web_port: int | None = None) -> None:
     s = app.settings
     protocol = protocol or s.smtp.protocol
     stop = threading.Event()
-    writer = SpoolWriter(app, lambda raw_id: worker.todo.put(raw_id))
+    n = pipeline_workers(app)
+    # On PostgreSQL worker processes claim stored mail in the database (inbound/claiming.py);
+    # on SQLite a thread here takes it in turns with the spool writer.
+    pool = workers.Pool(s, n) if n else None
+    writer = SpoolWriter(app, pool.wake if pool else lambda raw_id: worker.todo.put(raw_id))
     worker = Worker(app, writer)
     controller = Listener(
         Handler(writer, protocol, s.is_ours, s.smtp.allows), protocol, hostname=host or s.smtp.host,
@@ -97,10 +114,12 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
     # APScheduler logs every run at INFO; `_run` logs a job by name when it did something.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    imap = Receiver(app, worker.todo.put) if s.imap.host else None
+    imap = Receiver(app, pool.wake if pool else worker.todo.put) if s.imap.host else None
     scheduler = BackgroundScheduler(timezone="UTC")
     every = s.scheduler.outbox_seconds
     jobs: dict[str, tick.Job] = {**tick.JOBS, "process_spool": worker.sweep}
+    if pool:  # the workers look at the spool themselves; the job only wakes them
+        jobs["process_spool"] = lambda _app, _now: pool.wake() or {}
     for name, job in jobs.items():
         scheduler.add_job(_run, "interval", seconds=every, args=[app, name, job], id=name,
                           name=name, max_instances=1, coalesce=True)
@@ -112,7 +131,10 @@ def serve(app: App, host: str | None = None, port: int | None = None,
         where = f"{controller.hostname}:{controller.port}"
         why = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or e)
         raise CannotListen(f"cannot listen on {where}: {why}") from None
-    worker.start()
+    if pool:
+        pool.start()
+    else:
+        worker.start()
     writer.start()  # a sender accepted meanwhile waits for its 250 until the writer runs
     if imap:
         imap.start()
@@ -120,7 +142,8 @@ def serve(app: App, host: str | None = None, port: int | None = None,
 
     def receivers() -> dict[str, bool]:
         thread = getattr(controller, "_thread", None)
-        running = {"smtp": bool(thread and thread.is_alive()), "pipeline": worker.is_alive()}
+        running = {"smtp": bool(thread and thread.is_alive()),
+                   "pipeline": pool.alive() if pool else worker.is_alive()}
         if imap:
             running["imap"] = bool(imap.thread and imap.thread.is_alive())
         return running
@@ -132,13 +155,19 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     print(f"mailflow: {protocol.upper()} on {controller.hostname}:{controller.port}, "
           f"database {settings._redact(app.url)}, outbound {s.outbound.transport}"
           + (f", IMAP {imap.where}" if imap else "")
-          + (f", web {web.address}" if web else ""), flush=True)
+          + (f", web {web.address}" if web else "")
+          + (f", {n} pipeline worker process(es)" if pool else ""), flush=True)
     systemd.notify("READY=1")
+    if pool:
+        systemd.notify(f"STATUS=taking mail; {n} pipeline worker process(es): pids "
+                       + " ".join(map(str, pool.pids())))
     try:
         stop.wait()
     finally:
         systemd.notify("STOPPING=1")
         worker.stopping.set()  # at once: the scheduler below may wait for a running job
+        if pool:
+            pool.stopping.set()  # no restarts from here on
         controller.stop()
         if web:
             web.stop()
@@ -146,7 +175,10 @@ def serve(app: App, host: str | None = None, port: int | None = None,
         if imap:
             imap.stop()
         scheduler.shutdown(wait=True)
-        worker.stop()
+        if pool:
+            pool.stop()
+        else:
+            worker.stop()
         log.info("mailflow stopped")
 
 

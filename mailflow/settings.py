@@ -454,6 +454,13 @@ class Scheduler(_Strict):
     outbox_seconds: int = 30
 
 
+class Pipeline(_Strict):
+    """`serve`'s pipeline: on PostgreSQL, `workers` processes per node, each claiming spool
+    rows in the database (mailflow/inbound/claiming.py); SQLite always runs one."""
+
+    workers: int = Field(default=1, ge=1, le=32)
+
+
 class Web(_Strict):
     """The web server of `serve` and `mailflow web`: health, metrics (and the pages)."""
 
@@ -543,6 +550,7 @@ class FileModel(_Strict):
     imap: Imap = Field(default_factory=Imap)
     templates: Templates = Field(default_factory=Templates)
     scheduler: Scheduler = Field(default_factory=Scheduler)
+    pipeline: Pipeline = Field(default_factory=Pipeline)
     logging: Logging = Field(default_factory=Logging)
     web: Web = Field(default_factory=Web)
     attachments: Attachments = Field(default_factory=Attachments)
@@ -581,6 +589,7 @@ class Settings:
     imap: Imap
     templates: Templates
     scheduler: Scheduler
+    pipeline: Pipeline
     logging: Logging
     web: Web
     attachments: Attachments

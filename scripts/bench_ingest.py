@@ -17,6 +17,14 @@ each also as a ratio to the null sink of the same round.
     .venv/bin/python scripts/bench_ingest.py                 # 1,000 messages, 4 clients, 3 rounds
     .venv/bin/python scripts/bench_ingest.py --messages 100 --rounds 1   # a smoke run
 
+`--database URL` runs each round in a fresh schema of that PostgreSQL database, `--workers N`
+runs N serve nodes on it, and `--pipeline-workers 1,2` runs every round once per value of
+`[pipeline] workers` (worker processes per node), each against its own null sink, and prints
+end-to-end against the first value:
+
+    .venv/bin/python scripts/bench_ingest.py --database postgresql://postgres@127.0.0.1:5432/test \
+        --workers 2 --pipeline-workers 1,2 --messages 250 --rounds 1
+
 `--open-cases N` measures instead how the pipeline's rate depends on what is already open:
 the same batch of member forwards (`mailflow ingest`'s path, in this process) into a council
 with no cases, then into one with N open cases spread over its members and wards; it prints
@@ -173,9 +181,20 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU so far of a process and its children (serve's pipeline worker
+    processes on PostgreSQL), from Linux /proc."""
+    total, parents = 0.0, {pid}
+    stats = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stats[int(d.name)] = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+    while parents:
+        total += sum((int(stats[p][11]) + int(stats[p][12])) for p in parents if p in stats)
+        parents = {c for c, f in stats.items() if int(f[1]) in parents}
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def counting_serve(count_file: str, argv: list[str]) -> None:
@@ -194,7 +213,24 @@ def counting_serve(count_file: str, argv: list[str]) -> None:
         count[0] += 1
 
     atexit.register(lambda: Path(count_file).write_text(str(count[0])))
+    os.environ["BENCH_COUNT_FILE"] = count_file  # serve's worker processes count too
     raise SystemExit(cli.main(argv))
+
+
+def count_in_worker(count_file: str) -> None:
+    """In a pipeline worker process of a counting serve (spawned, it imports this script as
+    `__mp_main__`): count its statements into `count_file.<pid>`."""
+    import atexit
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+    count = [0]
+
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _count(*_args: object) -> None:
+        count[0] += 1
+
+    atexit.register(lambda: Path(f"{count_file}.{os.getpid()}").write_text(str(count[0])))
 
 
 def fresh_database(database: str | None, folder: Path) -> tuple[str | None, object]:
@@ -235,13 +271,15 @@ def null_sink(port: int) -> None:
     threading.Event().wait()
 
 
-def prepare(folder: Path, rng: random.Random, n: int, database: str | None = None
-            ) -> tuple[Path, list[bytes], str]:
+def prepare(folder: Path, rng: random.Random, n: int, database: str | None = None,
+            pipeline_workers: int = 1) -> tuple[Path, list[bytes], str]:
     """A copy of the sample council on a fresh database holding the cases the replies answer,
     and the N messages of the round: 60% new forwards, 40% replies to earlier requests."""
     (folder / "config").mkdir(parents=True)
     config = folder / "config" / "mailflow.toml"
     shutil.copy(ROOT / "config" / "mailflow.toml", config)
+    with config.open("a") as f:  # worker processes per node (PostgreSQL; SQLite runs one)
+        f.write(f"\n[pipeline]\nworkers = {pipeline_workers}\n")
     if database:
         os.environ["MAILFLOW_DATABASE_URL"] = database
     council = settings.load(config)
@@ -275,20 +313,20 @@ def waiting(url: str, since: int) -> int:
     return new + max(0, since - total)
 
 
-def one_round(n: int, clients: int, seed: int, database: str | None = None, workers: int = 1
-              ) -> dict[str, float]:
+def one_round(n: int, clients: int, seed: int, database: str | None = None, workers: int = 1,
+              pipeline_workers: int = 1) -> dict[str, float]:
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         url, drop = fresh_database(database, Path(tmp))
         try:
-            return _round(Path(tmp), rng, n, clients, url, workers)
+            return _round(Path(tmp), rng, n, clients, url, workers, pipeline_workers)
         finally:
             drop()  # type: ignore[operator]
 
 
-def _round(tmp: Path, rng: random.Random, n: int, clients: int, url: str | None, workers: int
-           ) -> dict[str, float]:
-    config, messages, db_url = prepare(tmp, rng, n, url)
+def _round(tmp: Path, rng: random.Random, n: int, clients: int, url: str | None, workers: int,
+           pipeline_workers: int = 1) -> dict[str, float]:
+    config, messages, db_url = prepare(tmp, rng, n, url, pipeline_workers)
     with create_engine(db_url).connect() as conn:
         before = conn.execute(select(func.count()).select_from(
             models.RawMessage.__table__)).scalar_one()
@@ -312,9 +350,20 @@ def _round(tmp: Path, rng: random.Random, n: int, clients: int, url: str | None,
              str(config), "serve", "--port", str(port), "--web-port", "0"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         nodes.append((port, proc, count_file))
+    logs: list[list[str]] = [[] for _ in nodes]
     try:
-        for port, proc, _ in nodes:
+        for (port, proc, _), lines in zip(nodes, logs, strict=True):
             wait_listening(port, proc)
+            threading.Thread(target=lambda p=proc, out=lines: out.extend(
+                ln.decode(errors="replace") for ln in p.stdout), daemon=True).start()
+        if db_url.startswith("postgresql"):  # the worker processes up, not only the port
+            deadline = time.monotonic() + 120
+            while sum("pipeline worker" in ln and "started" in ln for out in logs
+                      for ln in list(out)) < pipeline_workers * workers:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the pipeline workers did not start:\n"
+                                     + "".join(logs[0][-20:]))
+                time.sleep(0.05)
         cpu0 = sum(cpu_seconds(proc.pid) for _, proc, _ in nodes)
         start = time.perf_counter()
         accept_s, lat = send_all([p for p, _, _ in nodes], messages, clients)
@@ -327,9 +376,11 @@ def _round(tmp: Path, rng: random.Random, n: int, clients: int, url: str | None,
             proc.terminate()
         for _, proc, _ in nodes:
             proc.wait(timeout=60)
-    statements = sum(int(Path(f).read_text()) for _, _, f in nodes if Path(f).exists())
+    statements = sum(int(c.read_text()) for _, _, f in nodes
+                     for c in Path(f).parent.glob(Path(f).name + "*"))
     size = sum(map(len, messages)) / n / 1024
-    return {"messages": n, "mean_kb": round(size, 1), "null_per_s": n / null_s,
+    return {"messages": n, "pipeline_workers": pipeline_workers,
+            "mean_kb": round(size, 1), "null_per_s": n / null_s,
             "accept_per_s": n / accept_s, "e2e_per_s": n / e2e_s,
             "accept_ratio": null_s / accept_s, "e2e_ratio": null_s / e2e_s,
             "null_p50_ms": 1000 * percentile(null_lat, 50),
@@ -416,7 +467,10 @@ def main() -> None:
                    help="PostgreSQL URL: each round runs in a fresh schema of that database "
                         "(default: a fresh SQLite file)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="serve nodes on the one database, each with its pipeline worker")
+                   help="serve nodes on the one database")
+    p.add_argument("--pipeline-workers", default="1", metavar="N[,M...]",
+                   help="[pipeline] workers of each node (PostgreSQL); several, comma-"
+                        "separated (1,2), run each in every round and compare them")
     p.add_argument("--null-sink", type=int, help=argparse.SUPPRESS)
     p.add_argument("--counting-serve", metavar="FILE", help=argparse.SUPPRESS)
     a, rest = p.parse_known_args()
@@ -432,30 +486,48 @@ def main() -> None:
               f"{r['open_per_s']:.1f}/s with {a.open_cases} open: {r['ratio']:.2f}x "
               "(target 0.9x)")
         return
-    rounds = []
+    settings_ = [int(x) for x in a.pipeline_workers.split(",")]
+    rounds: dict[int, list[dict[str, float]]] = {w: [] for w in settings_}
     for r in range(a.rounds):
-        result = one_round(a.messages, a.clients, seed=r, database=a.database, workers=a.workers)
-        rounds.append(result)
-        if not a.json:
-            print(f"round {r + 1}: null sink {result['null_per_s']:.0f}/s, acceptance "
-                  f"{result['accept_per_s']:.0f}/s ({result['accept_ratio']:.2f}x), end-to-end "
-                  f"{result['e2e_per_s']:.0f}/s ({result['e2e_ratio']:.2f}x), "
-                  f"mean {result['mean_kb']} KB; acceptance latency p50 "
-                  f"{result['accept_p50_ms']:.1f} ms, p99 {result['accept_p99_ms']:.1f} ms "
-                  f"({result['p99_ratio']:.1f}x the null sink's p99); "
-                  f"{result['cpu_ms_per_message']:.1f} CPU-ms and "
-                  f"{result['statements_per_message']:.1f} SQL statements per message",
-                  flush=True)
-    median = {k: round(statistics.median(r[k] for r in rounds), 3) for k in rounds[0]}
+        for w in settings_:  # each setting in every round: the machine's load hits all alike
+            result = one_round(a.messages, a.clients, seed=r, database=a.database,
+                               workers=a.workers, pipeline_workers=w)
+            rounds[w].append(result)
+            if not a.json:
+                print(f"round {r + 1}" + (f", {w} pipeline worker(s) per node"
+                                          if len(settings_) > 1 else "")
+                      + f": null sink {result['null_per_s']:.0f}/s, acceptance "
+                      f"{result['accept_per_s']:.0f}/s ({result['accept_ratio']:.2f}x), "
+                      f"end-to-end {result['e2e_per_s']:.0f}/s ({result['e2e_ratio']:.2f}x), "
+                      f"mean {result['mean_kb']} KB; acceptance latency p50 "
+                      f"{result['accept_p50_ms']:.1f} ms, p99 {result['accept_p99_ms']:.1f} ms "
+                      f"({result['p99_ratio']:.1f}x the null sink's p99); "
+                      f"{result['cpu_ms_per_message']:.1f} CPU-ms and "
+                      f"{result['statements_per_message']:.1f} SQL statements per message",
+                      flush=True)
+    medians = {w: {k: round(statistics.median(r[k] for r in rs), 3) for k in rs[0]}
+               for w, rs in rounds.items()}
     if a.json:
-        print(json.dumps({"rounds": rounds, "median": median}))
-    else:
-        print(f"median of {a.rounds}: acceptance {median['accept_ratio']:.2f}x the null sink "
+        if len(settings_) == 1:
+            print(json.dumps({"rounds": rounds[settings_[0]], "median": medians[settings_[0]]}))
+        else:
+            print(json.dumps({"by_pipeline_workers": {
+                str(w): {"rounds": rounds[w], "median": medians[w]} for w in settings_}}))
+        return
+    for w, median in medians.items():
+        print(f"median of {a.rounds}" + (f", {w} pipeline worker(s) per node"
+                                         if len(settings_) > 1 else "")
+              + f": acceptance {median['accept_ratio']:.2f}x the null sink "
               f"(target 0.4x), end-to-end {median['e2e_ratio']:.2f}x (target 0.2x, must 0.12x), "
               f"p99 acceptance latency {median['p99_ratio']:.1f}x the null sink's (target 10x), "
               f"{median['cpu_ms_per_message']:.1f} CPU-ms and "
               f"{median['statements_per_message']:.1f} SQL statements per message")
-
+    if len(settings_) > 1:
+        base = medians[settings_[0]]["e2e_per_s"]
+        print("end-to-end against " + f"{settings_[0]} pipeline worker(s): " + ", ".join(
+            f"{w}: {m['e2e_per_s'] / base:.2f}x" for w, m in medians.items()))
 
 if __name__ == "__main__":
     main()
+elif __name__ == "__mp_main__" and os.environ.get("BENCH_COUNT_FILE"):
+    count_in_worker(os.environ["BENCH_COUNT_FILE"])

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailflow import db, models, tokens
@@ -49,8 +50,18 @@ class NewCase:
 
 
 def next_reference(session: Session, prefix: str, year: int) -> str:
-    """Claim the next case number of the year in one statement, safe on two nodes."""
-    number = db.increment(session, models.Counter, {"name": f"{prefix}-{year}"}, "value")
+    """Claim the next case number of the year in one statement, safe on two nodes. On
+    PostgreSQL in its own short transaction: taken in the message's, the counter row's lock
+    would be held to the message's commit, and every pipeline worker of every node opening a
+    case would wait its turn. A message that fails after taking a number leaves a gap."""
+    key = {"name": f"{prefix}-{year}"}
+    bind = session.get_bind()
+    if isinstance(bind, Engine) and db.is_postgres(bind):  # not a caller's own connection
+        with Session(bind) as own:
+            number = db.increment(own, models.Counter, key, "value")
+            own.commit()
+    else:
+        number = db.increment(session, models.Counter, key, "value")
     return tokens.format_reference(prefix, year, number)
 
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from mailflow import db, metrics, models
 from mailflow.app import App
 from mailflow.casework import audit, directory
 from mailflow.inbound import spool
 from mailflow.inbound.dispatch import Outcome, dispatch
-from mailflow.inbound.parse import parse
+from mailflow.inbound.parse import Parsed, parse
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,13 @@ def receive(app: App, raw: bytes, *, source: str, now: datetime,
 
 
 def process(app: App, raw_id: int, now: datetime) -> Outcome | None:
-    """Dispatch one spooled message. Returns None when another worker already took it."""
+    """Dispatch one spooled message. Returns None when another worker already took it (on
+    PostgreSQL also while an earlier message of its case waits: inbound/claiming.py)."""
     with metrics.PIPELINE.time():
+        if db.is_postgres(db.engine(app.url)):
+            from mailflow.inbound import claiming
+            taken = claiming.process_one(app, [raw_id], now)
+            return taken[1] if taken else None
         return _process(app, raw_id, now)
 
 
@@ -50,17 +55,7 @@ def _process(app: App, raw_id: int, now: datetime) -> Outcome | None:
                             {"state": "done", "processed_at": now}):
                 session.rollback()
                 return None
-            directory.warm(session)  # members and services without a query
-            raw = session.get(models.RawMessage, raw_id)
-            assert raw is not None
-            outcome = dispatch(app.context, session, raw, parsed, now)
-            session.refresh(raw)
-            raw.disposition, raw.reason = outcome.disposition, outcome.reason[:1000]
-            if outcome.case:
-                case = session.exec(select(models.Case)
-                                    .where(models.Case.reference == outcome.case)).one()
-                raw.case_id = case.id
-            session.add(raw)
+            outcome = handle(app, session, raw_id, parsed, now)
             session.commit()
             return outcome
     except Exception as e:  # noqa: BLE001 - a message we cannot handle goes to quarantine
@@ -68,9 +63,35 @@ def _process(app: App, raw_id: int, now: datetime) -> Outcome | None:
         return quarantine(app, raw_id, now, f"{type(e).__name__}: {e}")
 
 
-def quarantine(app: App, raw_id: int, now: datetime, reason: str) -> Outcome:
+def handle(app: App, session: Session, raw_id: int, parsed: Parsed, now: datetime) -> Outcome:
+    """Dispatch a spool row the caller has claimed, in the caller's transaction, and record
+    its outcome on the row (inbound/claiming.py claims on PostgreSQL)."""
+    directory.warm(session)  # members and services without a query
+    raw = session.get(models.RawMessage, raw_id)
+    assert raw is not None
+    outcome = dispatch(app.context, session, raw, parsed, now)
+    session.refresh(raw)
+    raw.disposition, raw.reason = outcome.disposition, outcome.reason[:1000]
+    if outcome.case:
+        case = session.exec(select(models.Case)
+                            .where(models.Case.reference == outcome.case)).one()
+        raw.case_id = case.id
+    session.add(raw)
+    return outcome
+
+
+def quarantine(app: App, raw_id: int, now: datetime, reason: str,
+               state: str | None = None) -> Outcome:
+    """`state`: quarantine only if the row is still in it (a claim: of two workers that both
+    failed on it, one files it)."""
     reason = f"could not be processed: {reason}"[:1000]
     with app.session() as session:
+        failed = {"state": "failed", "disposition": "holding_pen", "reason": reason,
+                  "processed_at": now}
+        if state is not None and not db.claim(session, models.RawMessage,
+                                               {"id": raw_id, "state": state}, failed):
+            session.rollback()
+            return describe(app, raw_id)
         raw = session.get(models.RawMessage, raw_id)
         assert raw is not None
         raw.state, raw.disposition, raw.reason, raw.processed_at = (
@@ -91,7 +112,11 @@ def pending(app: App, limit: int = 1000) -> list[int]:
 
 
 def drain(app: App, now: datetime) -> int:
-    """Process everything waiting in the spool (after a crash, or behind a fast receiver)."""
+    """Process everything waiting in the spool (after a crash, or behind a fast receiver).
+    On PostgreSQL through the claim that serve's workers use, so it keeps their order."""
+    if db.is_postgres(db.engine(app.url)):
+        from mailflow.inbound import claiming
+        return claiming.drain(app, now)
     done = 0
     while ids := pending(app):
         for raw_id in ids:

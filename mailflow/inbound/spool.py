@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from mailflow import metrics
+from mailflow.inbound import threadkey
 from mailflow.models import RawMessage
 
 # Headers that relays add on the way in; a second delivery differs only in these.
@@ -55,6 +56,7 @@ def _row(i: Incoming, message_id: str | None, digest: str, now: datetime) -> dic
         message_id=message_id[:990] if message_id else None, digest=digest, received_at=now,
         source=i.source, envelope_from=i.envelope_from, envelope_to=i.envelope_to,
         size=len(i.raw), raw=i.raw,
+        thread_key=threadkey.of(head_and_body(i.raw)[0], i.envelope_to),
     ).model_dump(exclude={"id"})
 
 
