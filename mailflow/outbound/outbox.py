@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import getaddresses
 from typing import Any
 
 from sqlalchemy import or_
@@ -17,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from mailflow import db, metrics
 from mailflow.models import Outbox
+from mailflow.outbound.render import Mail
 from mailflow.outbound.transports import Transport
 
 log = logging.getLogger(__name__)
@@ -28,7 +27,7 @@ BREAKER = 3  # connection failures in a row that end a flush: the relay is down
 
 def queue(
     session: Session,
-    msg: EmailMessage,
+    msg: Mail,
     *,
     kind: str,
     now: datetime,
@@ -42,19 +41,18 @@ def queue(
     when it would answer automatic mail (`answering` names it), or when a recipient has already
     had `limit` automatic mails about this case in the last hour: the last defence against
     mail loops. Held rows stay visible; nothing is dropped."""
-    recipients = [a for _, a in getaddresses([str(msg["To"] or ""), str(msg["Cc"] or "")]) if a]
-    _, sender = getaddresses([str(msg["From"])])[0]
-    held = _hold_reason(session, msg, recipients, case_id, now, limit, answering)
+    recipients = list(msg.recipients)
+    held = _hold_reason(session, msg.automatic, recipients, case_id, now, limit, answering)
     row = Outbox(
         created_at=now,
         kind=kind,
         case_id=case_id,
         request_id=request_id,
-        message_id=str(msg["Message-ID"]),
-        sender=sender,
+        message_id=msg.message_id,
+        sender=msg.sender,
         recipients=recipients,
-        subject=str(msg["Subject"]),
-        raw=msg.as_bytes(),
+        subject=msg.subject,
+        raw=msg.raw,
         next_attempt_at=now,
         state="held" if held else "queued",
         held_reason=held,
@@ -65,10 +63,10 @@ def queue(
     return row
 
 
-def _hold_reason(session: Session, msg: EmailMessage, recipients: list[str],
+def _hold_reason(session: Session, automatic: bool, recipients: list[str],
                  case_id: int | None, now: datetime, limit: int | None,
                  answering: str | None) -> str | None:
-    if str(msg["Auto-Submitted"] or "no").strip().lower() == "no":
+    if not automatic:
         return None  # a person's mail, sent on purpose
     if answering:
         return f"automatic mail in answer to automatic mail ({answering})"
