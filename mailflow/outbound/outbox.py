@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_
@@ -72,13 +72,7 @@ def _hold_reason(session: Session, automatic: bool, recipients: list[str],
         return f"automatic mail in answer to automatic mail ({answering})"
     if limit is None:
         return None
-    recent = session.exec(
-        select(Outbox.recipients)
-        .where(col(Outbox.case_id).is_(None) if case_id is None
-               else col(Outbox.case_id) == case_id)
-        .where(col(Outbox.created_at) > now - timedelta(hours=1))
-        .where(col(Outbox.state) != "held")
-    ).all()
+    recent = _recent(session, case_id, now)
     for r in recipients:
         sent = sum(r.lower() in (a.lower() for a in rs) for rs in recent)
         if sent >= limit:
@@ -86,6 +80,41 @@ def _hold_reason(session: Session, automatic: bool, recipients: list[str],
             return (f"rate limit: {r} already had {sent} automatic mails about {about} in the "
                     f"last hour (max_per_recipient_per_hour = {limit})")
     return None
+
+
+def _cache(session: Session) -> dict[tuple[int | None, datetime], dict[int, list[str]]]:
+    """Per transaction: (case, now) -> id -> recipients of its stored mail not held in the
+    hour before `now`, read once (a new case's three mails cost one query, not three)."""
+    tx = session.get_transaction()
+    kept = session.info.get("outbox_recent")
+    if kept is None or kept[0] is not tx:
+        kept = session.info["outbox_recent"] = (tx, {})
+    return kept[1]
+
+
+def _utc(d: datetime) -> datetime:
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def _recent(session: Session, case_id: int | None, now: datetime) -> list[list[str]]:
+    """Recipients of the case's mail not held in the last hour: what was stored when this
+    transaction first asked, and the mail in the session now (queued since, still not held,
+    not rolled back)."""
+    since = now - timedelta(hours=1)
+    cache = _cache(session)
+    if (case_id, now) not in cache:
+        cache[(case_id, now)] = {i: list(r) for i, r in session.exec(
+            select(Outbox.id, Outbox.recipients)
+            .where(col(Outbox.case_id).is_(None) if case_id is None
+                   else col(Outbox.case_id) == case_id)
+            .where(col(Outbox.created_at) > since)
+            .where(col(Outbox.state) != "held")
+        ).all()}
+    stored = cache[(case_id, now)]
+    ours = [o.recipients for o in (*session.new, *session.identity_map.values())
+            if isinstance(o, Outbox) and o.case_id == case_id and o.state != "held"
+            and (o.id is None or o.id not in stored) and _utc(o.created_at) > since]
+    return [*stored.values(), *ours]
 
 
 def backoff(attempts: int) -> timedelta:
