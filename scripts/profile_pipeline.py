@@ -199,7 +199,7 @@ def main() -> None:
           f"{figures['statements_per_message']:.1f} SQL statements per message")
     for kind in ("forward", "reply"):
         if f"cpu_ms_{kind}" in figures:
-            print(f"  {kind}s: {figures[f'cpu_ms_{kind}']:.1f} CPU-ms, "
+            print(f"  {kind.replace('y', 'ie')}s: {figures[f'cpu_ms_{kind}']:.1f} CPU-ms, "
                   f"{figures[f'statements_{kind}']:.1f} statements")
     print(f"\nunder cProfile: {summary['profiled_ms_per_message']:.1f} ms per message\n")
     print(f"{'own time by module':<44} {'ms/msg':>8} {'share':>6}")
