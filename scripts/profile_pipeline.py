@@ -54,7 +54,7 @@ STEPS = (
     ("mail.send (all outgoing mail)", "outbound/mail.py", "send"),
     ("  render (Jinja2 + headers)", "outbound/render.py", "render"),
     ("  outbox.queue", "outbound/outbox.py", "queue"),
-    ("statistics on commit", "reports/stats.py", "record"),
+    ("statistics on commit", "reports/stats.py", "record_all"),
     ("statistics on commit (all)", "mailflow/app.py", "record"),
     ("session.commit", "orm/session.py", "commit"),
     ("session.flush", "orm/session.py", "flush"),
