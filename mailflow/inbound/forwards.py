@@ -110,10 +110,10 @@ _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICOD
 def _may_be_separator(line: str) -> bool:
     """Every separator pattern needs one of these characters: most lines of a long message
     are ruled out without running them."""
-    return any(c in line for c in _SEPARATOR_CHARS)
+    return _SEPARATOR_CHAR.search(line) is not None
 
 
-_SEPARATOR_CHARS = "-_=*:\uff1a"
+_SEPARATOR_CHAR = re.compile("[-_=*:\uff1a]")
 
 
 def header_field(line: str) -> tuple[str, str] | None:
