@@ -98,9 +98,8 @@ def _track_statistics(session: Session, calendar: Calendar) -> None:
             case = item if isinstance(item, models.Case) else session.get(models.Case, item)
             if case is not None and case.id is not None:
                 cases[case.id] = case
-        for case in cases.values():
-            stats.record(session, calendar, case)
-        session.info.pop("touched_cases", None)  # what stats.record itself flushed
+        stats.record_all(session, calendar, list(cases.values()))
+        session.info.pop("touched_cases", None)  # what stats.record_all itself flushed
 
     event.listen(session, "before_flush", note_touched)
     event.listen(session, "before_commit", record)

@@ -79,3 +79,16 @@ def test_bench_holding_page_runs() -> None:
                            "--runs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "/holding: median" in done.stdout and "SQL statements" in done.stdout
+
+
+def test_profile_pipeline_runs() -> None:
+    """A tiny profile: forwards and replies through pipeline.process, timed and profiled."""
+    done = subprocess.run([sys.executable, "scripts/profile_pipeline.py", "--messages", "6",
+                           "--warm", "1", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["messages"] == 6 and result["forwards"] + result["replies"] == 6
+    assert result["cpu_ms_per_message"] > 0 and result["statements_per_message"] > 5
+    assert any(name.startswith("sqlalchemy") for name, _ms, _share in result["modules"])
+    assert result["steps"][0][0] == "pipeline.process (all)" and result["steps"][0][1] > 0

@@ -61,6 +61,9 @@ def store(session: Session, files: list[File], *, case_id: int, raw_message_id: 
 def _put_blob(session: Session, f: File) -> None:
     db.insert_once(session, models.Blob, {"sha256": f.sha256, "size": f.size, "data": f.data},
                    ["sha256"])
+    # The request that carries the file reads it next: bytes named by their hash, kept for
+    # this session rather than read back.
+    session.info.setdefault("blobs", {})[f.sha256] = f.data
 
 
 def of_message(session: Session, case_id: int, raw_message_id: int | None
@@ -73,6 +76,8 @@ def of_message(session: Session, case_id: int, raw_message_id: int | None
 
 
 def load(session: Session, row: models.Attachment) -> bytes | None:
+    if row.stored and (data := session.info.get("blobs", {}).get(row.sha256)) is not None:
+        return data
     blob = session.get(models.Blob, row.sha256) if row.stored else None
     return blob.data if blob else None
 

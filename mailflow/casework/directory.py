@@ -16,10 +16,31 @@ from mailflow.settings import Settings
 
 # database URL -> (members, services), detached: the process's copy of the directory.
 _CACHE: dict[str, tuple[list[models.Member], list[models.Service]]] = {}
+# database URL -> ward id -> name (wards are only ever added, by `sync`).
+_WARDS: dict[str, dict[int, str]] = {}
 
 
 def forget(session: Session) -> None:
     _CACHE.pop(str(session.get_bind().url), None)
+    _WARDS.pop(str(session.get_bind().url), None)
+
+
+def ward_names(session: Session) -> dict[int, str]:
+    """Ward id -> name, read once per process (a ward unknown to the copy reads it again)."""
+    url = str(session.get_bind().url)
+    if url not in _WARDS:
+        _WARDS[url] = {w.id: w.name for w in session.exec(select(models.Ward))}  # type: ignore[misc]
+    return _WARDS[url]
+
+
+def ward_name(session: Session, ward_id: int | None) -> str | None:
+    if ward_id is None:
+        return None
+    names = ward_names(session)
+    if ward_id not in names:
+        forget(session)
+        names = ward_names(session)
+    return names.get(ward_id)
 
 
 def warm(session: Session) -> None:

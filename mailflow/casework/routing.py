@@ -13,6 +13,7 @@ Work per message is a few regular expressions over its text: nothing grows with 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -41,8 +42,9 @@ def _by_keywords(services: list[Service], subject: str, text: str) -> Route:
     """Keyword hits, the subject's counted twice."""
     scores: dict[str, int] = {}
     subject, text = subject.lower(), text.lower()
+    in_subject, in_text = _Words(subject), _Words(text)
     for s in services:
-        score = sum(2 * _hits(k, subject) + _hits(k, text) for k in s.keywords)
+        score = sum(2 * in_subject.hits(k) + in_text.hits(k) for k in s.keywords)
         if score:
             scores[s.name] = score
     if not scores:
@@ -55,14 +57,37 @@ def _by_keywords(services: list[Service], subject: str, text: str) -> Route:
     return Route(service, scores, f"keywords matched {service.name}")
 
 
+class _Words:
+    """A lowered text's words, counted once: a one-word keyword's hits are the words equal to
+    it, its plural in -s or -es (exactly what its pattern, whole words, would find); a longer
+    keyword runs its pattern only when its first word is there at all."""
+
+    def __init__(self, lowered: str):
+        self.text = lowered
+        self.counts = Counter(_WORD.findall(lowered))
+
+    def hits(self, keyword: str) -> int:
+        first, single, pattern = _pattern(keyword)
+        if single:
+            return self.counts[first] + self.counts[first + "s"] + self.counts[first + "es"]
+        return len(pattern.findall(self.text)) if first in self.text else 0
+
+
+_WORD = re.compile(r"\w+")
+
+
 def _hits(keyword: str, lowered: str) -> int:
-    return len(_pattern(keyword).findall(lowered))
+    return _Words(lowered).hits(keyword)
 
 
 @lru_cache(maxsize=1024)
-def _pattern(keyword: str) -> re.Pattern[str]:
-    words = r"\s+".join(re.escape(w) for w in keyword.lower().split())
-    return re.compile(rf"\b{words}(?:e?s)?\b")
+def _pattern(keyword: str) -> tuple[str, bool, re.Pattern[str]]:
+    """(first word, whether the keyword is one word of word characters, its pattern)."""
+    parts = keyword.lower().split()
+    words = r"\s+".join(re.escape(w) for w in parts)
+    first = parts[0] if parts else ""
+    return (first, len(parts) == 1 and _WORD.fullmatch(first) is not None,
+            re.compile(rf"\b{words}(?:e?s)?\b"))
 
 
 # -- a service named in the note ---------------------------------------------------------------
@@ -101,10 +126,12 @@ _NOT_A_NAME = (r"The|A|An|This|That|These|Those|Our|My|Your|His|Her|Their|Its|On
                r"Will|I|We|It|There|Every|Each|Any|Some|No|Busy")
 # `Station Road`, `Road End`, `Roads Lane`, `12 High St`: capitalised words before a street
 # word; or a house number and lower-case words before one (`12 mill lane`).
+# (`(?=[A-Z])` before the list of words that are not names: most positions fail it at once.)
 _ADDRESS = re.compile(
-    rf"(?:\b\d+[A-Za-z]?,?\s+)?(?:(?!(?:{_NOT_A_NAME})\b)[A-Z][A-Za-z'\u2019-]*\s+){{1,3}}"
-    rf"(?:{_STREET})\b"
-    rf"|\b\d+[A-Za-z]?,?\s+(?:(?!(?:{_NOT_A_NAME.lower()})\b)[a-z][a-z'\u2019-]*\s+){{1,3}}"
+    rf"(?:\b\d+[A-Za-z]?,?\s+)?"
+    rf"(?:(?=[A-Z])(?!(?:{_NOT_A_NAME})\b)[A-Z][A-Za-z'\u2019-]*\s+){{1,3}}(?:{_STREET})\b"
+    rf"|\b\d+[A-Za-z]?,?\s+"
+    rf"(?:(?=[a-z])(?!(?:{_NOT_A_NAME.lower()})\b)[a-z][a-z'\u2019-]*\s+){{1,3}}"
     rf"(?:{_STREET.lower()})\b")
 
 

@@ -23,6 +23,7 @@ from datetime import datetime
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mailflow import models
 from mailflow.app import App
@@ -69,7 +70,9 @@ def process_one(app: App, ids: list[int], now: datetime) -> tuple[int, Outcome] 
             assert raw is not None
             session.execute(update(_R).where(_R.c.id == raw_id)
                             .values(state="done", processed_at=now))
-            outcome = pipeline.handle(app, session, raw_id, parse(raw.raw), now)
+            set_committed_value(raw, "state", "done")  # as the UPDATE left it, unread
+            set_committed_value(raw, "processed_at", now)
+            outcome = pipeline.handle(app, session, raw, parse(raw.raw), now)
             session.commit()
             return raw_id, outcome
         except OperationalError:  # the database failed, not the message (a deadlock, a

@@ -107,8 +107,19 @@ _QUOTE_PREFIX = re.compile(r"^((?:[ \t]?>)+)[ \t]?")
 _ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 
 
+def _may_be_separator(line: str) -> bool:
+    """Every separator pattern needs one of these characters: most lines of a long message
+    are ruled out without running them."""
+    return _SEPARATOR_CHAR.search(line) is not None
+
+
+_SEPARATOR_CHAR = re.compile("[-_=*:\uff1a]")
+
+
 def header_field(line: str) -> tuple[str, str] | None:
     """(canonical field, value) when line looks like a forwarded-header line."""
+    if ":" not in line and "\uff1a" not in line:
+        return None  # the pattern needs its colon
     match = _HEADER_LINE.match(line)
     if not match:
         return None
@@ -118,6 +129,8 @@ def header_field(line: str) -> tuple[str, str] | None:
 
 def is_separator(line: str) -> bool:
     """True for lines like "-----Original Message-----" or "Begin forwarded message:"."""
+    if not _may_be_separator(line):
+        return False
     if _MUTT_START.match(line) or _END.match(line):
         return True
     match = _SEPARATOR.match(line)
@@ -223,8 +236,8 @@ class _Block:
 def _split_lines(text: str) -> list[_Line]:
     lines: list[_Line] = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        match = _QUOTE_PREFIX.match(raw)
-        if _GROUPWISE.match(raw.strip()):
+        match = _QUOTE_PREFIX.match(raw) if ">" in raw else None
+        if ">>>" in raw and _GROUPWISE.match(raw.strip()):
             lines.append(_Line(0, raw.strip()))  # ">>> Name <addr> date >>>" is no quote
         elif match:
             lines.extend(_Line(match.group(1).count(">"), t) for t in _unglue(raw[match.end():]))
@@ -248,7 +261,7 @@ def _unglue(raw: str) -> list[str]:
     """One line, or the lines a run-together separator and header block stand for."""
     line = raw.rstrip()
     head: list[str] = []
-    sep = _SEPARATOR.match(line)
+    sep = _SEPARATOR.match(line) if _may_be_separator(line) else None
     if sep and sep.group("rest") and sep.group("rest").strip() and _SEPARATOR_WORDS.search(
             sep.group("words") or ""):
         cut = sep.start("rest")

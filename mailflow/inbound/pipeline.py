@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session, col, select
 
 from mailflow import db, metrics, models
 from mailflow.app import App
@@ -42,20 +44,26 @@ def process(app: App, raw_id: int, now: datetime) -> Outcome | None:
 
 def _process(app: App, raw_id: int, now: datetime) -> Outcome | None:
     try:
-        # Parse outside the write transaction: on SQLite it holds the one write lock, and
-        # senders wait behind it for their 250.
+        # Read and parse outside the write transaction: on SQLite it holds the one write
+        # lock, and senders wait behind it for their 250.
         with db.session(app.url) as session:
-            data = session.exec(select(models.RawMessage.raw).where(
+            raw = session.exec(select(models.RawMessage).where(
                 models.RawMessage.id == raw_id, models.RawMessage.state == "new")).first()
-        if data is None:
-            return None
-        parsed = parse(data)
+            if raw is None:
+                return None
+            session.expunge(raw)
+        parsed = parse(raw.raw)
         with app.session() as session:
             if not db.claim(session, models.RawMessage, {"id": raw_id, "state": "new"},
                             {"state": "done", "processed_at": now}):
                 session.rollback()
                 return None
-            outcome = handle(app, session, raw_id, parsed, now)
+            # The row as the claim left it, without reading it again (a spool row does not
+            # change while it is new).
+            set_committed_value(raw, "state", "done")
+            set_committed_value(raw, "processed_at", now)
+            raw = session.merge(raw, load=False)
+            outcome = handle(app, session, raw, parsed, now)
             session.commit()
             return outcome
     except Exception as e:  # noqa: BLE001 - a message we cannot handle goes to quarantine
@@ -63,21 +71,29 @@ def _process(app: App, raw_id: int, now: datetime) -> Outcome | None:
         return quarantine(app, raw_id, now, f"{type(e).__name__}: {e}")
 
 
-def handle(app: App, session: Session, raw_id: int, parsed: Parsed, now: datetime) -> Outcome:
+def handle(app: App, session: Session, raw: models.RawMessage, parsed: Parsed,
+           now: datetime) -> Outcome:
     """Dispatch a spool row the caller has claimed, in the caller's transaction, and record
-    its outcome on the row (inbound/claiming.py claims on PostgreSQL)."""
+    its outcome on the row in one UPDATE (inbound/claiming.py claims on PostgreSQL)."""
     directory.warm(session)  # members and services without a query
-    raw = session.get(models.RawMessage, raw_id)
-    assert raw is not None
     outcome = dispatch(app.context, session, raw, parsed, now)
-    session.refresh(raw)
-    raw.disposition, raw.reason = outcome.disposition, outcome.reason[:1000]
+    done: dict[str, object] = {"disposition": outcome.disposition,
+                               "reason": outcome.reason[:1000]}
     if outcome.case:
-        case = session.exec(select(models.Case)
-                            .where(models.Case.reference == outcome.case)).one()
-        raw.case_id = case.id
-    session.add(raw)
+        done["case_id"] = _case_id(session, outcome.case)
+    session.execute(update(models.RawMessage)
+                    .where(col(models.RawMessage.id) == raw.id).values(**done)
+                    .execution_options(synchronize_session=False))
     return outcome
+
+
+def _case_id(session: Session, reference: str) -> int:
+    """The case the outcome names: nearly always already in this session."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, models.Case) and obj.reference == reference and obj.id:
+            return obj.id
+    return session.exec(select(models.Case.id)
+                        .where(models.Case.reference == reference)).one()  # type: ignore[return-value]
 
 
 def quarantine(app: App, raw_id: int, now: datetime, reason: str,

@@ -14,6 +14,7 @@ Heuristic by nature: when in doubt it keeps text rather than dropping it.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from mailflow.inbound import signature
 from mailflow.inbound.reply_forms import (
@@ -29,6 +30,7 @@ _BLANK_RUNS = re.compile(r"\n{3,}")
 _QUOTED_BLANK = re.compile(r"^[ \t>]*$")
 
 
+@lru_cache(maxsize=16)  # classification, understanding and reply kinds ask of the same text
 def visible_text(body: str) -> str:
     """What the author of a message wrote, without quoted history, signature or disclaimer.
 

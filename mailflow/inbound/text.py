@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 
@@ -222,12 +223,24 @@ def _is_attachment(part: Message) -> bool:
     return disposition == "attachment"
 
 
+# msg -> its body text: parsing, the forward finder and bounce detection each ask for the
+# text of the same message (a parsed message is not changed after it is read).
+_TEXTS: weakref.WeakKeyDictionary[Message, str] = weakref.WeakKeyDictionary()
+
+
 def body_text(msg: EmailMessage | Message) -> str:
     """The best human-readable text of msg: text/plain preferred, else converted HTML.
 
     Attached messages (message/rfc822) are not entered and attachments are skipped.
     Never raises: undecodable or missing bodies give "".
     """
+    known = _TEXTS.get(msg)
+    if known is None:
+        known = _TEXTS[msg] = _body_text(msg)
+    return known
+
+
+def _body_text(msg: EmailMessage | Message) -> str:
     try:
         found: dict[str, list[Message]] = {}
         _text_parts(msg, found)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from mailflow import models, tokens
 from mailflow.outbound import outbox
-from mailflow.outbound.render import header_text, is_address, new_message_id, render
+from mailflow.outbound.render import Attachment, header_text, is_address, new_message_id, render
 
 if TYPE_CHECKING:
     from mailflow.casework.context import Context
@@ -25,11 +24,7 @@ log = logging.getLogger(__name__)
 _MIME_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 
 
-@dataclass(frozen=True)
-class Attachment:
-    name: str
-    content_type: str
-    data: bytes
+__all__ = ["Attachment", "send"]
 
 
 def sender(ctx: Context) -> tuple[str, str]:
@@ -51,6 +46,15 @@ def _web_url(ctx: Context) -> str | None:
     not set, since host:port is rarely what a member's phone can reach."""
     base = ctx.settings.web.base_url
     return base.rstrip("/") if base else None
+
+
+def _attachable(f: Attachment) -> Attachment:
+    """A file as it may be written: a content type from outside that is not two MIME tokens
+    becomes application/octet-stream, the name is made safe for a header."""
+    maintype, _, subtype = f.content_type.partition("/")
+    if not (_MIME_TOKEN.fullmatch(maintype) and _MIME_TOKEN.fullmatch(subtype)):
+        maintype, subtype = "application", "octet-stream"  # a type from outside, unreadable
+    return Attachment(header_text(f.name, 150) or "attachment", f"{maintype}/{subtype}", f.data)
 
 
 def send(ctx: Context, session: Session, template: str, context: dict[str, Any], *,
@@ -79,13 +83,8 @@ def send(ctx: Context, session: Session, template: str, context: dict[str, Any],
         message_id=new_message_id(domain, case.reference if case else template.replace("_", "-")),
         reply_to=reply_to, in_reply_to=in_reply_to,
         references=[in_reply_to] if in_reply_to else None, automatic=automatic,
+        files=[_attachable(f) for f in files],
     )
-    for f in files:
-        maintype, _, subtype = f.content_type.partition("/")
-        if not (_MIME_TOKEN.fullmatch(maintype) and _MIME_TOKEN.fullmatch(subtype)):
-            maintype, subtype = "application", "octet-stream"  # a type from outside, unreadable
-        msg.add_attachment(f.data, maintype=maintype, subtype=subtype,
-                           filename=header_text(f.name, 150) or "attachment")
     row = outbox.queue(session, msg, kind=kind or template, now=now,
                        case_id=case.id if case else None,
                        request_id=request.id if request else None,

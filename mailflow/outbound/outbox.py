@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import getaddresses
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_
@@ -17,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from mailflow import db, metrics
 from mailflow.models import Outbox
+from mailflow.outbound.render import Mail
 from mailflow.outbound.transports import Transport
 
 log = logging.getLogger(__name__)
@@ -28,7 +27,7 @@ BREAKER = 3  # connection failures in a row that end a flush: the relay is down
 
 def queue(
     session: Session,
-    msg: EmailMessage,
+    msg: Mail,
     *,
     kind: str,
     now: datetime,
@@ -42,19 +41,18 @@ def queue(
     when it would answer automatic mail (`answering` names it), or when a recipient has already
     had `limit` automatic mails about this case in the last hour: the last defence against
     mail loops. Held rows stay visible; nothing is dropped."""
-    recipients = [a for _, a in getaddresses([str(msg["To"] or ""), str(msg["Cc"] or "")]) if a]
-    _, sender = getaddresses([str(msg["From"])])[0]
-    held = _hold_reason(session, msg, recipients, case_id, now, limit, answering)
+    recipients = list(msg.recipients)
+    held = _hold_reason(session, msg.automatic, recipients, case_id, now, limit, answering)
     row = Outbox(
         created_at=now,
         kind=kind,
         case_id=case_id,
         request_id=request_id,
-        message_id=str(msg["Message-ID"]),
-        sender=sender,
+        message_id=msg.message_id,
+        sender=msg.sender,
         recipients=recipients,
-        subject=str(msg["Subject"]),
-        raw=msg.as_bytes(),
+        subject=msg.subject,
+        raw=msg.raw,
         next_attempt_at=now,
         state="held" if held else "queued",
         held_reason=held,
@@ -65,22 +63,16 @@ def queue(
     return row
 
 
-def _hold_reason(session: Session, msg: EmailMessage, recipients: list[str],
+def _hold_reason(session: Session, automatic: bool, recipients: list[str],
                  case_id: int | None, now: datetime, limit: int | None,
                  answering: str | None) -> str | None:
-    if str(msg["Auto-Submitted"] or "no").strip().lower() == "no":
+    if not automatic:
         return None  # a person's mail, sent on purpose
     if answering:
         return f"automatic mail in answer to automatic mail ({answering})"
     if limit is None:
         return None
-    recent = session.exec(
-        select(Outbox.recipients)
-        .where(col(Outbox.case_id).is_(None) if case_id is None
-               else col(Outbox.case_id) == case_id)
-        .where(col(Outbox.created_at) > now - timedelta(hours=1))
-        .where(col(Outbox.state) != "held")
-    ).all()
+    recent = _recent(session, case_id, now)
     for r in recipients:
         sent = sum(r.lower() in (a.lower() for a in rs) for rs in recent)
         if sent >= limit:
@@ -88,6 +80,41 @@ def _hold_reason(session: Session, msg: EmailMessage, recipients: list[str],
             return (f"rate limit: {r} already had {sent} automatic mails about {about} in the "
                     f"last hour (max_per_recipient_per_hour = {limit})")
     return None
+
+
+def _cache(session: Session) -> dict[tuple[int | None, datetime], dict[int, list[str]]]:
+    """Per transaction: (case, now) -> id -> recipients of its stored mail not held in the
+    hour before `now`, read once (a new case's three mails cost one query, not three)."""
+    tx = session.get_transaction()
+    kept = session.info.get("outbox_recent")
+    if kept is None or kept[0] is not tx:
+        kept = session.info["outbox_recent"] = (tx, {})
+    return kept[1]
+
+
+def _utc(d: datetime) -> datetime:
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def _recent(session: Session, case_id: int | None, now: datetime) -> list[list[str]]:
+    """Recipients of the case's mail not held in the last hour: what was stored when this
+    transaction first asked, and the mail in the session now (queued since, still not held,
+    not rolled back)."""
+    since = now - timedelta(hours=1)
+    cache = _cache(session)
+    if (case_id, now) not in cache:
+        cache[(case_id, now)] = {i: list(r) for i, r in session.exec(
+            select(Outbox.id, Outbox.recipients)
+            .where(col(Outbox.case_id).is_(None) if case_id is None
+                   else col(Outbox.case_id) == case_id)
+            .where(col(Outbox.created_at) > since)
+            .where(col(Outbox.state) != "held")
+        ).all()}
+    stored = cache[(case_id, now)]
+    ours = [o.recipients for o in (*session.new, *session.identity_map.values())
+            if isinstance(o, Outbox) and o.case_id == case_id and o.state != "held"
+            and (o.id is None or o.id not in stored) and _utc(o.created_at) > since]
+    return [*stored.values(), *ours]
 
 
 def backoff(attempts: int) -> timedelta:

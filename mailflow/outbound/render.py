@@ -1,30 +1,47 @@
-"""Templates -> a complete email message (text and HTML parts).
+"""Templates -> a complete email message (text and HTML parts), serialised once.
 
 A template pair is `<name>.txt` and `<name>.html` in templates/ (or the council's own
 folder, searched first). The text template's first line is `Subject: …`, so a council can
 reword subjects as well as bodies.
 
 Every header is built from structured values, never from text a decoder could turn into a
-line break: addresses are checked and written as `Address` objects; the subject is outside
-text made safe (`header_text`) and written as RFC 2047 encoded words by the library;
-In-Reply-To and References carry only well-formed message IDs.
+line break: addresses are checked (`address`: ASCII addr-spec, display name on one line) and
+written quoted or as RFC 2047 encoded words; the subject is outside text made safe
+(`header_text`) and written as printable ASCII or encoded words (email.header); In-Reply-To
+and References carry only well-formed message IDs; a filename from outside is made safe and
+written quoted or in RFC 2231 form. mailflow writes and folds these headers itself instead
+of handing them to the stdlib's EmailMessage, which parses each one again through its header
+registry and refolds it on output (about half the cost of a mail); tests/test_headers.py
+parses every mail back with the stdlib and checks it has exactly these headers.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+import urllib.parse
 import uuid
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from email import policy as email_policy
+from email import quoprimime
 from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import Policy
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Template,
+    select_autoescape,
+)
 
 from mailflow import resources
 from mailflow.oneline import one_line
@@ -39,6 +56,8 @@ _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 _MSG_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{3,250}>")  # printable ASCII, no <, > or space
 _PLAIN = re.compile(r"[\x20-\x7e]*")
+_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
+LINE_LIMIT = 78  # the stdlib's max_line_length: longer body lines are encoded
 
 
 class BadAddress(ValueError):
@@ -118,28 +137,11 @@ def message_ids(ids: list[str] | None) -> list[str]:
     return [i for i in (x.strip() for x in ids or []) if _MSG_ID.fullmatch(i) and "=?" not in i]
 
 
-class Written(str):
-    """A header whose folded form mailflow writes itself (the library's refolding would turn a
-    long message ID into encoded words and may move spaces in a subject). The policy writes any
-    header value with a `name` through its `fold`."""
-
-    name: str
-    defects: tuple[()] = ()
-
-    def __new__(cls, name: str, value: str, lines: list[str]) -> Written:
-        self = super().__new__(cls, value)
-        self.name = name
-        self._lines = lines
-        return self
-
-    def fold(self, *, policy: Policy) -> str:
-        sep = policy.linesep or "\n"
-        return f"{self.name}: " + (sep + " ").join(self._lines) + sep
-
-
-def subject_header(text: str) -> Written:
+def subject_lines(text: str) -> list[str]:
     """`text` (already header_text) as printable ASCII folded at spaces, or, when it holds
-    anything else or a word too long for a line, as encoded words (email.header)."""
+    anything else or a word too long for a line, as encoded words (email.header). mailflow
+    folds its headers itself: the library's refolding would turn a long message ID into
+    encoded words and may move spaces in a subject."""
     words = text.split(" ")
     if _PLAIN.fullmatch(text) and all(len(w) <= 60 for w in words):
         lines: list[str] = []
@@ -148,24 +150,77 @@ def subject_header(text: str) -> Written:
                 lines[-1] += " " + w
             else:
                 lines.append(w)
-        return Written("Subject", text, lines or [""])
-    encoded = Header(text, "utf-8", header_name="Subject").encode(linesep="\n")
-    return Written("Subject", text, encoded.split("\n "))
+        return lines or [""]
+    return Header(text, "utf-8", header_name="Subject").encode(linesep="\n").split("\n ")
 
 
-def ids_header(name: str, ids: list[str]) -> Written:
-    return Written(name, " ".join(ids), ids)
+def mailbox_lines(a: Address) -> list[str]:
+    """One checked mailbox (`address`) as header text: the display name quoted when it holds
+    a special, or as encoded words when it is not ASCII; the address itself is ASCII."""
+    name, spec = a.display_name, a.addr_spec
+    if not name:
+        return [spec]
+    if _PLAIN.fullmatch(name):
+        if _SPECIALS.search(name):
+            name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return [f"{name} <{spec}>"]
+    words = Header(name, "utf-8").encode(linesep="\n").split("\n ")
+    return [*words, f"<{spec}>"]
+
+
+def addresses_lines(mailboxes: list[Address]) -> list[str]:
+    """A list of mailboxes, folded between them."""
+    lines: list[str] = []
+    for i, a in enumerate(mailboxes):
+        parts = mailbox_lines(a)
+        if i < len(mailboxes) - 1:
+            parts[-1] += ","
+        for part in parts:
+            if lines and len(lines[-1]) + 1 + len(part) <= 72:
+                lines[-1] += " " + part
+            else:
+                lines.append(part)
+    return lines
 
 
 # -- rendering ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    content_type: str  # maintype/subtype, tokens only (outbound/mail.py checks)
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Mail:
+    """A rendered mail, serialised once, and what the outbox records of it (the recipients,
+    sender and subject as mailflow chose them, not read back from the bytes)."""
+
+    raw: bytes
+    sender: str
+    recipients: list[str]
+    subject: str
+    message_id: str
+    automatic: bool
+
+
+# A template's Subject line, compiled once per loaded template (a template reloaded after a
+# change is a new object, so its subject line is compiled again).
+_SUBJECTS: weakref.WeakKeyDictionary[Template, Template] = weakref.WeakKeyDictionary()
+
+
 def _subject_line(env: Environment, name: str, context: dict[str, Any]) -> str:
     """The template's first line rendered on its own: outside text with a line break in it
     cannot move part of the subject into the body or end the subject early."""
-    assert env.loader is not None
-    source, _, _ = env.loader.get_source(env, f"{name}.txt")
-    return env.from_string(source.partition("\n")[0]).render(**context)
+    whole = env.get_template(f"{name}.txt")
+    line = _SUBJECTS.get(whole)
+    if line is None:
+        assert env.loader is not None
+        source, _, _ = env.loader.get_source(env, f"{name}.txt")
+        line = _SUBJECTS[whole] = env.from_string(source.partition("\n")[0])
+    return line.render(**context)
 
 
 def render(
@@ -182,7 +237,8 @@ def render(
     in_reply_to: str | None = None,
     references: list[str] | None = None,
     automatic: bool = True,
-) -> EmailMessage:
+    files: Sequence[Attachment] = (),
+) -> Mail:
     """Raises BadAddress for an address it will not write (outbound/mail.py checks first)."""
     text = env.get_template(f"{name}.txt").render(**context)
     line = _subject_line(env, name, context)
@@ -191,29 +247,113 @@ def render(
     body = text[len(line):] if text.startswith(line) else text.partition("\n")[2]
     html = env.get_template(f"{name}.html").render(**context)
 
-    msg = EmailMessage()
-    msg["From"] = address(sender[1], sender[0])
-    if to:
-        msg["To"] = [address(a) for a in to]
-    if cc:
-        msg["Cc"] = [address(a) for a in cc]
-    msg["Subject"] = subject_header(header_text(line.removeprefix("Subject:")))
-    msg["Date"] = format_datetime(now)
     [own_id] = message_ids([message_id]) or [None]
     if own_id is None:
         raise ValueError(f"not a message ID: {message_id!r}")
-    msg["Message-ID"] = own_id
+    frm = address(sender[1], sender[0])
+    to_boxes, cc_boxes = [address(a) for a in to], [address(a) for a in cc or []]
+    subject = header_text(line.removeprefix("Subject:"))
+    head = [("From", mailbox_lines(frm))]
+    if to_boxes:
+        head.append(("To", addresses_lines(to_boxes)))
+    if cc_boxes:
+        head.append(("Cc", addresses_lines(cc_boxes)))
+    head += [("Subject", subject_lines(subject)), ("Date", [format_datetime(now)]),
+             ("Message-ID", [own_id])]
     if reply_to:
-        msg["Reply-To"] = address(reply_to)
+        head.append(("Reply-To", mailbox_lines(address(reply_to))))
     if thread := message_ids([in_reply_to] if in_reply_to else []):
-        msg["In-Reply-To"] = ids_header("In-Reply-To", thread)
+        head.append(("In-Reply-To", thread))
     if refs := message_ids(references):
-        msg["References"] = ids_header("References", refs)
+        head.append(("References", refs))
     if automatic:
-        msg["Auto-Submitted"] = "auto-generated"
+        head.append(("Auto-Submitted", ["auto-generated"]))
         # Exchange honours this: no out-of-office or read receipts back to a robot.
-        msg["X-Auto-Response-Suppress"] = "DR, RN, NRN, OOF, AutoReply"
-    msg["X-Mailflow-Kind"] = name
-    msg.set_content(body.lstrip("\n"))
-    msg.add_alternative(html, subtype="html")
-    return msg
+        head.append(("X-Auto-Response-Suppress", ["DR, RN, NRN, OOF, AutoReply"]))
+    head += [("X-Mailflow-Kind", [name]), ("MIME-Version", ["1.0"])]
+    content = _alternative(body.lstrip("\n"), html)
+    if files:
+        content = _mixed(content, files)
+    raw = _headers(head).encode("ascii") + content
+    return Mail(raw=raw, sender=frm.addr_spec,
+                recipients=[a.addr_spec for a in (*to_boxes, *cc_boxes)], subject=subject,
+                message_id=own_id, automatic=automatic)
+
+
+# -- MIME, written once ---------------------------------------------------------------------
+# The stdlib's EmailMessage parses every header it is given and refolds every one when it is
+# serialised: about half the cost of a mail. mailflow's headers are built from checked values
+# (above), so they are written here as they are, with the body encoded by the same rule as
+# the stdlib's `set_content` (7bit or 8bit when the lines are short, else quoted-printable or
+# base64, whichever is shorter).
+
+
+def _headers(head: list[tuple[str, list[str]]]) -> str:
+    return "".join(f"{k}: " + "\n ".join(lines) + "\n" for k, lines in head)
+
+
+def _encode_text(text: str) -> tuple[str, bytes]:
+    lines = text.encode("utf-8").splitlines()
+    normal = b"\n".join(lines) + b"\n"
+    if max((len(x) for x in lines), default=0) <= LINE_LIMIT:
+        return ("7bit" if normal.isascii() else "8bit"), normal
+    sniff = b"\n".join(lines[:10]) + b"\n"
+    if len(quoprimime.body_encode(sniff.decode("latin-1"), LINE_LIMIT)) > len(
+            binascii.b2a_base64(sniff)):
+        return "base64", base64.encodebytes(normal)
+    return "quoted-printable", quoprimime.body_encode(normal.decode("latin-1"),
+                                                      LINE_LIMIT).encode("ascii")
+
+
+def _text_part(text: str, subtype: str) -> bytes:
+    cte, data = _encode_text(text)
+    return (f'Content-Type: text/{subtype}; charset="utf-8"\n'
+            f"Content-Transfer-Encoding: {cte}\n\n").encode("ascii") + data
+
+
+def _boundary() -> str:
+    # "=_" cannot occur in quoted-printable or base64 text, and the rest cannot be guessed.
+    return f"=_mf_{uuid.uuid4().hex}"
+
+
+def _multipart(subtype: str, parts: list[bytes]) -> bytes:
+    b = _boundary()
+    out = [f'Content-Type: multipart/{subtype};\n boundary="{b}"\n\n'.encode("ascii")]
+    for part in parts:
+        out += [f"--{b}\n".encode("ascii"), part if part.endswith(b"\n") else part + b"\n"]
+    out.append(f"--{b}--\n".encode("ascii"))
+    return b"".join(out)
+
+
+def _alternative(text: str, html: str) -> bytes:
+    return _multipart("alternative", [_text_part(text, "plain"), _text_part(html, "html")])
+
+
+def _filename_lines(name: str) -> list[str]:
+    """The Content-Disposition of an attachment named `name` (header_text already): quoted
+    when it is printable ASCII, else RFC 2231 (UTF-8, percent-encoded, in continuations)."""
+    if _PLAIN.fullmatch(name):
+        return ["attachment;", 'filename="' + name.replace("\\", "\\\\").replace('"', '\\"')
+                + '"']
+    encoded = urllib.parse.quote(name.encode("utf-8"), safe="")
+    chunks, i = [], 0
+    while i < len(encoded):
+        j = min(i + 60, len(encoded))
+        while j < len(encoded) and "%" in encoded[j - 2:j]:  # never split a %XX
+            j -= 1
+        chunks.append(encoded[i:j])
+        i = j
+    last = len(chunks) - 1
+    return ["attachment;", *(f"filename*{n}*=" + ("utf-8''" if n == 0 else "") + c
+                             + (";" if n < last else "") for n, c in enumerate(chunks))]
+
+
+def _file_part(f: Attachment) -> bytes:
+    head = _headers([("Content-Type", [f.content_type]),
+                     ("Content-Disposition", _filename_lines(f.name)),
+                     ("Content-Transfer-Encoding", ["base64"])])
+    return head.encode("ascii") + b"\n" + base64.encodebytes(f.data)
+
+
+def _mixed(alternative: bytes, files: Sequence[Attachment]) -> bytes:
+    return _multipart("mixed", [alternative, *(_file_part(f) for f in files)])

@@ -25,23 +25,53 @@ def _month(d: date) -> str:
 
 def record(session: Session, calendar: Calendar, case: models.Case) -> None:
     """Bring the statistics of one case and its requests in step with the case itself."""
+    record_all(session, calendar, [case])
+
+
+def record_all(session: Session, calendar: Calendar, cases: list[models.Case]) -> None:
+    """Bring the statistics of `cases` in step with them: one query each for their requests,
+    escalations and existing statistics, whatever the number of cases (a new case is looked
+    up too: on SQLite a new case may reuse the id of the newest case deleted, whose
+    statistics stay)."""
     session.flush()
-    member = session.get(models.Member, case.member_id)
-    ward = session.get(models.Ward, case.ward_id) if case.ward_id else None
-    requests = session.exec(select(models.Request).where(models.Request.case_id == case.id)
-                            .order_by(col(models.Request.id))).all()
+    if not cases:
+        return
+    ids = [c.id for c in cases]
+    requests: dict[int, list[models.Request]] = {i: [] for i in ids}  # type: ignore[misc]
+    for r in session.exec(select(models.Request).where(col(models.Request.case_id).in_(ids))
+                          .order_by(col(models.Request.id))):
+        requests[r.case_id].append(r)
+    stats = {s.case_id: s for s in session.exec(
+        select(models.CaseStat).where(col(models.CaseStat.case_id).in_(ids)))}
+    with_requests = [i for i in ids if requests[i]]
+    escalations: dict[int | None, int] = dict(session.exec(  # type: ignore[arg-type]
+        select(models.Event.request_id, func.count())
+        .where(col(models.Event.case_id).in_(with_requests), models.Event.kind == ESCALATED)
+        .group_by(col(models.Event.request_id))
+    ).all()) if with_requests else {}
+    existing = {r.request_id: r for r in session.exec(
+        select(models.RequestStat).where(col(models.RequestStat.case_id).in_(with_requests)))
+    } if with_requests else {}
     services = directory.service_names(session)
+    for case in cases:
+        _record(session, calendar, case, requests[case.id], stats.get(case.id),  # type: ignore[index]
+                escalations, existing, services)
+
+
+def _record(session: Session, calendar: Calendar, case: models.Case,
+            requests: list[models.Request], stat: models.CaseStat | None,
+            escalations: dict[int | None, int], existing: dict[int, models.RequestStat],
+            services: dict[int, str]) -> None:
+    member = session.get(models.Member, case.member_id)
     common = {
         "case_id": case.id,
-        "ward": ward.name if ward else None,
+        "ward": directory.ward_name(session, case.ward_id),
         "member_id": case.member_id,
         "member": member.name if member else None,
         "category": case.category,
         "enquiry_type": case.enquiry_type,
     }
-
-    stat = session.exec(select(models.CaseStat)
-                        .where(models.CaseStat.case_id == case.id)).first() or models.CaseStat(
+    stat = stat or models.CaseStat(
         case_id=case.id, opened_on=date.min, opened_month="")  # type: ignore[arg-type]
     opened = calendar.local(case.opened_at).date()
     closed = calendar.local(case.closed_at).date() if case.closed_at else None
@@ -53,17 +83,9 @@ def record(session: Session, calendar: Calendar, case: models.Case) -> None:
     session.add(stat)
     if not requests:
         return
-
-    escalations = dict(session.exec(
-        select(models.Event.request_id, func.count())
-        .where(models.Event.case_id == case.id, models.Event.kind == ESCALATED)
-        .group_by(col(models.Event.request_id))
-    ).all())
-    existing = {r.request_id: r for r in session.exec(
-        select(models.RequestStat).where(models.RequestStat.case_id == case.id))}
     received = calendar.received_day(case.received_at)
     for r in requests:
-        row = existing.get(r.id) or models.RequestStat(  # type: ignore[call-arg]
+        row = existing.get(r.id) or models.RequestStat(  # type: ignore[call-arg, arg-type]
             request_id=r.id, sent_on=date.min, sent_month="", due=r.due)
         for k, v in common.items():
             setattr(row, k, v)
