@@ -261,12 +261,16 @@ class Soak:
         victims = list(range(len(self.nodes))) if a.victim == "all" else [int(a.victim) - 1]
         next_kill, n_kill = start + a.kill_every, 0
         while any(t.is_alive() for t in clients):
-            if time.monotonic() >= next_kill and next_kill < deadline:
-                self.kill(self.nodes[victims[n_kill % len(victims)]])
+            victim = self.nodes[victims[n_kill % len(victims)]]
+            # A node still starting after its last kill is not killed again: the next
+            # kill waits for it (a kill measures a recovery).
+            if time.monotonic() >= next_kill and next_kill < deadline and victim.up.is_set():
+                self.kill(victim)
                 n_kill += 1
-                next_kill += a.kill_every
+                next_kill = max(next_kill + a.kill_every, time.monotonic() + 1)
             time.sleep(0.05)
         sent_s = time.monotonic() - start
+        recovered = all(node.up.wait(300) for node in self.nodes)
         drained = self.drain(a.drain_timeout)
         drain_s = time.monotonic() - start - sent_s
         # Let the outbox go out: a flush runs every [scheduler] outbox_seconds on each node.
@@ -278,7 +282,7 @@ class Soak:
             node.lives[-1].proc.terminate()
         for node in self.nodes:
             node.lives[-1].proc.wait(timeout=60)
-        return self.figures(sent_s, drain_s, drained)
+        return self.figures(sent_s, drain_s, drained, recovered)
 
     def drain(self, timeout: float) -> bool:
         end = time.monotonic() + timeout
@@ -302,7 +306,8 @@ class Soak:
             time.sleep(0.5)
 
     # -- the checks --------------------------------------------------------------------------
-    def figures(self, sent_s: float, drain_s: float, drained: bool) -> dict[str, object]:
+    def figures(self, sent_s: float, drain_s: float, drained: bool, recovered: bool
+                ) -> dict[str, object]:
         a = self.a
         with self.engine.connect() as c:
             stored = c.execute(text(
@@ -340,6 +345,7 @@ class Soak:
                 if k == 0 and life.killed_at is None:  # lived through the whole run
                     whole_run.append(g)
         checks = {
+            "recovered after every kill": recovered,
             "drained": drained,
             "lost 0": not lost,
             "quarantined 0": quarantined == 0,
