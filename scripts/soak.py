@@ -144,9 +144,10 @@ class Soak:
                     status = Path(f"/proc/{life.proc.pid}/status").read_text()
                 except OSError:
                     continue
-                kib = next(int(ln.split()[1]) for ln in status.splitlines()
-                           if ln.startswith("VmRSS:"))
-                life.rss.append((time.monotonic(), kib))
+                kib = next((int(ln.split()[1]) for ln in status.splitlines()
+                            if ln.startswith("VmRSS:")), None)
+                if kib is not None:  # None: killed, not yet reaped
+                    life.rss.append((time.monotonic(), kib))
 
     # -- the load ----------------------------------------------------------------------------
     def collect_requests(self, stop: threading.Event) -> None:
@@ -254,7 +255,8 @@ class Soak:
             todo.put(i)
         for _ in range(a.clients):
             todo.put(None)
-        clients = [threading.Thread(target=self.client, args=(todo, start, gap, deadline))
+        clients = [threading.Thread(target=self.client, args=(todo, start, gap, deadline),
+                                    daemon=True)
                    for _ in range(a.clients)]
         for t in helpers + clients:
             t.start()
@@ -461,6 +463,9 @@ def main() -> int:
     a = p.parse_args()
     if not a.database.startswith("postgres"):
         p.error("--database: the soak needs PostgreSQL (several nodes on one database)")
+    # SIGTERM (or SIGINT, which a shell's background job ignores) ends the run through the
+    # `finally`s below, so no node outlives the script.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     folder = Path(tempfile.mkdtemp(prefix="soak-"))
     url, drop = bench.fresh_database(a.database, folder)
     assert url is not None
