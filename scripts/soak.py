@@ -377,8 +377,8 @@ class Soak:
             "recover_first_250_s": [round(x, 2) for x in ack_s],
             "recover_ready_median_s": round(statistics.median(ready_s), 2) if ready_s else None,
             "rss_growth_pct": {k: round(v, 1) for k, v in growth.items()},
-            "rss_kib_last": {f"node{n.index + 1}": n.lives[-1].rss[-1][1]
-                             for n in self.nodes if n.lives[-1].rss},
+            "rss_mb_by_tenths": {f"node{n.index + 1}": tenths(n.lives[0])
+                                 for n in self.nodes if n.lives[0].killed_at is None},
             "checks": checks,
         }
 
@@ -414,6 +414,15 @@ def rss_growth(life: Life, warm_up: float) -> float | None:
     base = statistics.median(after[:3])
     last = statistics.median(after[-3:])
     return 100 * (last - base) / base
+
+
+def tenths(life: Life) -> list[float]:
+    """RSS in MB at each tenth of a process's life: does it level off after warm-up?"""
+    if not life.rss:
+        return []
+    t0, t1 = life.rss[0][0], life.rss[-1][0]
+    marks = [t0 + k * (t1 - t0) / 10 for k in range(11)]
+    return [round(next(kib for t, kib in life.rss if t >= m - 1e-9) / 1024, 1) for m in marks]
 
 
 def prepare(folder: Path, url: str) -> Path:
