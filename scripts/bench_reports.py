@@ -2,6 +2,7 @@
 """Benchmark reports and search on a council's three years of casework.
 
     .venv/bin/python scripts/bench_reports.py [--cases 200000] [--postgres URL] [--keep DIR]
+    .venv/bin/python scripts/bench_reports.py --database URL   # PostgreSQL only
 
 Bulk-loads N cases spread over 2024-2026 (constituents, requests, timeline events and the
 anonymised statistics; the search index built once at the end, as for an import) into a fresh
@@ -312,7 +313,13 @@ def main() -> int:
     ap.add_argument("--keep", help="folder to keep the SQLite file in (default: a temp dir); "
                                    "the PostgreSQL schema is kept too")
     ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    ap.add_argument("--database", metavar="URL",
+                    help="PostgreSQL only, on this database (as --postgres URL --no-sqlite)")
     args = ap.parse_args()
+    if args.database:
+        if not args.database.startswith("postgres"):
+            ap.error("--database: a PostgreSQL URL (without it the run is on SQLite)")
+        args.postgres, args.no_sqlite = args.database, True
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.keep or tmp)

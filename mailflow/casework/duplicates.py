@@ -56,7 +56,10 @@ class Similar:
     place: str | None = None  # the street or postcode both name; None for the same person
 
 
-@lru_cache(maxsize=8192)  # a new case compares itself with each candidate found
+# A new case compares itself with each candidate found. Small: the key holds the case's
+# whole text (2-40 KB), and 8,192 of them grew a serve node by 20 KB a message up to
+# ~160 MB (scripts/soak.py's RSS check).
+@lru_cache(maxsize=256)
 def places(address: str | None, *texts: str) -> frozenset[str]:
     """Streets and postcodes named in an address or a text, normalised."""
     found = set()

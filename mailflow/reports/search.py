@@ -166,15 +166,16 @@ def snippet(text_: str, words: list[str], size: int = 16) -> str:
 
 
 def _preload(session: Session, ids: list[int]) -> list[Any]:
-    """Four queries put the cases and their people in the session, so the summaries cost no
+    """One query puts the cases and their people in the session, so the summaries cost no
     query each. Keep what this returns: the session holds its objects only weakly."""
-    cases = session.exec(select(models.Case).where(col(models.Case.id).in_(ids))).all()
-    loaded: list[Any] = list(cases)
-    for model, attr in ((models.Member, "member_id"), (models.Ward, "ward_id"),
-                        (models.Constituent, "constituent_id")):
-        wanted = {getattr(c, attr) for c in cases} - {None}
-        loaded += session.exec(select(model).where(col(model.id).in_(wanted))).all()  # type: ignore[attr-defined]
-    return loaded
+    Case = models.Case
+    rows = session.exec(
+        select(Case, models.Member, models.Ward, models.Constituent)
+        .outerjoin(models.Member, col(models.Member.id) == Case.member_id)
+        .outerjoin(models.Ward, col(models.Ward.id) == Case.ward_id)
+        .outerjoin(models.Constituent, col(models.Constituent.id) == Case.constituent_id)
+        .where(col(Case.id).in_(ids))).all()
+    return [obj for row in rows for obj in row if obj is not None]
 
 
 def _sqlite(session: Session, q: str, where: list[ColumnElement[bool]], limit: int
@@ -204,15 +205,17 @@ def _postgres(session: Session, query: str, where: list[ColumnElement[bool]], li
               ) -> list[Any]:
     index = table("case_search", column("case_id"), column("document"))
     tsq = func.websearch_to_tsquery("english", query)
-    score = func.ts_rank(index.c.document, tsq, 1)  # 1: longer documents count less
-    matches = select(index.c.case_id).select_from(index).where(index.c.document.op("@@")(tsq))
+    matches = select(index.c.case_id, index.c.document).select_from(index) \
+        .where(index.c.document.op("@@")(tsq))
     if where:
         matches = matches.join(models.Case, col(models.Case.id) == index.c.case_id).where(*where)
-    # One statement: the newest WINDOW matches by id alone (cheap), then rank just those.
-    newest = matches.order_by(index.c.case_id.desc()).limit(WINDOW)
+    # One pass over the index: the newest WINDOW matches, each with the document it was
+    # found in, ranked as they are (ranking by id afterwards read each document twice).
+    newest = matches.order_by(index.c.case_id.desc()).limit(WINDOW).subquery("newest")
+    score = func.ts_rank(newest.c.document, tsq, 1)  # 1: longer documents count less
     return list(session.execute(
-        select(index.c.case_id, score).where(index.c.case_id.in_(newest))
-        .order_by(score.desc(), index.c.case_id.desc()).limit(limit)))
+        select(newest.c.case_id, score).order_by(score.desc(), newest.c.case_id.desc())
+        .limit(limit)))
 
 
 def rebuild(session: Session) -> None:
