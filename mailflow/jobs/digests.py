@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, union_all, update
+from sqlalchemy import bindparam, case, func, literal, union_all, update
 from sqlmodel import Session, col, select
 
 from mailflow import db, models, tokens
@@ -253,24 +253,21 @@ def member_sections(app: App, session: Session, members: list[Member], now: date
     services = directory.service_names(session)
     C, R = models.Case, models.Request
 
-    # Overdue requests of their cases: each member's first `limit` (due, id) and their count,
-    # by window functions over one range of ix_request_overdue (state, due) joined to the
-    # cases, instead of a count and a page per member.
-    rank = func.row_number().over(partition_by=C.member_id, order_by=(R.due, R.id))
-    overdue_q = (select(C.member_id, R.service_id, R.due, C.reference, C.subject,
-                        rank.label("rank"), func.count().over(partition_by=C.member_id)
-                        .label("total"))
-                 .select_from(R).join(C, col(C.id) == col(R.case_id))
-                 .where(col(R.state) == "sent").where(col(R.due) < today)
-                 .where(col(C.member_id).in_(ids)).subquery())
-    overdue: dict[int, tuple[list[dict[str, str]], int]] = {}
-    for r in session.execute(select(overdue_q).where(overdue_q.c.rank <= limit)
-                             .order_by(overdue_q.c.member_id, overdue_q.c.rank)):
-        lines, _ = overdue.setdefault(r.member_id, ([], r.total))
-        lines.append(_line(r, "overdue", f"{services.get(r.service_id, '')}: due "
-                                         f"{r.due.isoformat()}, "
-                                         f"{cal.working_days_between(r.due, today)} working "
-                                         f"days late - {r.subject}"))
+    # Overdue requests of their cases: each member's count and first page in (due, id) order.
+    counted, pages = _overdue(session, ids, today, limit)
+    totals = counted or {}
+    overdue: dict[int, list[dict[str, str]]] = {}
+    if pages is not None:
+        for r in session.execute(
+                select(pages.c.member_id, pages.c.due, R.service_id, C.reference, C.subject,
+                       *([] if counted is not None else [pages.c.total]))
+                .join(R, col(R.id) == pages.c.id).join(C, col(C.id) == col(R.case_id))
+                .order_by(pages.c.member_id, pages.c.due, pages.c.id)):
+            if counted is None:
+                totals[r.member_id] = r.total
+            overdue.setdefault(r.member_id, []).append(_line(
+                r, "overdue", f"{services.get(r.service_id, '')}: due {r.due.isoformat()}, "
+                f"{cal.working_days_between(r.due, today)} working days late - {r.subject}"))
 
     # Answered cases about to close: a short range of ix_case_closing, all of it.
     closing: dict[int, list[models.Case]] = {}
@@ -296,7 +293,7 @@ def member_sections(app: App, session: Session, members: list[Member], now: date
     for m in members:
         mid = row_of[m.email].id
         mine = notes[m.email]
-        lines, total = overdue.get(mid, ([], 0))  # type: ignore[arg-type]
+        lines, total = overdue.get(mid, []), int(totals.get(mid) or 0)
         soon = closing.get(mid, [])
         held = pen.get(m.email, [])
         out[m.email] = [
@@ -315,6 +312,40 @@ def member_sections(app: App, session: Session, members: list[Member], now: date
                 len(held), limit),
         ]
     return out
+
+
+def _overdue(session: Session, ids: list[int], today: date, limit: int
+             ) -> tuple[dict[int, int] | None, Any]:
+    """Each member's number of overdue requests (member id -> count; None: the subquery's
+    `total` column says) and a subquery of their first `limit` (member_id, id, due), or None
+    when none has any. Each database gets the plan
+    it runs well: PostgreSQL hashes the council's overdue requests with the cases once and
+    ranks them by window functions; SQLite counts per case (a range of ix_request_case_open
+    for each case of ix_case_member_id) and takes each member's page with its own LIMIT, all
+    in one UNION ALL (ranked there, SQLite sorted every overdue request three times: 4x
+    slower at 200,000 cases)."""
+    C, R = models.Case, models.Request
+    if db.is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        ranked = (select(C.member_id, R.id, R.due,
+                         func.row_number().over(partition_by=C.member_id,
+                                                order_by=(R.due, R.id)).label("rank"),
+                         func.count().over(partition_by=C.member_id).label("total"))
+                  .select_from(R).join(C, col(C.id) == col(R.case_id))
+                  .where(col(R.state) == "sent").where(col(R.due) < today)
+                  .where(col(C.member_id).in_(ids)).subquery())
+        return None, select(ranked).where(ranked.c.rank <= limit).subquery()
+    per_case = (select(func.count()).select_from(R).where(col(R.case_id) == C.id)
+                .where(col(R.state) == "sent").where(col(R.due) < today)
+                .correlate(C).scalar_subquery())
+    totals = {m: int(n or 0) for m, n in session.exec(
+        select(C.member_id, func.sum(per_case)).where(col(C.member_id).in_(ids))
+        .group_by(C.member_id))}
+    pages = [select(literal(i).label("member_id"), R.id, R.due)
+             .where(col(R.case_id).in_(select(C.id).where(C.member_id == i)))
+             .where(col(R.state) == "sent").where(col(R.due) < today)
+             .order_by(col(R.due), col(R.id)).limit(limit).subquery()
+             for i in ids if totals.get(i)]
+    return totals, union_all(*(select(p) for p in pages)).subquery() if pages else None
 
 
 # -- the staff digest -------------------------------------------------------------------------
