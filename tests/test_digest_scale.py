@@ -161,3 +161,34 @@ def test_chase_statements_per_batch_do_not_grow_with_steps(tmp_path: Path, db_ur
         assert chase.chase(app, D2 + timedelta(hours=2))["chase"] == 0
     finally:
         db.engine(app.url).dispose()
+
+
+def test_a_failing_chase_step_affects_only_itself(tmp_path: Path, db_url: str) -> None:
+    """A council's chase template that fails for one case: that step is rolled back to its
+    savepoint and taken on the next run; the others in its batch go out."""
+    own = tmp_path / "tpl"
+    own.mkdir()
+    shipped = (Path(__file__).resolve().parent.parent / "templates" / "chase.txt").read_text()
+    subject, _, rest = shipped.partition("\n")
+    (own / "chase.txt").write_text(
+        subject + "\n{% if case.subject.endswith('Row 1') %}{{ no_such_value }}{% endif %}" + rest)
+    app = council(tmp_path, db_url, 2, "council")
+    path = tmp_path / "council.toml"
+    path.write_text(path.read_text().replace('secret = "test-secret"',
+                                             'secret = "test-secret"\ntemplates = "tpl"'))
+    app = App(settings.load(path))
+    db.upgrade(app.url)
+    app.start(D1)
+    try:
+        forwards(app, 3, clock.parse("2026-11-02T10:00:00Z"), 0)
+        assert chase.chase(app, D1 + timedelta(hours=1))["chase"] == 2
+        with app.session() as s:
+            steps = {c.subject: r.chase_step for r, c in s.exec(
+                select(models.Request, models.Case).join(models.Case))}
+        assert sorted(steps.values()) == ["chased", "chased", "none"]
+        assert [k for k, v in steps.items() if v == "none"][0].endswith("Elm Row 1")
+        (own / "chase.txt").write_text(shipped)  # the council mends its template
+        fixed = App(settings.load(path))
+        assert chase.chase(fixed, D1 + timedelta(hours=2))["chase"] == 1
+    finally:
+        db.engine(app.url).dispose()

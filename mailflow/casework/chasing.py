@@ -67,6 +67,9 @@ def _load(session: Session, due: Sequence[models.Request]) -> Batch:
     directory.warm(session)  # members and services without a query
     b.cases = {c.id: c for c in session.exec(select(models.Case).where(  # type: ignore[misc]
         col(models.Case.id).in_({r.case_id for r in due})))}
+    # Held until the batch's session ends: the statistics hook at commit reads these cases,
+    # and the session's identity map alone would let them go (it is weak).
+    session.info["chase_cases"] = b.cases
     wanted = {b.cases[r.case_id].constituent_id for r in due if r.next_step == "escalate"}
     if wanted - {None}:
         b.constituents = {c.id: c for c in session.exec(  # type: ignore[misc]
