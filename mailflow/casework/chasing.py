@@ -35,11 +35,6 @@ class Batch:
         field(default_factory=dict)  # case id -> (request id, sender, at)
 
 
-def take_step(ctx: Context, session: Session, r: models.Request, now: datetime) -> str | None:
-    """Take one request's next step (see `take_steps`)."""
-    return take_steps(ctx, session, [r], now)[0]
-
-
 def take_steps(ctx: Context, session: Session, requests: Sequence[models.Request],
                now: datetime) -> list[str | None]:
     """Take each request's next step if it is due today; per request, the step taken (or
