@@ -91,6 +91,8 @@ def _track_statistics(session: Session, calendar: Calendar) -> None:
                 touched[obj.case_id] = obj.case_id
 
     def record(session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a savepoint released (a chase step): the outer commit records them all
         session.flush()
         touched: dict[Any, Any] = session.info.pop("touched_cases", {})
         cases = {}

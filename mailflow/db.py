@@ -80,6 +80,17 @@ def insert_once(session: Session, model: type, values: dict[str, Any], keys: lis
     return session.execute(stmt).first() is not None
 
 
+def insert_new(session: Session, model: type, rows: list[dict[str, Any]], keys: list[str],
+               *returning: Any) -> list[Row[Any]]:
+    """Insert many rows in one statement, skipping those whose `keys` (a unique constraint)
+    exist already; returns `returning` of the rows this call inserted: claims in bulk."""
+    if not rows:
+        return []
+    stmt = (_insert(session, model).values(rows).on_conflict_do_nothing(index_elements=keys)
+            .returning(*returning))
+    return list(session.execute(stmt).all())
+
+
 def increment(session: Session, model: type, key: dict[str, Any], column: str) -> int:
     """Add one to a counter row (created at 1) in one statement and return the new value:
     two nodes never get the same number."""

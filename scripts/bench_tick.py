@@ -7,7 +7,7 @@ member, staff, each service contact). Memory is the process's peak RSS before an
 tick: the jobs stream in batches, so the tick should add little to what loading added.
 
     .venv/bin/python scripts/bench_tick.py                       # SQLite, full size
-    .venv/bin/python scripts/bench_tick.py --url postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python scripts/bench_tick.py --database postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python scripts/bench_tick.py --cases 2000 --requests 10000   # a quick smoke run
 """
 
@@ -172,7 +172,9 @@ def _write(conn: Any, table: Any, columns: list[str], chunk: list[dict[str, Any]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--url", help="database URL (default: a new SQLite file)")
+    ap.add_argument("--url", "--database", dest="url",
+                    help="database URL (default: a new SQLite file); on PostgreSQL the run "
+                    "uses a schema of its own, dropped at the end")
     ap.add_argument("--cases", type=int, default=200_000)
     ap.add_argument("--requests", type=int, default=1_000_000)
     ap.add_argument("--members", type=int, default=100)

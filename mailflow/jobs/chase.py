@@ -47,9 +47,8 @@ def chase(app: App, now: datetime) -> dict[str, Any]:
         return {"in_working_hours": False}
     counts: Counter[str] = Counter()
     for session, batch in db.batches(app.session, _due(cal.today(now)), DUE_ORDER, BATCH):
-        for r in batch:
-            if step := chasing.take_step(app.context, session, r, now):
-                counts[step] += 1
+        counts.update(step for step in chasing.take_steps(app.context, session, batch, now)
+                      if step)
     return {k: counts[k] for k in ("reminder", "chase", "chase_again", "escalate", "skipped")}
 
 
