@@ -29,6 +29,7 @@ import json
 import os
 import queue
 import random
+import re
 import shutil
 import signal
 import smtplib
@@ -114,8 +115,9 @@ class Soak:
         while life.proc.poll() is None and life.killed_at is None:
             if web is None:
                 for line in Path(log).read_text(errors="replace").splitlines():
-                    if line.startswith("mailflow: ") and ", web http://" in line:
-                        web = line.rsplit(", web ", 1)[1].strip()
+                    found = re.search(r", web (http://[^\s,]+)", line)
+                    if line.startswith("mailflow: ") and found:
+                        web = found.group(1)
             else:
                 try:
                     with urllib.request.urlopen(f"{web}/readyz", timeout=2) as r:
