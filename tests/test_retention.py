@@ -381,3 +381,26 @@ def test_deleting_a_case_scans_no_table(tmp_path: Path) -> None:
         assert scans == [], "\n".join(f"{p}: {st}" for st, p in scans)
     finally:
         db.engine(a.url).dispose()
+
+
+def test_a_new_case_on_a_deleted_case_s_id_keeps_the_old_statistics(app: App) -> None:
+    """SQLite gives a new row the id of the newest row deleted. The deleted case's statistics
+    stay, and the new case (same id) must not overwrite them: the reports of 2025 are the
+    same after a new case is opened as before the old one was deleted."""
+    refs = world(app)
+    before = reports(app)
+    with app.session() as s:
+        newest = s.exec(select(models.Case).order_by(models.Case.id.desc())).first()  # type: ignore[union-attr]
+        assert newest is not None and newest.reference == refs["complaint"]
+        old_id = newest.id
+        from mailflow.casework.retention import delete_case
+
+        delete_case(s, newest, "test", NOW)
+        s.commit()
+    o = ingest(app, forward("Fay Fox <fay.fox@example.org>", "Pothole on Fox Lane",
+                            "A pothole on Fox Lane.\n\nFay"), NOW)
+    assert o.disposition == "case_opened", o.reason
+    if db.engine(app.url).dialect.name == "sqlite":
+        assert get_case(app, o.case).id == old_id  # the reuse this guards against
+    after = reports(app)
+    assert [after[0], after[1], after[3]] == [before[0], before[1], before[3]]

@@ -75,6 +75,18 @@ def candidates(session: Session, cfg: Retention, now: datetime, after: tuple[Any
 
 
 # -- deleting one case -------------------------------------------------------------------------
+def _detach_statistics(session: Session, case_id: int) -> None:
+    """The statistics stay, but let go of the ids: SQLite gives a new case (or request) the
+    id of the newest one deleted, whose rows it would then overwrite. A negative id is one no
+    row will ever have; reports never join statistics to the case."""
+    cs, rs = models.CaseStat, models.RequestStat
+    session.execute(update(cs).where(col(cs.case_id) == case_id).values(case_id=-case_id)
+                    .execution_options(synchronize_session=False))
+    session.execute(update(rs).where(col(rs.case_id) == case_id)
+                    .values(case_id=-case_id, request_id=-col(rs.request_id))
+                    .execution_options(synchronize_session=False))
+
+
 def delete_case(session: Session, case: models.Case, rule: str, now: datetime, *,
                 actor: str = ACTOR, via: str = "job") -> None:
     """Delete a case and everything about it, in the caller's transaction: requests, events,
@@ -104,6 +116,7 @@ def delete_case(session: Session, case: models.Case, rule: str, now: datetime, *
     gone(models.LegalHold, models.LegalHold.case_id == cid)
     forget_reads(session, case.reference)
     gone(models.Request, models.Request.case_id == cid)
+    _detach_statistics(session, cid)
     session.execute(update(models.Case).where(models.Case.merged_into_id == cid)
                     .values(merged_into_id=None).execution_options(synchronize_session=False))
     constituent = case.constituent_id
