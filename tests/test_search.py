@@ -161,3 +161,25 @@ def test_a_very_common_word_ranks_only_the_newest_matches(app: App, council: dic
     monkeypatch.setattr(search, "WINDOW", 1)
     assert find(app, "pothole") == ["Bins not emptied"]  # the newer of the two
     assert find(app, "pothole", until=date(2026, 11, 30)) == ["Pothole on Main Street"]
+
+
+def test_newest_first_finds_the_same_window_wherever_it_starts(
+        app: App, council: dict[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    # On PostgreSQL common words are looked for among the newest ids first (from a cut the
+    # statistics suggest), the rest only when those hold fewer than WINDOW matches. Any cut
+    # must give what one plain pass gives: a cut too high, too low, or in between.
+    for day in range(4, 10):
+        rd.open_case(app, rd.JANE, "Roads", f"2026-12-{day:02d}T10:00:00Z",
+                     f"Pothole number {day}")
+    monkeypatch.setattr(search, "WINDOW", 3)
+    monkeypatch.setattr(search, "_newest_cut", lambda s, q: None)
+    plain = find(app, "pothole")
+    assert sorted(plain) == [f"Pothole number {d}" for d in (7, 8, 9)]  # the newest
+    with app.session() as s:
+        ids = sorted(s.exec(select(models.Case.id)).all())
+    for cut in (ids[-1], ids[-2], ids[len(ids) // 2], ids[0], 0):
+        monkeypatch.setattr(search, "_newest_cut", lambda s, q, cut=cut: cut)
+        assert find(app, "pothole") == plain, cut
+    monkeypatch.undo()
+    monkeypatch.setattr(search, "WINDOW", 3)
+    assert find(app, "pothole") == plain  # with the statistics, whatever they say

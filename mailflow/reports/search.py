@@ -20,6 +20,7 @@ from sqlalchemy import (
     column,
     exists,
     func,
+    literal,
     literal_column,
     table,
     text,
@@ -211,11 +212,60 @@ def _postgres(session: Session, query: str, where: list[ColumnElement[bool]], li
         matches = matches.join(models.Case, col(models.Case.id) == index.c.case_id).where(*where)
     # One pass over the index: the newest WINDOW matches, each with the document it was
     # found in, ranked as they are (ranking by id afterwards read each document twice).
-    newest = matches.order_by(index.c.case_id.desc()).limit(WINDOW).subquery("newest")
-    score = func.ts_rank(newest.c.document, tsq, 1)  # 1: longer documents count less
+    newest = matches.order_by(index.c.case_id.desc()).limit(WINDOW)
+    cut = None if where else _newest_cut(session, query)
+    if cut is not None:
+        # The GIN index gives no order, so the plain pass reads the heap page of every
+        # match. When the words are common enough that the ids from `cut` up should hold
+        # WINDOW matches, look there first (the primary key narrows the heap pages read);
+        # the rest is scanned only when they did not (a one-time filter in the same plan).
+        # Neither pass may walk the primary key backwards for its order (`+ 0`), testing
+        # every document on the way: psycopg prepares a statement run five times, and a
+        # generic plan does that, a second for a rare pair of words. The cut is written
+        # into the statement so the plan knows how few ids it leaves.
+        at = literal(cut, literal_execute=True)
+        by_id = matches.order_by((index.c.case_id + 0).desc()).limit(WINDOW)
+        recent = by_id.where(index.c.case_id >= at).cte("recent")
+        enough = select(func.count()).select_from(recent).scalar_subquery() >= WINDOW
+        rest = by_id.where(index.c.case_id < at, ~enough)
+        both = select(recent.c.case_id, recent.c.document).union_all(rest).subquery()
+        newest = select(both.c.case_id, both.c.document) \
+            .order_by(both.c.case_id.desc()).limit(WINDOW)
+    window = newest.subquery("newest")
+    score = func.ts_rank(window.c.document, tsq, 1)  # 1: longer documents count less
     return list(session.execute(
-        select(newest.c.case_id, score).order_by(score.desc(), newest.c.case_id.desc())
+        select(window.c.case_id, score).order_by(score.desc(), window.c.case_id.desc())
         .limit(limit)))
+
+
+_STATS = text("""
+    WITH q AS (SELECT websearch_to_tsquery('english', :q)::text AS q),
+    words AS (SELECT m[1] AS word FROM q, regexp_matches(q.q, '''([^'']+)''', 'g') m)
+    SELECT q.q, (SELECT count(*) FROM words),
+           (SELECT array_agg(u.f) FROM pg_stats s,
+                unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) u(e, f)
+            WHERE s.schemaname = current_schema() AND s.tablename = 'case_search'
+              AND s.attname = 'document' AND u.e IN (SELECT word FROM words)),
+           (SELECT reltuples FROM pg_class WHERE oid = 'case_search'::regclass),
+           (SELECT min(case_id) FROM case_search), (SELECT max(case_id) FROM case_search)
+    FROM q""")
+
+
+def _newest_cut(session: Session, query: str) -> int | None:
+    """The id from which the newest cases should hold WINDOW matches of `query`, going by
+    the planner's statistics (each word's share of the documents), or None when one plain
+    pass is as cheap or the guess too unsure: a word rare or unknown to the statistics, a
+    query that is not plain words joined by AND, or a cut reaching back too far."""
+    tsq, n_words, freqs, rows, lo, hi = session.execute(_STATS, {"q": query}).one()
+    if not n_words or not freqs or len(freqs) != n_words or not rows or rows <= 0 \
+            or hi is None or set(re.sub(r"'(?:[^']|'')*'", "", tsq).split()) - {"&"}:
+        return None
+    # All the words' share is at most the rarest word's: exact for one word, and near for
+    # words that come together (a subject's); when they do not, the first pass falls short
+    # and costs a second scan of the index, so only a short reach is risked for them.
+    width = 1.5 * WINDOW / min(freqs) * (hi - lo + 1) / rows  # ids, with room for error
+    reach = (hi - lo) / (2 if n_words == 1 else 4)
+    return int(hi - width) if width < reach else None
 
 
 def rebuild(session: Session) -> None:
