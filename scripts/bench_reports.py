@@ -3,6 +3,8 @@
 
     .venv/bin/python scripts/bench_reports.py [--cases 200000] [--postgres URL] [--keep DIR]
     .venv/bin/python scripts/bench_reports.py --database URL   # PostgreSQL only
+    .venv/bin/python scripts/bench_reports.py --database URL --schema bench_xxxxxxxx
+        # again on the cases a --keep run left, without loading them again
 
 Bulk-loads N cases spread over 2024-2026 (constituents, requests, timeline events and the
 anonymised statistics; the search index built once at the end, as for an import) into a fresh
@@ -260,13 +262,15 @@ def timed(fn: Any, repeat: int) -> tuple[list[float], Any]:
     return out, result
 
 
-def bench(app: App, label: str, n: int) -> dict[str, float]:
-    print(f"{label}: loading {n} cases ...", flush=True)
-    t = time.perf_counter()
-    with search.index_suspended(db.engine(app.url)):  # as an import from an old system would
-        load_s = load(app, n)
-    index_s = time.perf_counter() - t - load_s
-    analyze(app)
+def bench(app: App, label: str, n: int, loaded: bool = False) -> dict[str, float]:
+    load_s = index_s = 0.0
+    if not loaded:
+        print(f"{label}: loading {n} cases ...", flush=True)
+        t = time.perf_counter()
+        with search.index_suspended(db.engine(app.url)):  # as an import would
+            load_s = load(app, n)
+        index_s = time.perf_counter() - t - load_s
+        analyze(app)
     today = date(2027, 1, 15)
     period = between(date(2024, 1, 1), date(2026, 12, 31))
     with app.session() as s:
@@ -315,6 +319,8 @@ def main() -> int:
     ap.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     ap.add_argument("--database", metavar="URL",
                     help="PostgreSQL only, on this database (as --postgres URL --no-sqlite)")
+    ap.add_argument("--schema", help="time the cases a --keep run left in this PostgreSQL "
+                                     "schema (named at its end) instead of loading new ones")
     args = ap.parse_args()
     if args.database:
         if not args.database.startswith("postgres"):
@@ -329,16 +335,18 @@ def main() -> int:
         if not args.no_sqlite:
             results["sqlite"] = bench(_app(folder, f"sqlite:///{path}"), "sqlite", args.cases)
         if args.postgres:
-            schema = "bench_" + uuid.uuid4().hex[:8]
+            schema = args.schema or "bench_" + uuid.uuid4().hex[:8]
             admin = create_engine(db.normalise_url(args.postgres), isolation_level="AUTOCOMMIT")
-            with admin.connect() as c:
-                c.execute(text(f'CREATE SCHEMA "{schema}"'))
+            if not args.schema:
+                with admin.connect() as c:
+                    c.execute(text(f'CREATE SCHEMA "{schema}"'))
             try:
                 url = db.normalise_url(args.postgres)
                 url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-                results["postgresql"] = bench(_app(folder, url), "postgresql", args.cases)
+                results["postgresql"] = bench(_app(folder, url), "postgresql", args.cases,
+                                              loaded=bool(args.schema))
             finally:
-                if args.keep:
+                if args.keep or args.schema:
                     print(f"kept PostgreSQL schema {schema}")
                 else:
                     with admin.connect() as c:
