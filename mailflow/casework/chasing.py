@@ -13,21 +13,22 @@ A step changes no statistic but an escalation's count, so that count alone is br
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from mailflow import db, models
+from mailflow import models
 from mailflow.casework import deadlines, directory, notify
 from mailflow.casework.cases import contact_details, event_values
 from mailflow.casework.context import Context
-from mailflow.outbound import mail
+from mailflow.outbound import mail, outbox
 from mailflow.reports import stats
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ def take_steps(ctx: Context, session: Session, requests: Sequence[models.Request
     due = [r for r in requests if r.next_step is not None and r.next_step_on is not None
            and r.next_step_on <= today and r.state == "sent"]
     batch = _load(session, due)
+    if due and ctx.settings.outbound.max_per_recipient_per_hour is not None:
+        outbox.warm_recent(session, [r.case_id for r in due], now)  # each mail's rate limit
     rows = Rows()
     out: dict[int, str | None] = {}
     with session.no_autoflush:  # each step's reads must not write the steps before it
@@ -97,9 +100,10 @@ def _take(ctx: Context, session: Session, b: Batch, rows: Rows, r: models.Reques
             set_committed_value(r, k, v)
         if not late_reminder:
             _step(ctx, session, b, mine, r, step, since, now)
-        won = db.claim(session, models.Request,
-                       {"id": r.id, "state": "sent", "chase_step": reached_before,
-                        "next_step": step, "next_step_on": step_on}, values)
+        won = session.execute(_claim("chased_at" in values), {
+            "w_id": r.id, "w_chase_step": reached_before, "w_next_step": step,
+            "w_next_step_on": step_on, **{f"v_{k}": v for k, v in values.items()}},
+        ).rowcount == 1  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001 - one step's failure must not stop the others
         log.exception("chase: the %s of request %s failed", step, r.id)
         won = False
@@ -114,6 +118,19 @@ def _take(ctx: Context, session: Session, b: Batch, rows: Rows, r: models.Reques
     rows.notices += mine.notices
     rows.escalated.update(mine.escalated)
     return "skipped" if late_reminder else step
+
+
+@functools.cache
+def _claim(chased: bool) -> Any:
+    """db.claim's conditional UPDATE, built once with bound parameters: of two workers that
+    saw the request at the same step only one moves it (the row count says which)."""
+    R = models.Request.__table__  # type: ignore[attr-defined]
+    c = R.c
+    return (update(R).where(c.id == bindparam("w_id"), c.state == "sent",
+                            c.chase_step == bindparam("w_chase_step"),
+                            c.next_step == bindparam("w_next_step"),
+                            c.next_step_on == bindparam("w_next_step_on"))
+            .values({k: bindparam(f"v_{k}") for k in CLAIMED if chased or k != "chased_at"}))
 
 
 def _write(session: Session, rows: Rows) -> None:
