@@ -19,6 +19,7 @@ from mailflow.casework import cases, commands, dates
 from mailflow.casework.calendar import Calendar
 from mailflow.inbound import pipeline
 from mailflow.jobs import tick
+from mailflow.reports import stats
 from tests.conftest import COUNCIL, run_cli
 from tests.mail import CASEWORK, JANE, message, outlook_forward, reply_to
 
@@ -227,6 +228,17 @@ def test_full_chain_each_step_once(app: App) -> None:
     assert kinds(app, ref).count("chased") == 2 and kinds(app, ref).count("escalated") == 1
     r = request_of(app, ref)
     assert r.chase_step == "escalated" and r.next_step is None
+    # The chase job brings only the escalation count of the statistics in step (not the
+    # whole case): what a full rewrite of the case's statistics gives.
+    with app.session() as s:
+        stat = s.exec(select(models.RequestStat).where(models.RequestStat.request_id == r.id)
+                      ).one()
+        assert stat.escalations == 1 and stat.state == "sent"
+        before = stat.model_dump()
+        stats.record(s, app.calendar, s.get(models.Case, r.case_id))
+        s.flush()
+        s.refresh(stat)
+        assert stat.model_dump() == before
     # Replies to a chase land on the request (threaded under it, with its reply address).
     req = request_of(app, ref)
     assert mail(chases[0])["Reply-To"].startswith(f"casework+{ref.lower()}.{req.token}@")

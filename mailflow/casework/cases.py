@@ -87,10 +87,19 @@ def constituent_for(session: Session, name: str | None, email: str | None, **ext
 def event(session: Session, case: models.Case, kind: str, at: datetime, *,
           sender: str | None = None, text: str = "", raw_message_id: int | None = None,
           request_id: int | None = None, **data: Any) -> models.Event:
-    row = models.Event(case_id=case.id, kind=kind, at=at, sender=sender, text=text,
-                       raw_message_id=raw_message_id, request_id=request_id, data=data or None)
+    row = models.Event(**event_values(case, kind, at, sender=sender, text=text,
+                                      raw_message_id=raw_message_id, request_id=request_id,
+                                      **data))
     session.add(row)
     return row
+
+
+def event_values(case: models.Case, kind: str, at: datetime, *, sender: str | None = None,
+                 text: str = "", raw_message_id: int | None = None,
+                 request_id: int | None = None, **data: Any) -> dict[str, Any]:
+    """`event`'s columns, for a caller that inserts a batch of events in one statement."""
+    return {"case_id": case.id, "kind": kind, "at": at, "sender": sender, "text": text,
+            "raw_message_id": raw_message_id, "request_id": request_id, "data": data or None}
 
 
 def open_case(ctx: Context, session: Session, new: NewCase, now: datetime) -> models.Case:

@@ -1,27 +1,38 @@
 """One step of a request's chase chain: reminder, chase, second chase, escalation. Steps go in
 batches: what a batch's steps need (cases, constituents, the first mail of each request to
-thread under, auto-replies since the last step) is read in a few queries for the whole batch,
-then each step is taken in its own savepoint, so one that fails affects only itself. The step
-is claimed with a conditional update on the request, so it happens once however many ticks or
-nodes try; the mail it causes is queued in the same transaction."""
+thread under, auto-replies since the last step) is read in a few queries for the whole batch.
+Each step is prepared first (its mail rendered and queued, its event and notices built as
+plain values) with nothing written, then claimed with a conditional update on the request, so
+it happens once however many ticks or nodes try. A step that fails, or loses its claim, takes
+back the mail it queued and leaves nothing of itself; the steps that won have their events
+and notices inserted together, one statement each, at the end of the batch, and the mail is
+flushed with them, all in the batch's transaction. No savepoint, no flush per step.
+
+A step changes no statistic but an escalation's count, so that count alone is brought in step
+(one UPDATE for the batch) instead of the case's statistics being rewritten at commit."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
-from mailflow import db, models
+from mailflow import models
 from mailflow.casework import deadlines, directory, notify
-from mailflow.casework.cases import contact_details, event
+from mailflow.casework.cases import contact_details, event_values
 from mailflow.casework.context import Context
-from mailflow.outbound import mail
+from mailflow.outbound import mail, outbox
+from mailflow.reports import stats
 
 log = logging.getLogger(__name__)
+ESCALATED = stats.ESCALATED
 
 
 @dataclass
@@ -35,24 +46,113 @@ class Batch:
         field(default_factory=dict)  # case id -> (request id, sender, at)
 
 
+@dataclass
+class Rows:
+    """What the steps that won write, inserted together when the batch's steps are done."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    escalated: dict[int, int] = field(default_factory=dict)  # request id -> case id
+
+
+CLAIMED = ("chase_step", "next_step", "next_step_on", "stepped_at", "chased_at")
+
+
 def take_steps(ctx: Context, session: Session, requests: Sequence[models.Request],
                now: datetime) -> list[str | None]:
     """Take each request's next step if it is due today; per request, the step taken (or
     "skipped" for a reminder that came too late), None when another worker took it or the
-    step failed (rolled back to its savepoint and logged; the next tick tries again)."""
+    step failed (logged, nothing of it kept; the next tick tries again)."""
     today = ctx.calendar.today(now)
     due = [r for r in requests if r.next_step is not None and r.next_step_on is not None
            and r.next_step_on <= today and r.state == "sent"]
     batch = _load(session, due)
+    if due and ctx.settings.outbound.max_per_recipient_per_hour is not None:
+        outbox.warm_recent(session, [r.case_id for r in due], now)  # each mail's rate limit
+    rows = Rows()
     out: dict[int, str | None] = {}
-    for r in due:
-        try:
-            with session.begin_nested():
-                out[r.id] = _step(ctx, session, batch, r, now)  # type: ignore[index]
-        except Exception:  # noqa: BLE001 - one step's failure must not stop the others
-            log.exception("chase: the %s of request %s failed", r.next_step, r.id)
-            out[r.id] = None  # type: ignore[index]
+    with session.no_autoflush:  # each step's reads must not write the steps before it
+        for r in due:
+            out[r.id] = _take(ctx, session, batch, rows, r, now)  # type: ignore[index]
+    _write(session, rows)
     return [out.get(r.id) for r in requests]  # type: ignore[arg-type]
+
+
+def _take(ctx: Context, session: Session, b: Batch, rows: Rows, r: models.Request,
+          now: datetime) -> str | None:
+    cal, policy = ctx.calendar, ctx.settings.chasing
+    today = cal.today(now)
+    step, step_on, reached_before = r.next_step, r.next_step_on, r.chase_step
+    assert step is not None and step_on is not None
+    since = r.stepped_at or r.sent_at
+    reached = deadlines.REACHED[step]
+    late_reminder = step == "reminder" and today >= r.due
+    next_step, next_on = deadlines.plan(cal, policy, r.due, reached, last_day=today)
+    values = {"chase_step": reached, "next_step": next_step, "next_step_on": next_on,
+              "stepped_at": since if late_reminder else now,
+              # a chase today leaves no room for a member's #chase today (followups.py)
+              **({"chased_at": now} if step in ("chase", "chase_again") else {})}
+    before = {k: getattr(r, k) for k in CLAIMED}
+    pending = session.new
+    mine = Rows()
+    try:
+        for k, v in values.items():  # the mail shows the request as the step leaves it
+            set_committed_value(r, k, v)
+        if not late_reminder:
+            _step(ctx, session, b, mine, r, step, since, now)
+        won = session.execute(_claim("chased_at" in values), {
+            "w_id": r.id, "w_chase_step": reached_before, "w_next_step": step,
+            "w_next_step_on": step_on, **{f"v_{k}": v for k, v in values.items()}},
+        ).rowcount == 1  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - one step's failure must not stop the others
+        log.exception("chase: the %s of request %s failed", step, r.id)
+        won = False
+    if not won:  # lost to another worker, or failed: take back what it queued
+        for k, v in before.items():
+            set_committed_value(r, k, v)
+        for o in session.new:
+            if o not in pending:
+                session.expunge(o)
+        return None
+    rows.events += mine.events
+    rows.notices += mine.notices
+    rows.escalated.update(mine.escalated)
+    return "skipped" if late_reminder else step
+
+
+@functools.cache
+def _claim(chased: bool) -> Any:
+    """db.claim's conditional UPDATE, built once with bound parameters: of two workers that
+    saw the request at the same step only one moves it (the row count says which)."""
+    R = models.Request.__table__  # type: ignore[attr-defined]
+    c = R.c
+    return (update(R).where(c.id == bindparam("w_id"), c.state == "sent",
+                            c.chase_step == bindparam("w_chase_step"),
+                            c.next_step == bindparam("w_next_step"),
+                            c.next_step_on == bindparam("w_next_step_on"))
+            .values({k: bindparam(f"v_{k}") for k in CLAIMED if chased or k != "chased_at"}))
+
+
+def _write(session: Session, rows: Rows) -> None:
+    """The won steps' events and notices, one INSERT each; an escalation's count in its
+    statistics row (the only statistic a step changes)."""
+    if rows.events:
+        session.execute(insert(models.Event.__table__).values(rows.events))  # type: ignore[attr-defined]
+    if rows.notices:
+        session.execute(insert(models.Notification.__table__).values(rows.notices))  # type: ignore[attr-defined]
+    if rows.escalated:
+        E, RS = models.Event, models.RequestStat
+        count = (select(func.count()).select_from(E)
+                 .where(col(E.request_id) == col(RS.request_id), E.kind == ESCALATED)
+                 .scalar_subquery())
+        done = session.execute(
+            update(RS).where(col(RS.request_id).in_(list(rows.escalated)))
+            .values(escalations=count).execution_options(synchronize_session=False))
+        if done.rowcount != len(rows.escalated):  # type: ignore[attr-defined]
+            # a request without its statistics row yet: the commit writes the case's whole
+            touched = session.info.setdefault("touched_cases", {})
+            for case_id in rows.escalated.values():
+                touched[case_id] = case_id
 
 
 def _load(session: Session, due: Sequence[models.Request]) -> Batch:
@@ -87,28 +187,11 @@ def _load(session: Session, due: Sequence[models.Request]) -> Batch:
     return b
 
 
-def _step(ctx: Context, session: Session, b: Batch, r: models.Request, now: datetime
-          ) -> str | None:
-    cal, policy = ctx.calendar, ctx.settings.chasing
+def _step(ctx: Context, session: Session, b: Batch, rows: Rows, r: models.Request, step: str,
+          since: datetime, now: datetime) -> None:
+    """Queue the step's mail and build its rows; nothing here writes to the database."""
+    cal = ctx.calendar
     today = cal.today(now)
-    step, step_on, reached_before = r.next_step, r.next_step_on, r.chase_step
-    assert step is not None and step_on is not None
-    since = r.stepped_at or r.sent_at
-    reached = deadlines.REACHED[step]
-    late_reminder = step == "reminder" and today >= r.due
-    next_step, next_on = deadlines.plan(cal, policy, r.due, reached, last_day=today)
-    values = {"chase_step": reached, "next_step": next_step, "next_step_on": next_on,
-              "stepped_at": since if late_reminder else now,
-              # a chase today leaves no room for a member's #chase today (followups.py)
-              **({"chased_at": now} if step in ("chase", "chase_again") else {})}
-    if not db.claim(session, models.Request,
-                    {"id": r.id, "state": "sent", "chase_step": reached_before,
-                     "next_step": step, "next_step_on": step_on}, values):
-        return None
-    for k, v in values.items():  # what the claim wrote, without reading the row again
-        set_committed_value(r, k, v)
-    if late_reminder:
-        return "skipped"
     case = b.cases[r.case_id]
     service = session.get(models.Service, r.service_id)
     assert service is not None
@@ -124,22 +207,25 @@ def _step(ctx: Context, session: Session, b: Batch, r: models.Request, now: date
                   to=to, cc=cc, now=now, case=case, request=r, signed=True,
                   in_reply_to=b.threads.get(r.id))
 
+    def event(kind: str, text: str, **data: Any) -> None:
+        rows.events.append(event_values(case, kind, now, request_id=r.id, text=text, **data))
+
     if step == "reminder":
         to_service("reminder", [r.contact])
-        event(session, case, "reminded", now, request_id=r.id, text=f"Reminder sent to "
-              f"{r.contact}: due {r.due.isoformat()}.", step=step)
+        event("reminded", f"Reminder sent to {r.contact}: due {r.due.isoformat()}.", step=step)
     elif step in ("chase", "chase_again"):
         cc = []
         if service.escalation and out_of_office(ctx, b, r, service, since):
             cc = [service.escalation]  # the contact is away: someone else must see it
         to_service("chase", [r.contact], cc, second=step == "chase_again")
         which = "Second chase" if step == "chase_again" else "Chase"
-        event(session, case, "chased", now, request_id=r.id, step=step, cc=cc,
-              text=f"{which} sent to {r.contact}" + (f" (copy to {cc[0]}: out of office)"
-                                                     if cc else "")
-              + f": {overdue} working day(s) overdue, due {r.due.isoformat()}.")
-        notify.member(ctx, session, case, "chased", f"{which} sent to {service.name}: "
-                      f"{overdue} working day(s) overdue.", now, request=r, email=False)
+        event("chased", f"{which} sent to {r.contact}" + (f" (copy to {cc[0]}: out of office)"
+                                                          if cc else "")
+              + f": {overdue} working day(s) overdue, due {r.due.isoformat()}.",
+              step=step, cc=cc)
+        rows.notices.append(notify.member_values(
+            ctx, session, case, "chased", f"{which} sent to {service.name}: "
+            f"{overdue} working day(s) overdue.", now, request=r, email=False))
     else:
         to = [service.escalation] if service.escalation else \
             [st.email for st in ctx.settings.staff]
@@ -147,15 +233,16 @@ def _step(ctx: Context, session: Session, b: Batch, r: models.Request, now: date
             to_service("escalation", to, [r.contact], constituent=contact_details(
                 b.constituents.get(case.constituent_id)  # type: ignore[arg-type]
                 if case.constituent_id else None))
-        event(session, case, "escalated", now, request_id=r.id, step=step, to=to,
-              text=f"Escalated to {', '.join(to) or 'nobody (no escalation contact or staff)'}"
-                   f": {overdue} working days overdue.")
+        nobody = "nobody (no escalation contact or staff)"
+        event(ESCALATED, f"Escalated to {', '.join(to) or nobody}: {overdue} working days "
+              "overdue.", step=step, to=to)
         text = (f"The request to {service.name} is {overdue} working days overdue and has been "
                 f"escalated to {', '.join(to) or 'member services'}.")
-        notify.member(ctx, session, case, "escalated", text, now, request=r,
-                      headline=f"{case.reference}: escalated to the head of {service.name}")
-        notify.staff(session, case, "escalated", text, now, request=r)
-    return step
+        rows.notices.append(notify.member_values(
+            ctx, session, case, "escalated", text, now, request=r,
+            headline=f"{case.reference}: escalated to the head of {service.name}"))
+        rows.notices.append(notify.staff_values(case, "escalated", text, now, request=r))
+        rows.escalated[r.id] = r.case_id  # type: ignore[index]
 
 
 def out_of_office(ctx: Context, b: Batch, r: models.Request, service_row: models.Service,

@@ -45,27 +45,42 @@ def member(ctx: Context, session: Session, case: models.Case, kind: str, text: s
            **context: Any) -> models.Notification:
     """A notice for the case's member: always in their digest; by email now when `urgent` (it
     needs their answer) or when it is an update and they asked for updates at once."""
-    m = member_of(session, case)
-    row = models.Notification(audience="member", recipient=m.email, case_id=case.id,
-                              request_id=request.id if request else None, kind=kind,
-                              text=text, created_at=now)
+    row = models.Notification(**member_values(
+        ctx, session, case, kind, text, now, request=request, email=email, urgent=urgent,
+        headline=headline, template=template, **context))
     session.add(row)
+    return row
+
+
+def member_values(ctx: Context, session: Session, case: models.Case, kind: str, text: str,
+                  now: datetime, *, request: models.Request | None = None, email: bool = True,
+                  urgent: bool = False, headline: str = "", template: str = "update",
+                  **context: Any) -> dict[str, Any]:
+    """`member`, with the notification's columns returned instead of added (the chase job
+    inserts a batch's notices in one statement); the email, if any, is queued as usual."""
+    m = member_of(session, case)
     prefs = ctx.settings.member(m.email)
     if urgent or (email and (prefs is None or prefs.immediate_updates)):
         mail.send(ctx, session, template,
                   {"member": m, "kind": kind, "headline": headline or text.splitlines()[0],
                    "text": shown(text, case.reference), **context},
                   to=[m.email], now=now, case=case, request=request)
-    return row
+    return {"audience": "member", "recipient": m.email, "case_id": case.id,
+            "request_id": request.id if request else None, "kind": kind, "text": text,
+            "created_at": now, "digest_id": None}
 
 
 def staff(session: Session, case: models.Case | None, kind: str, text: str, now: datetime,
           *, request: models.Request | None = None) -> None:
     """A notice for the staff digest."""
-    session.add(models.Notification(audience="staff", recipient="staff",
-                                    case_id=case.id if case else None,
-                                    request_id=request.id if request else None, kind=kind,
-                                    text=text, created_at=now))
+    session.add(models.Notification(**staff_values(case, kind, text, now, request=request)))
+
+
+def staff_values(case: models.Case | None, kind: str, text: str, now: datetime, *,
+                 request: models.Request | None = None) -> dict[str, Any]:
+    return {"audience": "staff", "recipient": "staff", "case_id": case.id if case else None,
+            "request_id": request.id if request else None, "kind": kind, "text": text,
+            "created_at": now, "digest_id": None}
 
 
 def service(ctx: Context, session: Session, case: models.Case, request: models.Request,

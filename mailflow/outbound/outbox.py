@@ -6,7 +6,7 @@ and a mail that cannot be delivered ends `failed` instead of being retried for e
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -90,6 +90,23 @@ def _cache(session: Session) -> dict[tuple[int | None, datetime], dict[int, list
     if kept is None or kept[0] is not tx:
         kept = session.info["outbox_recent"] = (tx, {})
     return kept[1]
+
+
+def warm_recent(session: Session, case_ids: Iterable[int], now: datetime) -> None:
+    """The rate limit's read (`_recent`) for a batch of cases in one query instead of one a
+    case: what the chase job's batch will ask about."""
+    cache = _cache(session)
+    wanted = [c for c in set(case_ids) if (c, now) not in cache]
+    if not wanted:
+        return
+    for c in wanted:
+        cache[(c, now)] = {}
+    for i, case_id, recipients in session.exec(
+            select(Outbox.id, Outbox.case_id, Outbox.recipients)
+            .where(col(Outbox.case_id).in_(wanted))
+            .where(col(Outbox.created_at) > now - timedelta(hours=1))
+            .where(col(Outbox.state) != "held")):
+        cache[(case_id, now)][i] = list(recipients)
 
 
 def _utc(d: datetime) -> datetime:
