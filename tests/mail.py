@@ -7,6 +7,7 @@ import uuid
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 JANE = "jane.smith@council.example"
 ROADS = "roads.enquiries@council.example"
@@ -24,6 +25,19 @@ def message(sender: str, to: str, subject: str, body: str, **headers: str) -> Em
         msg[k.replace("_", "-")] = v
     msg.set_content(body)
     return msg
+
+
+def outgoing(msg: EmailMessage) -> Any:
+    """A hand-made message as the outbox takes one (outbound/render.Mail): its bytes and the
+    addresses, subject and Message-ID it carries."""
+    from email.utils import getaddresses
+
+    from mailflow.outbound.render import Mail
+
+    return Mail(raw=msg.as_bytes(), sender=getaddresses([msg["From"]])[0][1],
+                recipients=[a for _, a in getaddresses(msg.get_all("To", []))],
+                subject=str(msg["Subject"]), message_id=str(msg["Message-ID"]),
+                automatic=False)
 
 
 def outlook_forward(member: str = f"Cllr Jane Smith <{JANE}>",

@@ -29,7 +29,7 @@ from mailflow.inbound import pipeline
 from mailflow.jobs import tick
 from mailflow.outbound import outbox
 from tests.conftest import ROOT, run_cli
-from tests.mail import CASEWORK, JANE, ROADS, message, outlook_forward
+from tests.mail import CASEWORK, JANE, ROADS, message, outgoing, outlook_forward
 
 NOW = clock.parse("2026-11-22T10:00:00Z")  # a Sunday: no digests due, only the case mail
 
@@ -111,7 +111,7 @@ def open_case(app: App) -> None:
 
 def queue(app: App, to: list[str], now: datetime = NOW) -> int:
     with app.session() as s:
-        row = outbox.queue(s, message(CASEWORK, ", ".join(to), "Notice", "Hello."),
+        row = outbox.queue(s, outgoing(message(CASEWORK, ", ".join(to), "Notice", "Hello.")),
                            kind="update", now=now, limit=None)
         s.commit()
         assert row.id is not None

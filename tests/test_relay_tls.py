@@ -24,7 +24,7 @@ from mailflow.jobs import tick
 from mailflow.outbound import outbox
 from mailflow.outbound.transports import SmtpTransport
 from tests.conftest import CI
-from tests.mail import CASEWORK, message
+from tests.mail import CASEWORK, message, outgoing
 from tests.test_relay import free_port
 
 NOW = clock.parse("2026-11-22T10:00:00Z")
@@ -125,7 +125,8 @@ def configure(config_file: Path, controller: Controller, extra: str, table: str 
 
 def queue_one(app: App) -> int:
     with app.session() as s:
-        row = outbox.queue(s, message(CASEWORK, "roads@council.example", "Notice", "Hello."),
+        row = outbox.queue(s, outgoing(message(CASEWORK, "roads@council.example", "Notice",
+                                                "Hello.")),
                            kind="update", now=NOW, limit=None)
         s.commit()
         assert row.id is not None
