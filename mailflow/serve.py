@@ -114,6 +114,10 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
     # APScheduler logs every run at INFO; `_run` logs a job by name when it did something.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # A run still going when the next is due is skipped (max_instances=1, coalesce): that is
+    # the design on a busy machine, not a fault, so it is not logged as one.
+    logging.getLogger("apscheduler.scheduler").addFilter(
+        lambda r: "maximum number of running instances" not in r.getMessage())
     imap = Receiver(app, pool.wake if pool else worker.todo.put) if s.imap.host else None
     scheduler = BackgroundScheduler(timezone="UTC")
     every = s.scheduler.outbox_seconds
