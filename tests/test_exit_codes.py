@@ -262,9 +262,11 @@ def test_serve_logs_one_line_per_job_run_that_did_something(app: App, config_fil
     lines = proc.stdout.read().decode().splitlines()
     jobs = [line.split("mailflow.serve: ", 1)[1].split(":", 1)[0] for line in lines
             if "INFO mailflow.serve: " in line and "{" in line]
-    assert jobs.count("deliver_outbox") == 1, lines  # both mails went in one run
-    # on the wall clock's day a digest or report job may find work: once, by its name
-    assert all(jobs.count(j) == 1 for j in jobs), lines
+    # On the wall clock's day a digest or report job may find work: once, by its name; the
+    # mail it makes is one more delivery run (on the 1st after 07:00, the monthly report).
+    others = [j for j in jobs if j != "deliver_outbox"]
+    assert 1 <= jobs.count("deliver_outbox") <= 1 + len(others), lines
+    assert all(others.count(j) == 1 for j in others), lines
     assert set(jobs) <= {"deliver_outbox", "member_digests", "staff_digest", "service_digests",
                          "send_reports", "process_spool"}, lines
     assert not [line for line in lines if "apscheduler" in line or "_run" in line], lines
