@@ -25,6 +25,7 @@ from mailflow.inbound import pipeline
 from mailflow.web.files import disposition, safe_name
 from tests.mail import CASEWORK, JANE, ROADS, message, outlook_forward
 from tests.rules import ALAN, STAFF, STRANGER, TOM, get_case, ingest, rules_app, set_case
+from tests.test_web_pages import audit_rows
 from tests.webclient import Client, served, sign_in
 
 __all__ = ["rules_app"]  # a fixture
@@ -57,14 +58,6 @@ def item(app: App, holding_id: int) -> models.Holding:
         h = s.get(models.Holding, holding_id)
         assert h is not None
         return h
-
-
-def audit_rows(app: App, actor: str) -> list[tuple[str, str, str | None]]:
-    with app.session() as s:
-        rows = s.exec(select(models.AuditEntry).where(models.AuditEntry.actor == actor)
-                      .where(models.AuditEntry.via == "web")
-                      .order_by(col(models.AuditEntry.id))).all()
-    return [(a.action, a.what, a.case_ref) for a in rows]
 
 
 @pytest.fixture
