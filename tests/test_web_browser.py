@@ -292,7 +292,7 @@ def test_back_to_the_case_after_sign_in_and_its_buttons_by_keyboard(
     # htmx (vendored) swapped the page in place: the address is still the case's, so a reload
     # cannot send the form again, and the result has the focus for a screen reader.
     assert page.url == f"{base}/cases/{ref}"
-    assert focused() == "result"
+    page.wait_for_function("document.activeElement.id === 'result'")  # after htmx settles
     page.locator("#main").focus()
     tab_to("share-how")
     page.keyboard.press("ArrowDown")  # private -> ward

@@ -28,11 +28,10 @@ from mailflow import models
 from mailflow.casework import deadlines, directory, notify
 from mailflow.casework.cases import contact_details, event_values
 from mailflow.casework.context import Context
-from mailflow.outbound import mail, outbox
-from mailflow.reports import stats
+from mailflow.outbound import mail
 
 log = logging.getLogger(__name__)
-ESCALATED = stats.ESCALATED
+ESCALATED = "escalated"  # the timeline event kind of an escalation (reports/stats.py counts it)
 
 
 @dataclass
@@ -68,7 +67,7 @@ def take_steps(ctx: Context, session: Session, requests: Sequence[models.Request
            and r.next_step_on <= today and r.state == "sent"]
     batch = _load(session, due)
     if due and ctx.settings.outbound.max_per_recipient_per_hour is not None:
-        outbox.warm_recent(session, [r.case_id for r in due], now)  # each mail's rate limit
+        mail.warm_recent(session, [r.case_id for r in due], now)  # each mail's rate limit
     rows = Rows()
     out: dict[int, str | None] = {}
     with session.no_autoflush:  # each step's reads must not write the steps before it

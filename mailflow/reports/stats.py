@@ -15,8 +15,7 @@ from sqlmodel import Session, col, select
 from mailflow import models
 from mailflow.casework import directory
 from mailflow.casework.calendar import Calendar
-
-ESCALATED = "escalated"  # the timeline event kind of an escalation
+from mailflow.casework.chasing import ESCALATED
 
 
 def _month(d: date) -> str:
