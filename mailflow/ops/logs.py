@@ -34,6 +34,8 @@ class JsonFormatter(logging.Formatter):
 def configure(level: int) -> None:
     """Before the config file is read: text to stderr at `level`."""
     logging.basicConfig(level=level, format=TEXT)
+    # Alembic names each of its plugins at INFO on every start: noise, not news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(level, logging.WARNING))
 
 
 def apply(fmt: str) -> None:
