@@ -130,6 +130,13 @@ def test_backup_of_postgresql_uses_pg_dump(app: App, config_file: Path,
     listing = subprocess.run(["pg_restore", "--list", str(out)], capture_output=True,
                              text=True, check=True).stdout
     assert " TABLE " in listing and " case " in listing
+    # The suite keeps each test's council in its own schema of one database, as a shared
+    # service may: the dump holds that schema alone.
+    from mailflow.ops.backup import _schemas
+
+    [schema] = _schemas(app.url.replace("postgresql+psycopg://", "postgresql://"))
+    tables = [line for line in listing.splitlines() if " TABLE " in line]
+    assert tables and all(f" {schema} " in line for line in tables), tables[:3]
 
 
 def test_backup_into_a_missing_folder_is_one_line(app: App, config_file: Path,

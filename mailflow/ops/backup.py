@@ -9,10 +9,12 @@ never half a backup."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from mailflow import db
 
@@ -58,12 +60,24 @@ def _sqlite(path: Path, tmp: Path) -> str:
     return "SQLite online backup"
 
 
+def _schemas(url: str) -> list[str]:
+    """The search_path the URL's `options` set, if any (libpq's -c search_path=...)."""
+    for options in parse_qs(urlsplit(url).query).get("options", []):
+        found = re.search(r"-c\s*search_path=([^\s]+)", options)
+        if found:
+            return [n.strip().strip('"') for n in found.group(1).split(",") if n.strip()]
+    return []
+
+
 def _postgresql(url: str, tmp: Path) -> str:
     pg_dump = shutil.which("pg_dump")
     if not pg_dump:
         raise BackupError("pg_dump is not installed (apt-get install postgresql-client)")
     libpq_url = url.replace("postgresql+psycopg://", "postgresql://", 1)
-    done = subprocess.run([pg_dump, "--format=custom", "--no-owner", f"--file={tmp}",
+    # A council kept in its own schema of a shared database (`options=-csearch_path=NAME`)
+    # is dumped alone: pg_dump would otherwise take every schema, the other councils' too.
+    only = [f"--schema={name}" for name in _schemas(libpq_url)]
+    done = subprocess.run([pg_dump, "--format=custom", "--no-owner", f"--file={tmp}", *only,
                            f"--dbname={libpq_url}"], capture_output=True, text=True)
     if done.returncode != 0:
         raise BackupError(f"pg_dump failed: {done.stderr.strip().splitlines()[-1:]}")
