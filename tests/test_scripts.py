@@ -54,11 +54,12 @@ def test_bench_ingest_runs() -> None:
 def test_bench_ingest_open_cases_runs() -> None:
     """The scale mode: the same forwards with no cases open and with some open."""
     done = subprocess.run([sys.executable, "scripts/bench_ingest.py", "--open-cases", "30",
-                           "--messages", "4", "--json"],
+                           "--messages", "4", "--rounds", "1", "--json"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.splitlines()[-1])
     assert result["open_cases"] == 30 and result["empty_per_s"] > 0 and result["ratio"] > 0
+    assert result["empty_cpu_ms"] > 0 and result["open_cpu_ms"] > 0 and result["cpu_ratio"] > 0
 
 
 def test_bench_retention_runs() -> None:
