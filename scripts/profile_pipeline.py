@@ -158,6 +158,34 @@ def profiled(n: int, warm: int, seed: int) -> pstats.Stats:
     return pstats.Stats(profiler)
 
 
+def trace(warm: int, seed: int) -> dict[str, list[str]]:
+    """The SQL statements of the first forward and the first reply after the warm-up, in
+    order (each cut to 160 characters): where the next statement to save is."""
+    shown: dict[str, list[str]] = {"forward": [], "reply": []}
+    with tempfile.TemporaryDirectory(prefix="profile-pipeline-") as tmp:
+        app, ids, kinds = build(40, warm, seed, Path(tmp))
+        now = clock.now()
+        for raw_id in ids[:warm]:
+            pipeline.process(app, raw_id, now)
+        into: list[list[str]] = []
+
+        def note(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+            if into:
+                into[0].append(" ".join(statement.split())[:160])
+
+        event.listen(Engine, "before_cursor_execute", note)
+        try:
+            for raw_id, kind in zip(ids[warm:], kinds[warm:], strict=True):
+                into[:] = [shown[kind]] if not shown[kind] else []
+                pipeline.process(app, raw_id, now)
+                if all(shown.values()):
+                    break
+        finally:
+            event.remove(Engine, "before_cursor_execute", note)
+        db.engine(app.url).dispose()
+    return shown
+
+
 def summarise(stats: pstats.Stats, n: int, top: int) -> dict[str, object]:
     raw = stats.stats  # type: ignore[attr-defined]
     total = sum(tt for (_cc, _nc, tt, _ct, _callers) in raw.values())
@@ -186,7 +214,14 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.add_argument("--dump", metavar="FILE", help="write the raw cProfile stats here")
+    p.add_argument("--trace", action="store_true",
+                   help="print the SQL statements of one forward and one reply, and stop")
     a = p.parse_args()
+    if a.trace:
+        for kind, statements in trace(a.warm, a.seed).items():
+            print(f"{kind}: {len(statements)} statements")
+            print("\n".join(f"  {s}" for s in statements))
+        return
     figures = timed(a.messages, a.warm, a.seed)
     stats = profiled(a.messages, a.warm, a.seed)
     if a.dump:

@@ -97,6 +97,17 @@ def test_profile_pipeline_runs() -> None:
     assert result["steps"][0][0] == "pipeline.process (all)" and result["steps"][0][1] > 0
 
 
+def test_profile_pipeline_traces_statements() -> None:
+    """--trace lists one forward's and one reply's SQL statements, each opening a case or
+    recording an update."""
+    done = subprocess.run([sys.executable, "scripts/profile_pipeline.py", "--trace",
+                           "--warm", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    forward, reply = done.stdout.split("reply: ")
+    assert forward.startswith("forward: ") and 'INSERT INTO "case"' in forward
+    assert "INSERT INTO event" in reply and 'INSERT INTO "case"' not in reply
+
+
 def test_soak_runs() -> None:
     """A short soak on PostgreSQL: three nodes, a node killed with kill -9 every 10 s, and
     every acknowledged message found processed, once. The script drives the time (the load
