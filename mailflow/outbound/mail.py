@@ -15,7 +15,10 @@ from sqlmodel import Session, col, select
 
 from mailflow import models, tokens
 from mailflow.outbound import outbox
-from mailflow.outbound.outbox import warm_recent  # noqa: F401 - the door's: a batch's rate-limit reads
+from mailflow.outbound.outbox import (  # noqa: F401 - the door's: rate-limit reads
+    none_stored,
+    warm_recent,
+)
 from mailflow.outbound.render import Attachment, header_text, is_address, new_message_id, render
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from mailflow import db, metrics
-from mailflow.models import Outbox
+from mailflow.models import Outbox, new_row
 from mailflow.outbound.render import Mail
 from mailflow.outbound.transports import Transport
 
@@ -43,7 +43,8 @@ def queue(
     mail loops. Held rows stay visible; nothing is dropped."""
     recipients = list(msg.recipients)
     held = _hold_reason(session, msg.automatic, recipients, case_id, now, limit, answering)
-    row = Outbox(
+    row = new_row(
+        Outbox,
         created_at=now,
         kind=kind,
         case_id=case_id,
@@ -107,6 +108,12 @@ def warm_recent(session: Session, case_ids: Iterable[int], now: datetime) -> Non
             .where(col(Outbox.created_at) > now - timedelta(hours=1))
             .where(col(Outbox.state) != "held")):
         cache[(case_id, now)][i] = list(recipients)
+
+
+def none_stored(session: Session, case_id: int, now: datetime) -> None:
+    """A case opened in this transaction has no stored mail yet (a case's mail is deleted
+    with it): its mails' rate-limit read is what the session holds, without a query."""
+    _cache(session).setdefault((case_id, now), {})
 
 
 def _utc(d: datetime) -> datetime:
