@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from rapidfuzz import fuzz
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlmodel import Session, col, select
 
 from mailflow import models
@@ -145,19 +145,24 @@ def candidates(session: Session, settings: Settings, case: models.Case, now: dat
     mine = keys(me, case.subject, case.issue)
     if not mine:
         return []
-    hits = (select(models.CaseKey.case_id).where(models.CaseKey.ward_id == case.ward_id)
-            .where(col(models.CaseKey.key).in_(hashed(mine)))
-            .where(col(models.CaseKey.opened_at) >= since))
-    return list(session.exec(
-        select(models.Case).where(col(models.Case.id).in_(hits))
-        .where(models.Case.ward_id == case.ward_id)
-        .where(col(models.Case.id) != case.id)
-        .where(col(models.Case.member_id) != case.member_id)
-        .where(col(models.Case.status) != "closed")
-        .where(col(models.Case.merged_into_id).is_(None))
-        .where(col(models.Case.opened_at) >= since)
-        .order_by(col(models.Case.id))
-    ).all())
+    return list(session.exec(_CANDIDATES, params={
+        "ward": case.ward_id, "keys": hashed(mine), "since": since, "case": case.id,
+        "member": case.member_id}).all())
+
+
+# Built once: building this statement cost more than running it (about 0.5 ms a case).
+_CANDIDATES = (
+    select(models.Case).where(col(models.Case.id).in_(
+        select(models.CaseKey.case_id).where(models.CaseKey.ward_id == bindparam("ward"))
+        .where(col(models.CaseKey.key).in_(bindparam("keys", expanding=True)))
+        .where(col(models.CaseKey.opened_at) >= bindparam("since"))))
+    .where(models.Case.ward_id == bindparam("ward"))
+    .where(col(models.Case.id) != bindparam("case"))
+    .where(col(models.Case.member_id) != bindparam("member"))
+    .where(col(models.Case.status) != "closed")
+    .where(col(models.Case.merged_into_id).is_(None))
+    .where(col(models.Case.opened_at) >= bindparam("since"))
+    .order_by(col(models.Case.id)))
 
 
 def find(session: Session, settings: Settings, case: models.Case, now: datetime
@@ -214,9 +219,13 @@ def earlier_cases(session: Session, case: models.Case) -> int:
     """How many earlier cases this constituent raised with this member (repeat constituent)."""
     if case.constituent_id is None:
         return 0
-    return len(session.exec(
-        select(models.Case.id).where(models.Case.constituent_id == case.constituent_id)
-        .where(models.Case.member_id == case.member_id)
-        .where(col(models.Case.id) != case.id)
-        .where(col(models.Case.received_at) <= case.received_at)
-    ).all())
+    return len(session.exec(_EARLIER, params={
+        "constituent": case.constituent_id, "member": case.member_id, "case": case.id,
+        "received": case.received_at}).all())
+
+
+_EARLIER = (  # built once, as _CANDIDATES
+    select(models.Case.id).where(models.Case.constituent_id == bindparam("constituent"))
+    .where(models.Case.member_id == bindparam("member"))
+    .where(col(models.Case.id) != bindparam("case"))
+    .where(col(models.Case.received_at) <= bindparam("received")))
