@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -71,14 +72,24 @@ def constituent_for(session: Session, name: str | None, email: str | None, **ext
     return _constituent(session, name, email, **extra)[0]
 
 
+# The hot statements, built once with bound parameters: building one cost about as much as
+# running it.
+_CONSTITUENT = select(models.Constituent).where(models.Constituent.email == bindparam("email"))
+_FOLLOWING = (select(models.Request).where(models.Request.case_id == bindparam("case"))
+              .where(models.Request.follow_up_of == bindparam("request"))
+              .where(models.Request.state == "sent"))
+_WAITING = (select(models.Request).where(models.Request.case_id == bindparam("case"))
+            .where(col(models.Request.state).in_(("sent", "undeliverable"))))
+_MERGED_MEMBERS = select(models.Case.member_id).where(
+    models.Case.merged_into_id == bindparam("case"))
+
+
 def _constituent(session: Session, name: str | None, email: str | None, **extra: Any
                  ) -> tuple[models.Constituent, bool]:
     """`constituent_for`, and whether the row is new (a new constituent has no cases yet)."""
     row = None
     if email:
-        row = session.exec(
-            select(models.Constituent).where(models.Constituent.email == email)
-        ).first()
+        row = session.exec(_CONSTITUENT, params={"email": email}).first()
     new = row is None
     if row is None:
         row = models.new_row(models.Constituent, name=name, email=email)
@@ -407,10 +418,8 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
     service_name = "the service"
     if request is not None and request.state == "answered":
         # A reply in the thread of an answered request that a follow-up now asks again.
-        request = session.exec(select(models.Request)
-                               .where(models.Request.case_id == case.id)
-                               .where(models.Request.follow_up_of == request.id)
-                               .where(models.Request.state == "sent")).first() or request
+        request = session.exec(_FOLLOWING, params={"case": case.id, "request": request.id}
+                               ).first() or request
     if request is not None:
         service = session.get(models.Service, request.service_id)
         service_name = service.name if service else service_name
@@ -429,10 +438,8 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
     event(session, case, "service_reply", now, sender=sender, text=text,
           raw_message_id=raw_message_id, request_id=request.id if request else None,
           evidence=evidence, contact=request.contact if request else None, **data)
-    open_requests = session.exec(  # a withdrawn request (closed, then reopened) waits no more
-        select(models.Request).where(models.Request.case_id == case.id)
-        .where(col(models.Request.state).in_(("sent", "undeliverable")))
-    ).all()
+    # A withdrawn request (closed, then reopened) waits no more.
+    open_requests = session.exec(_WAITING, params={"case": case.id}).all()
     if not open_requests and case.status in ("open", "triage"):
         case.status = "answered"
         # Kept open for follow-up; the after-answer job closes it when this day has passed.
@@ -490,8 +497,7 @@ def record_acknowledgement(ctx: Context, session: Session, case: models.Case,
 def alert_recipients(ctx: Context, session: Session, case: models.Case) -> list[str]:
     """The case's member, and the members whose own cases were merged into it (they agreed
     to follow this one): each only while the sharing rule lets them see it."""
-    ids = [case.member_id, *session.exec(
-        select(models.Case.member_id).where(models.Case.merged_into_id == case.id))]
+    ids = [case.member_id, *session.exec(_MERGED_MEMBERS, params={"case": case.id})]
     emails = []
     for member_id in dict.fromkeys(ids):
         m = session.get(models.Member, member_id)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlmodel import Session, col, select
 
 from mailflow import db, metrics
@@ -120,6 +120,14 @@ def _utc(d: datetime) -> datetime:
     return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
+# Built once (building one cost about as much as running it): the mail of a case, or of no
+# case, stored since a moment and not held.
+_RECENT, _RECENT_NO_CASE = (
+    select(Outbox.id, Outbox.recipients).where(which)
+    .where(col(Outbox.created_at) > bindparam("since")).where(col(Outbox.state) != "held")
+    for which in (col(Outbox.case_id) == bindparam("case"), col(Outbox.case_id).is_(None)))
+
+
 def _recent(session: Session, case_id: int | None, now: datetime) -> list[list[str]]:
     """Recipients of the case's mail not held in the last hour: what was stored when this
     transaction first asked, and the mail in the session now (queued since, still not held,
@@ -127,13 +135,9 @@ def _recent(session: Session, case_id: int | None, now: datetime) -> list[list[s
     since = now - timedelta(hours=1)
     cache = _cache(session)
     if (case_id, now) not in cache:
-        cache[(case_id, now)] = {i: list(r) for i, r in session.exec(
-            select(Outbox.id, Outbox.recipients)
-            .where(col(Outbox.case_id).is_(None) if case_id is None
-                   else col(Outbox.case_id) == case_id)
-            .where(col(Outbox.created_at) > since)
-            .where(col(Outbox.state) != "held")
-        ).all()}
+        query, params = ((_RECENT_NO_CASE, {"since": since}) if case_id is None
+                         else (_RECENT, {"case": case_id, "since": since}))
+        cache[(case_id, now)] = {i: list(r) for i, r in session.exec(query, params=params)}
     stored = cache[(case_id, now)]
     ours = [o.recipients for o in (*session.new, *session.identity_map.values())
             if isinstance(o, Outbox) and o.case_id == case_id and o.state != "held"
