@@ -18,7 +18,7 @@ import smtplib
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime
-from email import policy
+from email import policy, quoprimime
 from email.header import Header
 from email.message import EmailMessage
 from pathlib import Path
@@ -35,7 +35,13 @@ from mailflow.inbound import pipeline
 from mailflow.jobs import chase
 from mailflow.oneline import BIDI
 from mailflow.outbound import mail
-from mailflow.outbound.render import address, header_text, is_address, message_ids
+from mailflow.outbound.render import (
+    address,
+    header_text,
+    is_address,
+    message_ids,
+    quoted_printable,
+)
 from tests.conftest import run_cli
 from tests.mail import CASEWORK, JANE, ROADS, outlook_forward
 from tests.rules import council
@@ -198,6 +204,18 @@ def test_header_text_is_safe_and_idempotent(text: str) -> None:
     assert header_text(clean) == clean and len(clean) <= 250
     assert not re.search(r"[\x00-\x1f\x7f\x85\u2028\u2029]|=\?", clean)
     assert not BIDI & set(clean)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["a", " ", "\t", "=", ".", "é", "\x00", "\x7f", "\x0c",
+                                 "\x85", "\u2028", "x" * 70, "\n"]), max_size=120),
+       st.sampled_from([78, 76, 4, 5, 10]))
+def test_quoted_printable_is_the_stdlibs(pieces: list[str], limit: int) -> None:
+    """render.quoted_printable writes the bytes email.quoprimime.body_encode writes (for text
+    with "\n" line ends, as render gives it)."""
+    data = "".join(pieces).encode("utf-8")
+    want = quoprimime.body_encode(data.decode("latin-1"), limit).encode("ascii")
+    assert quoted_printable(data, limit) == want
 
 
 # -- reproducing the crash through the command line ------------------------------------------

@@ -4,10 +4,15 @@ naming a service wins; keywords never match inside a street address; ties go to 
 
 from __future__ import annotations
 
+import re
+
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from mailflow import models, settings
 from mailflow.app import App
+from mailflow.casework import duplicates, routing
 from mailflow.casework.intake import postcode, typed_case
 from mailflow.casework.routing import route, without_addresses
 from tests.mail import CASEWORK, JANE, message, outlook_forward
@@ -90,6 +95,40 @@ def test_addresses_are_not_keywords() -> None:
     assert without_addresses(text).count("Road") == 0
     assert "the road is fine" in without_addresses(text)
     assert "The Road is flooded" in without_addresses("The Road is flooded")
+
+
+# routing._ADDRESS as first written; the module's starts by consuming a digit or a capital.
+_READABLE = re.compile(
+    rf"(?:\b\d+[A-Za-z]?,?\s+)?{routing._UP}{{1,3}}(?:{routing._STREET})\b"
+    rf"|\b\d+[A-Za-z]?,?\s+{routing._LOW}{{1,3}}(?:{routing._STREET.lower()})\b")
+_PIECES = ["The", "A", "An", "Anne", "Theo", "Road", "Rd", "road", "St", "Station", "mill",
+           "lane", "Lane", "12", "3b", "4,", "\u0663", "x1", "O'Brien", "o\u2019neil", "-", "End",
+           "Roads", "Busy", "busyRoad", "eBay", "Near", "near", "Hill", "_", "\u00d6", "A1"]
+
+
+@hypothesis.settings(max_examples=500, deadline=None)
+@hypothesis.given(st.lists(st.tuples(st.sampled_from(_PIECES),
+                                     st.sampled_from([" ", "", "\n", ", ", "  "])),
+                           max_size=14))
+def test_addresses_found_as_first_written(pieces: list[tuple[str, str]]) -> None:
+    text = "".join(a + b for a, b in pieces)
+    assert without_addresses(text) == _READABLE.sub(" ", text)
+
+
+_W = duplicates._STREET_WORDS
+_STREET_READABLE = re.compile(  # duplicates._STREET as first written
+    rf"\b((?:[A-Z][\w'\u2019]*\s+){{1,3}}(?:{_W.title()}|{_W.upper()}))\b")
+
+
+@hypothesis.settings(max_examples=500, deadline=None)
+@hypothesis.given(st.lists(st.tuples(st.sampled_from(
+    ["Mill", "Road", "ROAD", "Street", "St", "st", "x", "_", "O'Neil", "12", "\u00e9",
+     "\u00c9lan", "Court", "aB", "Ab"]), st.sampled_from([" ", "", "\n", ", ", "  "])),
+    max_size=12))
+def test_streets_found_as_first_written(pieces: list[tuple[str, str]]) -> None:
+    text = "".join(a + b for a, b in pieces)
+    assert ([m.group(1) for m in duplicates._STREET.finditer(text)]
+            == [m.group(1) for m in _STREET_READABLE.finditer(text)])
 
 
 def test_routing_rules(app: App) -> None:

@@ -50,9 +50,9 @@ def store(session: Session, files: list[File], *, case_id: int, raw_message_id: 
         stored = f.size <= max_size
         if stored:
             _put_blob(session, f)
-        row = models.Attachment(case_id=case_id, raw_message_id=raw_message_id, name=f.name,
-                                content_type=f.content_type, size=f.size, sha256=f.sha256,
-                                stored=stored, created_at=now)
+        row = models.new_row(models.Attachment, case_id=case_id, raw_message_id=raw_message_id,
+                             name=f.name, content_type=f.content_type, size=f.size,
+                             sha256=f.sha256, stored=stored, created_at=now)
         session.add(row)
         rows.append(row)
     return rows

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -68,28 +69,45 @@ def next_reference(session: Session, prefix: str, year: int) -> str:
 def constituent_for(session: Session, name: str | None, email: str | None, **extra: Any
                     ) -> models.Constituent:
     """The same person writing again is the same constituent (by address)."""
+    return _constituent(session, name, email, **extra)[0]
+
+
+# The hot statements, built once with bound parameters: building one cost about as much as
+# running it.
+_CONSTITUENT = select(models.Constituent).where(models.Constituent.email == bindparam("email"))
+_FOLLOWING = (select(models.Request).where(models.Request.case_id == bindparam("case"))
+              .where(models.Request.follow_up_of == bindparam("request"))
+              .where(models.Request.state == "sent"))
+_WAITING = (select(models.Request).where(models.Request.case_id == bindparam("case"))
+            .where(col(models.Request.state).in_(("sent", "undeliverable"))))
+_MERGED_MEMBERS = select(models.Case.member_id).where(
+    models.Case.merged_into_id == bindparam("case"))
+
+
+def _constituent(session: Session, name: str | None, email: str | None, **extra: Any
+                 ) -> tuple[models.Constituent, bool]:
+    """`constituent_for`, and whether the row is new (a new constituent has no cases yet)."""
     row = None
     if email:
-        row = session.exec(
-            select(models.Constituent).where(models.Constituent.email == email)
-        ).first()
+        row = session.exec(_CONSTITUENT, params={"email": email}).first()
+    new = row is None
     if row is None:
-        row = models.Constituent(name=name, email=email)
+        row = models.new_row(models.Constituent, name=name, email=email)
     row.name = row.name or name
     for k, v in extra.items():
         if v and not getattr(row, k):
             setattr(row, k, v)
     session.add(row)
     session.flush()
-    return row
+    return row, new
 
 
 def event(session: Session, case: models.Case, kind: str, at: datetime, *,
           sender: str | None = None, text: str = "", raw_message_id: int | None = None,
           request_id: int | None = None, **data: Any) -> models.Event:
-    row = models.Event(**event_values(case, kind, at, sender=sender, text=text,
-                                      raw_message_id=raw_message_id, request_id=request_id,
-                                      **data))
+    row = models.new_row(models.Event, **event_values(
+        case, kind, at, sender=sender, text=text, raw_message_id=raw_message_id,
+        request_id=request_id, **data))
     session.add(row)
     return row
 
@@ -106,13 +124,13 @@ def open_case(ctx: Context, session: Session, new: NewCase, now: datetime) -> mo
     s = ctx.settings
     local_year = ctx.calendar.local(now).year
     member_row = directory.member_row(session, new.member.email)
-    constituent = constituent_for(
+    constituent, first_time = _constituent(
         session, new.constituent_name, new.constituent_email,
         phone=new.constituent_phone, address=new.constituent_address,
     )
     kind, kind_why = ((new.enquiry_type, "given") if new.enquiry_type
                       else enquiry.detect_type(s, new.member_note))
-    case = models.Case(
+    case = models.new_row(models.Case,
         reference=next_reference(session, s.council.reference_prefix, local_year),
         status="open" if new.service else "triage",
         member_id=member_row.id,  # type: ignore[arg-type]
@@ -129,6 +147,7 @@ def open_case(ctx: Context, session: Session, new: NewCase, now: datetime) -> mo
     )
     session.add(case)
     session.flush()
+    mail.none_stored(session, case.id, now)  # type: ignore[arg-type]
     event(session, case, "opened", now, sender=new.member.email, text=new.member_note,
           raw_message_id=new.raw_message_id,
           constituent={"name": constituent.name, "email": constituent.email},
@@ -141,9 +160,10 @@ def open_case(ctx: Context, session: Session, new: NewCase, now: datetime) -> mo
 
     request = None
     if new.service:
-        request = send_request(ctx, session, case, new.service, now, reason=new.route_reason)
+        request = send_request(ctx, session, case, new.service, now, reason=new.route_reason,
+                               opening=rows)
     else:
-        session.add(models.Holding(
+        session.add(models.new_row(models.Holding,
             case_id=case.id, kind="needs_service", raw_message_id=new.raw_message_id,
             reason=f"needs a service: {new.route_reason}", sender=new.member.email,
             subject=new.subject, created_at=now,
@@ -167,7 +187,7 @@ def open_case(ctx: Context, session: Session, new: NewCase, now: datetime) -> mo
     acknowledge(ctx, session, case, new.member, constituent, new.service, request, now,
                 in_reply_to=new.message_id, similar=similar,
                 similar_more=len(found) - len(listed),
-                earlier_cases=duplicates.earlier_cases(session, case))
+                earlier_cases=0 if first_time else duplicates.earlier_cases(session, case))
     acknowledge_constituent(ctx, session, case, new.member, constituent, now)
     notify.member(ctx, session, case, "opened", f"Case opened: {case.subject}", now,
                   request=request, email=False)
@@ -203,7 +223,7 @@ def _tell_other_members(ctx: Context, session: Session, new_case: models.Case,
         similar = _similar(session, ctx.settings, new_case, owner.email, newest.reason)
         label = (f"Similar cases in your ward about {newest.place}" if newest.place else
                  f"Cases in your ward from the constituent of {newest.case.reference}")
-        session.add(models.Notification(
+        session.add(models.new_row(models.Notification,
             audience="member", recipient=owner.email, case_id=newest.case.id,
             kind="duplicate", text=label, created_at=now))
         if any(d.case.id in told for d in theirs):
@@ -253,13 +273,18 @@ def due_start(session: Session, case: models.Case, now: datetime) -> datetime:
 
 
 def send_request(ctx: Context, session: Session, case: models.Case, service: Service, now: datetime,
-                 *, reason: str = "", follow_up: FollowUp | None = None) -> models.Request:
+                 *, reason: str = "", follow_up: FollowUp | None = None,
+                 opening: list[models.Attachment] | None = None) -> models.Request:
+    """`opening`: the case is being opened and these are its files, as stored by this
+    session: its first request, due from its arrival, carries them without a query for
+    either."""
     s, cal = ctx.settings, ctx.calendar
     service_row = directory.service_row(session, service.name)
     days, why = deadlines.target(s, service.name, case.category, case.enquiry_type)
-    start = now if follow_up else due_start(session, case, now)
+    start = (now if follow_up else case.received_at if opening is not None
+             else due_start(session, case, now))
     due = cal.due(start, days)
-    request = models.Request(
+    request = models.new_row(models.Request,
         case_id=case.id,  # type: ignore[arg-type]
         service_id=service_row.id,  # type: ignore[arg-type]
         contact=service.contact,
@@ -280,7 +305,7 @@ def send_request(ctx: Context, session: Session, case: models.Case, service: Ser
     session.add(request)
     session.flush()
     request.token = tokens.token(s.secret, case.reference, request.id)  # type: ignore[arg-type]
-    mail_request(ctx, session, case, request, service, now)
+    mail_request(ctx, session, case, request, service, now, files=opening)
     what = "Follow-up request" if follow_up else "Request"
     event(session, case, "request_sent", now, text=f"{what} sent to {service.name} "
           f"<{service.contact}>, due {due.isoformat()}.", request_id=request.id,
@@ -308,14 +333,17 @@ def retarget(ctx: Context, case: models.Case, r: models.Request, service: str, n
 
 
 def mail_request(ctx: Context, session: Session, case: models.Case, request: models.Request,
-                 service: Service, now: datetime) -> None:
+                 service: Service, now: datetime,
+                 files: list[models.Attachment] | None = None) -> None:
     """The request email to the request's contact (a new request, a follow-up after
-    `#reopen`, or one redirected, resent or re-addressed)."""
+    `#reopen`, or one redirected, resent or re-addressed). `files`: the case's own, when
+    the caller has them (a case being opened)."""
     s = ctx.settings
     member = s.member(_member_email(session, case))
     constituent = session.get(models.Constituent, case.constituent_id)
     # The files the member's forward carried go to the service with the request.
-    files = attachments.of_message(session, case.id, case.source_message_id)  # type: ignore
+    if files is None:
+        files = attachments.of_message(session, case.id, case.source_message_id)  # type: ignore
     carried = [mail.Attachment(f.name, f.content_type, data) for f in files
                if (data := attachments.load(session, f)) is not None]
     context = {
@@ -390,10 +418,8 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
     service_name = "the service"
     if request is not None and request.state == "answered":
         # A reply in the thread of an answered request that a follow-up now asks again.
-        request = session.exec(select(models.Request)
-                               .where(models.Request.case_id == case.id)
-                               .where(models.Request.follow_up_of == request.id)
-                               .where(models.Request.state == "sent")).first() or request
+        request = session.exec(_FOLLOWING, params={"case": case.id, "request": request.id}
+                               ).first() or request
     if request is not None:
         service = session.get(models.Service, request.service_id)
         service_name = service.name if service else service_name
@@ -412,10 +438,8 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
     event(session, case, "service_reply", now, sender=sender, text=text,
           raw_message_id=raw_message_id, request_id=request.id if request else None,
           evidence=evidence, contact=request.contact if request else None, **data)
-    open_requests = session.exec(  # a withdrawn request (closed, then reopened) waits no more
-        select(models.Request).where(models.Request.case_id == case.id)
-        .where(col(models.Request.state).in_(("sent", "undeliverable")))
-    ).all()
+    # A withdrawn request (closed, then reopened) waits no more.
+    open_requests = session.exec(_WAITING, params={"case": case.id}).all()
     if not open_requests and case.status in ("open", "triage"):
         case.status = "answered"
         # Kept open for follow-up; the after-answer job closes it when this day has passed.
@@ -473,8 +497,7 @@ def record_acknowledgement(ctx: Context, session: Session, case: models.Case,
 def alert_recipients(ctx: Context, session: Session, case: models.Case) -> list[str]:
     """The case's member, and the members whose own cases were merged into it (they agreed
     to follow this one): each only while the sharing rule lets them see it."""
-    ids = [case.member_id, *session.exec(
-        select(models.Case.member_id).where(models.Case.merged_into_id == case.id))]
+    ids = [case.member_id, *session.exec(_MERGED_MEMBERS, params={"case": case.id})]
     emails = []
     for member_id in dict.fromkeys(ids):
         m = session.get(models.Member, member_id)

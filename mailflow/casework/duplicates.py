@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from rapidfuzz import fuzz
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 from sqlmodel import Session, col, select
 
 from mailflow import models
@@ -36,8 +36,12 @@ _STREET_WORDS = (
     "loan|vennel|gate|mews|rise|parade|circle|crossway|boulevard"
 )
 # Capitalised words before a street word: `12 Main Street`, `Mill Road`, `St John's Court`.
-_STREET = re.compile(rf"\b((?:[A-Z][\w'’]*\s+){{1,3}}(?:{_STREET_WORDS.title()}|"
-                     rf"{_STREET_WORDS.upper()}))\b")
+# As written: \b((?:[A-Z][\w'’]*\s+){1,3}(?:Street|…|STREET|…))\b. It starts by consuming its
+# capital (`\b` before it as "no word character before"), so the engine skips every other
+# position in C: 2-4x faster on a 20 KB forward (tests/test_typed_and_routing.py checks the
+# two agree).
+_STREET = re.compile(rf"([A-Z](?<!\w[A-Z])[\w'’]*\s+(?:[A-Z][\w'’]*\s+){{0,2}}"
+                     rf"(?:{_STREET_WORDS.title()}|{_STREET_WORDS.upper()}))\b")
 _POSTCODE = re.compile(r"\b([A-Z]{1,2}\d[A-Z\d]?)\s*(\d[A-Z]{2})\b", re.IGNORECASE)
 _FILLER = frozenset(
     "the and for are was were been has have had its this that there their our his her your "
@@ -141,19 +145,24 @@ def candidates(session: Session, settings: Settings, case: models.Case, now: dat
     mine = keys(me, case.subject, case.issue)
     if not mine:
         return []
-    hits = (select(models.CaseKey.case_id).where(models.CaseKey.ward_id == case.ward_id)
-            .where(col(models.CaseKey.key).in_(hashed(mine)))
-            .where(col(models.CaseKey.opened_at) >= since))
-    return list(session.exec(
-        select(models.Case).where(col(models.Case.id).in_(hits))
-        .where(models.Case.ward_id == case.ward_id)
-        .where(col(models.Case.id) != case.id)
-        .where(col(models.Case.member_id) != case.member_id)
-        .where(col(models.Case.status) != "closed")
-        .where(col(models.Case.merged_into_id).is_(None))
-        .where(col(models.Case.opened_at) >= since)
-        .order_by(col(models.Case.id))
-    ).all())
+    return list(session.exec(_CANDIDATES, params={
+        "ward": case.ward_id, "keys": hashed(mine), "since": since, "case": case.id,
+        "member": case.member_id}).all())
+
+
+# Built once: building this statement cost more than running it (about 0.5 ms a case).
+_CANDIDATES = (
+    select(models.Case).where(col(models.Case.id).in_(
+        select(models.CaseKey.case_id).where(models.CaseKey.ward_id == bindparam("ward"))
+        .where(col(models.CaseKey.key).in_(bindparam("keys", expanding=True)))
+        .where(col(models.CaseKey.opened_at) >= bindparam("since"))))
+    .where(models.Case.ward_id == bindparam("ward"))
+    .where(col(models.Case.id) != bindparam("case"))
+    .where(col(models.Case.member_id) != bindparam("member"))
+    .where(col(models.Case.status) != "closed")
+    .where(col(models.Case.merged_into_id).is_(None))
+    .where(col(models.Case.opened_at) >= bindparam("since"))
+    .order_by(col(models.Case.id)))
 
 
 def find(session: Session, settings: Settings, case: models.Case, now: datetime
@@ -210,9 +219,13 @@ def earlier_cases(session: Session, case: models.Case) -> int:
     """How many earlier cases this constituent raised with this member (repeat constituent)."""
     if case.constituent_id is None:
         return 0
-    return len(session.exec(
-        select(models.Case.id).where(models.Case.constituent_id == case.constituent_id)
-        .where(models.Case.member_id == case.member_id)
-        .where(col(models.Case.id) != case.id)
-        .where(col(models.Case.received_at) <= case.received_at)
-    ).all())
+    return len(session.exec(_EARLIER, params={
+        "constituent": case.constituent_id, "member": case.member_id, "case": case.id,
+        "received": case.received_at}).all())
+
+
+_EARLIER = (  # built once, as _CANDIDATES
+    select(models.Case.id).where(models.Case.constituent_id == bindparam("constituent"))
+    .where(models.Case.member_id == bindparam("member"))
+    .where(col(models.Case.id) != bindparam("case"))
+    .where(col(models.Case.received_at) <= bindparam("received")))

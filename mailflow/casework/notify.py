@@ -45,7 +45,7 @@ def member(ctx: Context, session: Session, case: models.Case, kind: str, text: s
            **context: Any) -> models.Notification:
     """A notice for the case's member: always in their digest; by email now when `urgent` (it
     needs their answer) or when it is an update and they asked for updates at once."""
-    row = models.Notification(**member_values(
+    row = models.new_row(models.Notification, **member_values(
         ctx, session, case, kind, text, now, request=request, email=email, urgent=urgent,
         headline=headline, template=template, **context))
     session.add(row)
@@ -73,7 +73,8 @@ def member_values(ctx: Context, session: Session, case: models.Case, kind: str, 
 def staff(session: Session, case: models.Case | None, kind: str, text: str, now: datetime,
           *, request: models.Request | None = None) -> None:
     """A notice for the staff digest."""
-    session.add(models.Notification(**staff_values(case, kind, text, now, request=request)))
+    session.add(models.new_row(models.Notification,
+                               **staff_values(case, kind, text, now, request=request)))
 
 
 def staff_values(case: models.Case | None, kind: str, text: str, now: datetime, *,

@@ -20,6 +20,7 @@ or that a trusted MTA authenticated the From domain. A subject tag or a guess pr
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from mailflow import models
@@ -44,9 +45,7 @@ def party_role(session: Session, s: Settings, case: models.Case, sender: str | N
     member = s.member(member_row.email) if member_row else None
     if member and sender in (member.email, *member.aliases):
         return "member", None
-    requests = session.exec(select(models.Request).where(models.Request.case_id == case.id)
-                            .order_by(col(models.Request.id))).all()
-    for req in requests:
+    for req in session.exec(_REQUESTS, params={"case": case.id}).all():
         service_row = session.get(models.Service, req.service_id)
         service = s.service(service_row.name) if service_row else None
         addresses = {req.contact, *(service and [service.contact, *service.contact_aliases] or [])}
@@ -57,6 +56,11 @@ def party_role(session: Session, s: Settings, case: models.Case, sender: str | N
     if s.is_staff(sender):
         return "staff", None
     return None, None
+
+
+# Built once: a reply asks this for every party it checks (building it cost more than running).
+_REQUESTS = (select(models.Request).where(models.Request.case_id == bindparam("case"))
+             .order_by(col(models.Request.id)))
 
 
 def role_of(session: Session, s: Settings, case: models.Case, sender: str | None, *,

@@ -125,14 +125,25 @@ _NOT_A_NAME = (r"The|A|An|This|That|These|Those|Our|My|Your|His|Her|Their|Its|On
                r"Near|By|From|To|For|Of|Off|And|Or|But|Is|Was|Are|Were|Please|Can|Could|Would|"
                r"Will|I|We|It|There|Every|Each|Any|Some|No|Busy")
 # `Station Road`, `Road End`, `Roads Lane`, `12 High St`: capitalised words before a street
-# word; or a house number and lower-case words before one (`12 mill lane`).
-# (`(?=[A-Z])` before the list of words that are not names: most positions fail it at once.)
+# word; or a house number and lower-case words before one (`12 mill lane`). As written:
+#
+#   (?:\b\d+[A-Za-z]?,?\s+)?{_UP}{{1,3}}(?:{_STREET})\b
+#   | \b\d+[A-Za-z]?,?\s+{_LOW}{{1,3}}(?:{_STREET.lower()})\b
+#
+# (tests/test_typed_and_routing.py keeps that form and checks this one finds the same). Every
+# match starts with a digit or a capital, so the pattern starts by consuming one: the regular
+# expression engine then skips every other position in C (5x faster on a 20 KB forward, where
+# it tried every character), and what followed the start is checked just after it (`\b`
+# before a house number as "no word character before the digit"; the first word is not one
+# of _NOT_A_NAME, with its first letter looked back at).
+_UP = rf"(?:(?=[A-Z])(?!(?:{_NOT_A_NAME})\b)[A-Z][A-Za-z'\u2019-]*\s+)"
+_LOW = rf"(?:(?=[a-z])(?!(?:{_NOT_A_NAME.lower()})\b)[a-z][a-z'\u2019-]*\s+)"
+_NUMBER_REST = r"\d*[A-Za-z]?,?\s+"  # after its first digit
+_NOT_A_NAME_AFTER_FIRST = "|".join(rf"(?<={w[0]}){w[1:]}\b" for w in _NOT_A_NAME.split("|"))
 _ADDRESS = re.compile(
-    rf"(?:\b\d+[A-Za-z]?,?\s+)?"
-    rf"(?:(?=[A-Z])(?!(?:{_NOT_A_NAME})\b)[A-Z][A-Za-z'\u2019-]*\s+){{1,3}}(?:{_STREET})\b"
-    rf"|\b\d+[A-Za-z]?,?\s+"
-    rf"(?:(?=[a-z])(?!(?:{_NOT_A_NAME.lower()})\b)[a-z][a-z'\u2019-]*\s+){{1,3}}"
-    rf"(?:{_STREET.lower()})\b")
+    rf"[\dA-Z](?:(?<=\d)(?<!\w\d)(?:{_NUMBER_REST}{_UP}{{1,3}}(?:{_STREET})\b"
+    rf"|{_NUMBER_REST}{_LOW}{{1,3}}(?:{_STREET.lower()})\b)"
+    rf"|(?<=[A-Z])(?!{_NOT_A_NAME_AFTER_FIRST})[A-Za-z'\u2019-]*\s+{_UP}{{0,2}}(?:{_STREET})\b)")
 
 
 def without_addresses(text: str) -> str:

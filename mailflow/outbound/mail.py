@@ -11,11 +11,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from mailflow import models, tokens
 from mailflow.outbound import outbox
-from mailflow.outbound.outbox import warm_recent  # noqa: F401 - the door's: a batch's rate-limit reads
+from mailflow.outbound.outbox import (  # noqa: F401 - the door's: rate-limit reads
+    none_stored,
+    warm_recent,
+)
 from mailflow.outbound.render import Attachment, header_text, is_address, new_message_id, render
 
 if TYPE_CHECKING:
@@ -35,11 +39,13 @@ def sender(ctx: Context) -> tuple[str, str]:
 
 def request_thread(session: Session, request: models.Request) -> str | None:
     """Our first mail to the service about this request, to thread what follows under it."""
-    return session.exec(
-        select(models.Outbox.message_id).where(models.Outbox.request_id == request.id)
-        .where(col(models.Outbox.kind).in_(("request", "follow_up")))
-        .order_by(col(models.Outbox.id))
-    ).first()
+    return session.exec(_THREAD, params={"request": request.id}).first()
+
+
+_THREAD = (  # built once: every chase asks it
+    select(models.Outbox.message_id).where(models.Outbox.request_id == bindparam("request"))
+    .where(col(models.Outbox.kind).in_(("request", "follow_up")))
+    .order_by(col(models.Outbox.id)))
 
 
 def _web_url(ctx: Context) -> str | None:

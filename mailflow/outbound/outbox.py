@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_
 from sqlmodel import Session, col, select
 
 from mailflow import db, metrics
-from mailflow.models import Outbox
+from mailflow.models import Outbox, new_row
 from mailflow.outbound.render import Mail
 from mailflow.outbound.transports import Transport
 
@@ -43,7 +43,8 @@ def queue(
     mail loops. Held rows stay visible; nothing is dropped."""
     recipients = list(msg.recipients)
     held = _hold_reason(session, msg.automatic, recipients, case_id, now, limit, answering)
-    row = Outbox(
+    row = new_row(
+        Outbox,
         created_at=now,
         kind=kind,
         case_id=case_id,
@@ -109,8 +110,22 @@ def warm_recent(session: Session, case_ids: Iterable[int], now: datetime) -> Non
         cache[(case_id, now)][i] = list(recipients)
 
 
+def none_stored(session: Session, case_id: int, now: datetime) -> None:
+    """A case opened in this transaction has no stored mail yet (a case's mail is deleted
+    with it): its mails' rate-limit read is what the session holds, without a query."""
+    _cache(session).setdefault((case_id, now), {})
+
+
 def _utc(d: datetime) -> datetime:
     return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+# Built once (building one cost about as much as running it): the mail of a case, or of no
+# case, stored since a moment and not held.
+_RECENT, _RECENT_NO_CASE = (
+    select(Outbox.id, Outbox.recipients).where(which)
+    .where(col(Outbox.created_at) > bindparam("since")).where(col(Outbox.state) != "held")
+    for which in (col(Outbox.case_id) == bindparam("case"), col(Outbox.case_id).is_(None)))
 
 
 def _recent(session: Session, case_id: int | None, now: datetime) -> list[list[str]]:
@@ -120,13 +135,9 @@ def _recent(session: Session, case_id: int | None, now: datetime) -> list[list[s
     since = now - timedelta(hours=1)
     cache = _cache(session)
     if (case_id, now) not in cache:
-        cache[(case_id, now)] = {i: list(r) for i, r in session.exec(
-            select(Outbox.id, Outbox.recipients)
-            .where(col(Outbox.case_id).is_(None) if case_id is None
-                   else col(Outbox.case_id) == case_id)
-            .where(col(Outbox.created_at) > since)
-            .where(col(Outbox.state) != "held")
-        ).all()}
+        query, params = ((_RECENT_NO_CASE, {"since": since}) if case_id is None
+                         else (_RECENT, {"case": case_id, "since": since}))
+        cache[(case_id, now)] = {i: list(r) for i, r in session.exec(query, params=params)}
     stored = cache[(case_id, now)]
     ours = [o.recipients for o in (*session.new, *session.identity_map.values())
             if isinstance(o, Outbox) and o.case_id == case_id and o.state != "held"
