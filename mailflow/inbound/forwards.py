@@ -114,6 +114,10 @@ def _may_be_separator(line: str) -> bool:
 
 
 _SEPARATOR_CHAR = re.compile("[-_=*:\uff1a]")
+# A separator, a header line, an attribution, a quote or GroupWise's ">>>" each need one of
+# these characters (a blank line may also stand above a header block): most lines of a long
+# message have none, and are passed over without reading them.
+_MAY_START = re.compile("[-_=*:\uff1a>]")
 
 
 def header_field(line: str) -> tuple[str, str] | None:
@@ -236,6 +240,9 @@ class _Block:
 def _split_lines(text: str) -> list[_Line]:
     lines: list[_Line] = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if not _MAY_START.search(raw):  # no quote, separator or header: a line of text
+            lines.append(_Line(0, raw.rstrip()))
+            continue
         match = _QUOTE_PREFIX.match(raw) if ">" in raw else None
         if ">>>" in raw and _GROUPWISE.match(raw.strip()):
             lines.append(_Line(0, raw.strip()))  # ">>> Name <addr> date >>>" is no quote
@@ -260,8 +267,10 @@ _LABEL_AT = {
 def _unglue(raw: str) -> list[str]:
     """One line, or the lines a run-together separator and header block stand for."""
     line = raw.rstrip()
+    if not _may_be_separator(line):
+        return [line]  # no separator, and no colon for a header: most lines of a body
     head: list[str] = []
-    sep = _SEPARATOR.match(line) if _may_be_separator(line) else None
+    sep = _SEPARATOR.match(line)
     if sep and sep.group("rest") and sep.group("rest").strip() and _SEPARATOR_WORDS.search(
             sep.group("words") or ""):
         cut = sep.start("rest")
@@ -346,6 +355,9 @@ def _find_blocks(lines: list[_Line], lenient: bool) -> list[_Block]:
     i = 0
     while i < len(lines):
         line = lines[i]
+        if line.text.strip() and not _MAY_START.search(line.text):
+            i += 1  # a line of text, not blank: no block starts here (_MAY_START)
+            continue
         marked = False
         start = i
         if is_separator(line.text):
@@ -413,17 +425,28 @@ def _body_after(lines: list[_Line], block: _Block) -> str:
     a body indented as a whole (Outlook 2019) loses the indent."""
     taken: list[_Line] = []
     for line in lines[block.end :]:
-        if _END.match(line.text):
+        if "---" in line.text and _END.match(line.text):  # an end line has its dashes
             break
         if line.depth < block.depth and line.text.strip():
             break  # the forwarder's quote ended
         taken.append(line)
-    filled = [line for line in taken if line.text.strip()]
     base = block.depth
-    if filled and all(line.depth > base for line in filled):
+    depths = (line.depth for line in taken if line.text.strip())
+    first = next(depths, None)  # stop at the first line at the header's depth
+    if first is not None and first > base and all(d > base for d in depths):
         base += 1
     out = [("> " * max(0, line.depth - base) + line.text).rstrip() for line in taken]
-    return textwrap.dedent("\n".join(out)).strip()
+    return _dedent(out).strip()
+
+
+def _dedent(lines: list[str]) -> str:
+    """textwrap.dedent of the lines (each right-stripped) joined: without its patterns over the
+    whole text when a line starts in the first column, as almost every body has one, and
+    there is then no margin to remove."""
+    text = "\n".join(lines)
+    if any(line[:1] not in ("", " ", "\t") for line in lines):
+        return text
+    return textwrap.dedent(text)
 
 
 def _note_before(lines: list[_Line], index: int) -> str:
@@ -456,9 +479,8 @@ def _strip_prefixes(subject: str) -> str:
     return " ".join(subject.split())
 
 
-def _is_reply(msg: Message, lines: list[_Line], first: _Block) -> bool:
+def _is_reply(subject: str, lines: list[_Line], first: _Block) -> bool:
     """A reply quoting earlier mail has the same header blocks as a forward."""
-    subject = str(msg.get("Subject", "") or "")
     if _REPLY_PREFIX.match(subject) and not first.forward_marker:
         return True
     # "On … wrote:" above the first block: this is a reply to (possibly) a forward.
@@ -496,7 +518,7 @@ def _inline_forward(msg: Message, is_internal: Callable[[str], bool]) -> Forward
         return None
     first = blocks[0]
     first.forward_marker = first.marked and bool(_FORWARD_WORDS.search(lines[first.start].text))
-    if _is_reply(msg, lines, first):
+    if _is_reply(subject, lines, first):
         return None
     chain = [_original_from_block(block, "", subject) for block in blocks]
     chosen = _pick(chain, is_internal)
