@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from mailflow.inbound import bounces
 from mailflow.inbound.parse import Parsed
 from mailflow.inbound.reply import visible_text
+from mailflow.inbound.text import content_type
 from mailflow.settings import Settings
 
 NORMAL, AUTO_REPLY, BOUNCE, OWN_MAIL = "normal", "auto_reply", "bounce", "own_mail"
@@ -53,7 +54,7 @@ def classify(p: Parsed, s: Settings, envelope_from: str | None = None) -> Classi
     own = _own_mail(p, s)
     if own:
         return Classification(OWN_MAIL, own)
-    ctype = p.msg.get_content_type()  # read once: each read parses the header again
+    ctype = content_type(p.msg)
     bounce = _bounce(p, envelope_from, ctype)
     if bounce:
         return Classification(BOUNCE, bounce)

@@ -20,7 +20,7 @@ from email.message import EmailMessage, Message
 from mailflow.inbound import forward_tables as tables
 from mailflow.inbound.forward_dates import parse_date
 from mailflow.inbound.parse import read_from
-from mailflow.inbound.text import body_text
+from mailflow.inbound.text import body_text, content_type
 
 
 @dataclass
@@ -539,7 +539,7 @@ def _attached_messages(msg: Message) -> list[Message]:
     for part in msg.get_payload():
         if not isinstance(part, Message):
             continue
-        if part.get_content_type() in ("message/rfc822", "message/global"):
+        if content_type(part) in ("message/rfc822", "message/global"):
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], Message):
                 found.append(inner[0])
