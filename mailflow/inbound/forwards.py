@@ -114,10 +114,14 @@ def _may_be_separator(line: str) -> bool:
 
 
 _SEPARATOR_CHAR = re.compile("[-_=*:\uff1a]")
-# A separator, a header line, an attribution, a quote or GroupWise's ">>>" each need one of
-# these characters (a blank line may also stand above a header block): most lines of a long
-# message have none, and are passed over without reading them.
-_MAY_START = re.compile("[-_=*:\uff1a>]")
+
+
+def _plain(line: str) -> bool:
+    """A line with none of the characters a separator, a header line, an attribution, a quote
+    or GroupWise's ">>>" needs: most lines of a long message, passed over without reading
+    them further. (Seven `in` tests cost a quarter of one character-class search.)"""
+    return not ("-" in line or ":" in line or "_" in line or "=" in line or "*" in line
+                or ">" in line or "\uff1a" in line)
 
 
 def header_field(line: str) -> tuple[str, str] | None:
@@ -240,16 +244,17 @@ class _Block:
 def _split_lines(text: str) -> list[_Line]:
     lines: list[_Line] = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if not _MAY_START.search(raw):  # no quote, separator or header: a line of text
+        if _plain(raw):
             lines.append(_Line(0, raw.rstrip()))
             continue
-        match = _QUOTE_PREFIX.match(raw) if ">" in raw else None
-        if ">>>" in raw and _GROUPWISE.match(raw.strip()):
-            lines.append(_Line(0, raw.strip()))  # ">>> Name <addr> date >>>" is no quote
-        elif match:
-            lines.extend(_Line(match.group(1).count(">"), t) for t in _unglue(raw[match.end():]))
-        else:
-            lines.extend(_Line(0, t) for t in _unglue(raw))
+        depth = 0
+        if ">" in raw:
+            if ">>>" in raw and _GROUPWISE.match(raw.strip()):
+                lines.append(_Line(0, raw.strip()))  # ">>> Name <addr> date >>>" is no quote
+                continue
+            if match := _QUOTE_PREFIX.match(raw):
+                depth, raw = match.group(1).count(">"), raw[match.end():]
+        lines += [_Line(depth, t) for t in _unglue(raw)]
     return lines
 
 
@@ -267,7 +272,7 @@ _LABEL_AT = {
 def _unglue(raw: str) -> list[str]:
     """One line, or the lines a run-together separator and header block stand for."""
     line = raw.rstrip()
-    if not _may_be_separator(line):
+    if _plain(line):
         return [line]  # no separator, and no colon for a header: most lines of a body
     head: list[str] = []
     sep = _SEPARATOR.match(line)
@@ -355,8 +360,8 @@ def _find_blocks(lines: list[_Line], lenient: bool) -> list[_Block]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        if line.text.strip() and not _MAY_START.search(line.text):
-            i += 1  # a line of text, not blank: no block starts here (_MAY_START)
+        if _plain(line.text) and line.text.strip():
+            i += 1  # a line of text, not blank (a blank line may stand above a header block)
             continue
         marked = False
         start = i
