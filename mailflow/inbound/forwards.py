@@ -224,10 +224,11 @@ def _header_sender(msg: Message) -> Party | None:
 # -- inline header blocks ------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)  # one object a line, not two: a long message has hundreds
 class _Line:
     depth: int  # number of ">" quote levels
-    text: str  # the line without its quote prefix
+    text: str  # the line without its quote prefix, right-stripped
+    plain: bool = False  # no character a separator, header or attribution needs (_plain)
 
 
 @dataclass
@@ -244,9 +245,6 @@ class _Block:
 def _split_lines(text: str) -> list[_Line]:
     lines: list[_Line] = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if _plain(raw):
-            lines.append(_Line(0, raw.rstrip()))
-            continue
         depth = 0
         if ">" in raw:
             if ">>>" in raw and _GROUPWISE.match(raw.strip()):
@@ -254,7 +252,10 @@ def _split_lines(text: str) -> list[_Line]:
                 continue
             if match := _QUOTE_PREFIX.match(raw):
                 depth, raw = match.group(1).count(">"), raw[match.end():]
-        lines += [_Line(depth, t) for t in _unglue(raw)]
+        if _plain(raw):  # most lines: nothing to unglue
+            lines.append(_Line(depth, raw.rstrip(), True))
+        else:
+            lines += [_Line(depth, t) for t in _unglue(raw)]
     return lines
 
 
@@ -272,10 +273,8 @@ _LABEL_AT = {
 def _unglue(raw: str) -> list[str]:
     """One line, or the lines a run-together separator and header block stand for."""
     line = raw.rstrip()
-    if _plain(line):
-        return [line]  # no separator, and no colon for a header: most lines of a body
     head: list[str] = []
-    sep = _SEPARATOR.match(line)
+    sep = _SEPARATOR.match(line) if _may_be_separator(line) else None
     if sep and sep.group("rest") and sep.group("rest").strip() and _SEPARATOR_WORDS.search(
             sep.group("words") or ""):
         cut = sep.start("rest")
@@ -360,7 +359,7 @@ def _find_blocks(lines: list[_Line], lenient: bool) -> list[_Block]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        if _plain(line.text) and line.text.strip():
+        if line.plain and line.text:
             i += 1  # a line of text, not blank (a blank line may stand above a header block)
             continue
         marked = False
