@@ -250,7 +250,9 @@ def _split_lines(text: str) -> list[_Line]:
             if ">>>" in raw and _GROUPWISE.match(raw.strip()):
                 lines.append(_Line(0, raw.strip()))  # ">>> Name <addr> date >>>" is no quote
                 continue
-            if match := _QUOTE_PREFIX.match(raw):
+            if raw[:2] == "> " and raw[2:3] not in (" ", "\t", ">"):
+                depth, raw = 1, raw[2:]  # what _QUOTE_PREFIX reads of most quoted lines
+            elif match := _QUOTE_PREFIX.match(raw):
                 depth, raw = match.group(1).count(">"), raw[match.end():]
         if _plain(raw):  # most lines: nothing to unglue
             lines.append(_Line(depth, raw.rstrip(), True))
