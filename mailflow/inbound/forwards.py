@@ -441,7 +441,9 @@ def _body_after(lines: list[_Line], block: _Block) -> str:
     first = next(depths, None)  # stop at the first line at the header's depth
     if first is not None and first > base and all(d > base for d in depths):
         base += 1
-    out = [("> " * max(0, line.depth - base) + line.text).rstrip() for line in taken]
+    # A line's text is right-stripped already: only a deeper line gets a prefix to strip.
+    out = [("> " * (line.depth - base) + line.text).rstrip() if line.depth > base else line.text
+           for line in taken]
     return _dedent(out).strip()
 
 
