@@ -8,6 +8,7 @@ import re
 from email.message import Message
 
 from mailflow.casework.attachments import File
+from mailflow.inbound.text import content_type
 
 _SMALL_INLINE_IMAGE = 16 * 1024  # signature logos and social icons, not the constituent's photo
 _SKIP = {"message/delivery-status", "text/rfc822-headers", "message/disposition-notification"}
@@ -34,8 +35,8 @@ def extract(msg: Message) -> list[File]:
 
 
 def _file(part: Message, n: int) -> File | None:
-    ctype = part.get_content_type()
-    if ctype in _SKIP or part.get_content_maintype() == "multipart":
+    ctype = content_type(part)
+    if ctype in _SKIP or ctype.split("/")[0] == "multipart":
         return None
     disposition = str(part.get("Content-Disposition", "")).split(";")[0].strip().lower()
     name = part.get_filename()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from mailflow.inbound import bounces
 from mailflow.inbound.parse import Parsed
 from mailflow.inbound.reply import visible_text
+from mailflow.inbound.text import content_type
 from mailflow.settings import Settings
 
 NORMAL, AUTO_REPLY, BOUNCE, OWN_MAIL = "normal", "auto_reply", "bounce", "own_mail"
@@ -53,10 +54,11 @@ def classify(p: Parsed, s: Settings, envelope_from: str | None = None) -> Classi
     own = _own_mail(p, s)
     if own:
         return Classification(OWN_MAIL, own)
-    bounce = _bounce(p, envelope_from)
+    ctype = content_type(p.msg)
+    bounce = _bounce(p, envelope_from, ctype)
     if bounce:
         return Classification(BOUNCE, bounce)
-    auto = _auto_reply(p, envelope_from)
+    auto = _auto_reply(p, envelope_from, ctype)
     if auto:
         return Classification(AUTO_REPLY, auto)
     words = _auto_words(p)
@@ -81,8 +83,8 @@ def _null_sender(p: Parsed, envelope_from: str | None) -> bool:
     return envelope_from == "" or p.header("Return-Path").strip() == "<>"
 
 
-def _bounce(p: Parsed, envelope_from: str | None) -> str | None:
-    if p.msg.get_content_type() == "multipart/report":
+def _bounce(p: Parsed, envelope_from: str | None, ctype: str) -> str | None:
+    if ctype == "multipart/report":
         report = str(p.msg.get_param("report-type") or "").lower()
         if report == "delivery-status":
             if bounces.is_failure_report(p.msg) is False:
@@ -104,8 +106,8 @@ def _bounce(p: Parsed, envelope_from: str | None) -> str | None:
     return None
 
 
-def _auto_reply(p: Parsed, envelope_from: str | None) -> str | None:
-    if p.msg.get_content_type() == "multipart/report":
+def _auto_reply(p: Parsed, envelope_from: str | None, ctype: str) -> str | None:
+    if ctype == "multipart/report":
         return f"a {p.msg.get_param('report-type') or 'delivery'} report (a receipt)"
     auto = p.header("Auto-Submitted").strip().lower()
     if auto and auto.split(";")[0].strip() != "no":
@@ -145,9 +147,19 @@ _AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-Autogener
 def fold(text: str) -> str:
     """Lower case without accents or curly apostrophes, one space between words: the
     patterns below are written folded (`reponse`, `buro`, `odpowiedz`, `fein`)."""
-    text = unicodedata.normalize("NFKD", text.replace("\u2019", "'").replace("\u2018", "'"))
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = text.replace("\u2019", "'").replace("\u2018", "'")
+    if not text.isascii():  # ASCII is its own NFKD form, with no combining marks
+        text = _NON_ASCII.sub(_drop_marks, unicodedata.normalize("NFKD", text))
     return " ".join(text.lower().split())
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def _drop_marks(run: re.Match[str]) -> str:
+    """A run of non-ASCII characters without its combining marks (accents): only these runs
+    are looked at character by character, not the whole text."""
+    return "".join(c for c in run.group() if not unicodedata.combining(c))
 
 
 def _any(*patterns: str) -> str:
@@ -272,8 +284,10 @@ def _oof_body(text: str) -> str | None:
         if m:
             return f"it opens as an out-of-office does ({m.group(0)[:60]!r})"
     away, robot = _AWAY.search(body), _ROBOT.search(body)
+    if not (away or robot):
+        return None
     back = _RETURN.search(body)
-    if (away or robot) and (back or (away and robot)):
+    if back or (away and robot):
         first = away or robot
         second = back or robot
         assert first is not None and second is not None

@@ -28,6 +28,8 @@ from mailflow.inbound.reply_forms import (
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _QUOTED_BLANK = re.compile(r"^[ \t>]*$")
+# A line with text that is not quoted: what an answer between quoted lines needs.
+_UNQUOTED_TEXT = re.compile(r"^(?![ \t]*>).*\S", re.MULTILINE)
 
 
 @lru_cache(maxsize=16)  # classification, understanding and reply kinds ask of the same text
@@ -84,6 +86,10 @@ def _answers_below(tail: list[str]) -> list[str]:
     while start < len(tail) and (not tail[start].strip() or header_label(tail[start])
                                  or (start == 0 and separator_at(tail, 0))):
         start += 1  # an Outlook header block above quoted lines
+    if start == len(tail) or not QUOTED.match(tail[start]):
+        return []  # unquoted history (an Outlook block): nothing of ours below
+    if not _UNQUOTED_TEXT.search("\n".join(tail[start:])):
+        return []  # all quote (one pattern over the text, not a loop over its lines)
     runs: list[tuple[bool, list[str]]] = []  # (quoted, lines)
     for line in tail[start:]:
         quoted = bool(QUOTED.match(line))
@@ -94,8 +100,6 @@ def _answers_below(tail: list[str]) -> list[str]:
             runs[-1][1].append(line)
         else:
             runs.append((quoted, [line]))
-    if not runs or not runs[0][0]:
-        return []  # unquoted history (an Outlook block): nothing of ours below
     answers = [i for i, (quoted, run) in enumerate(runs) if not quoted and _is_answer(run)]
     if not answers:
         return []

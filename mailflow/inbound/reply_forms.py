@@ -107,6 +107,8 @@ def attribution_length(lines: list[str], i: int) -> int:
         joined = (joined + " " + lines[i + k].strip()).strip()
         if len(joined) > 400:
             break
+        if not joined.endswith((":", "\uff1a")):
+            continue  # both patterns end with the colon (joined is stripped): skip them
         if (_ENDS_WITH_VERB.search(joined) and _DETAIL.search(joined)) or (
                 _ENDS_WITH_ADDRESS.search(joined) and _TIME.search(joined)):
             return k + 1

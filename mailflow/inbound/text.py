@@ -203,9 +203,9 @@ def part_text(part: Message) -> str:
 
 def _text_parts(msg: Message, found: dict[str, list[Message]]) -> None:
     """Collect inline text/plain and text/html parts, never entering attached messages."""
-    ctype = msg.get_content_type()
+    ctype = content_type(msg)
     if msg.is_multipart():
-        if ctype == "message/rfc822" or msg.get_content_maintype() == "message":
+        if ctype == "message/rfc822" or ctype.split("/")[0] == "message":
             return
         for sub in msg.get_payload():
             if isinstance(sub, Message):
@@ -221,6 +221,19 @@ def _text_parts(msg: Message, found: dict[str, list[Message]]) -> None:
 def _is_attachment(part: Message) -> bool:
     disposition = str(part.get("Content-Disposition", "")).split(";")[0].strip().lower()
     return disposition == "attachment"
+
+
+# part -> its content type: the stdlib parses the header again on every read, and the body
+# text, the classifier, the forward finder and the attachments each ask of the same parts.
+_TYPES: weakref.WeakKeyDictionary[Message, str] = weakref.WeakKeyDictionary()
+
+
+def content_type(part: Message) -> str:
+    """part.get_content_type(), read once per part (a parsed message is not changed)."""
+    known = _TYPES.get(part)
+    if known is None:
+        known = _TYPES[part] = part.get_content_type()
+    return known
 
 
 # msg -> its body text: parsing, the forward finder and bounce detection each ask for the

@@ -155,8 +155,10 @@ def _understand(p: Parsed, s: Settings, session: Session | None, envelope_from: 
 
 def _candidates(u: Understanding, s: Settings, session: Session) -> list[Candidate]:
     found: dict[int, Candidate] = {}
+    loaded: dict[str, models.Case] = {}  # the cases met so far, closed ones too, by reference
 
     def add(case: models.Case, evidence: str, why: str) -> None:
+        loaded[case.reference] = case
         if case.status == "closed":
             return
         cand = found.setdefault(case.id or 0, Candidate(case))
@@ -173,7 +175,9 @@ def _candidates(u: Understanding, s: Settings, session: Session) -> list[Candida
             add(case, "constituent", f"from the case's constituent {u.sender}")
     prefix = s.council.reference_prefix
     for ref in match.body_references(u.parsed.text, prefix):
-        case = match.case_by_reference(session, ref)
+        # A reply usually quotes its own case's reference: a case met above is the one the
+        # query would return (the session's identity map), so it is not asked for again.
+        case = loaded[ref] if ref in loaded else match.case_by_reference(session, ref)
         if case is not None:
             add(case, "reference", f"quotes {ref} in the body")
     return list(found.values())
