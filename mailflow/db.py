@@ -91,6 +91,24 @@ def insert_new(session: Session, model: type, rows: list[dict[str, Any]], keys: 
     return list(session.execute(stmt).all())
 
 
+def upsert(session: Session, model: type, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """Insert rows, one statement for all (executemany); a row whose `keys` (a unique
+    constraint) exist already overwrites that row's other columns instead. Every row names
+    the same columns."""
+    if rows:
+        dialect = session.get_bind().dialect.name
+        session.execute(_upsert(dialect, model.__table__, tuple(keys), tuple(rows[0])), rows)  # type: ignore[attr-defined]
+
+
+@cache
+def _upsert(dialect: str, table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    """Built once and run as executemany: a multi-row VALUES built per call is compiled
+    again each time (it misses SQLAlchemy's compiled cache)."""
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return ins.on_conflict_do_update(
+        index_elements=list(keys), set_={c: ins.excluded[c] for c in columns if c not in keys})
+
+
 def increment(session: Session, model: type, key: dict[str, Any], column: str) -> int:
     """Add one to a counter row (created at 1) in one statement and return the new value:
     two nodes never get the same number."""
