@@ -50,8 +50,21 @@ def _sqlite_pragmas(eng: Engine) -> None:
     @event.listens_for(eng, "begin")
     def _begin(conn) -> None:  # type: ignore[no-untyped-def]
         # IMMEDIATE takes the write lock up front: a deferred transaction that later writes
-        # can fail with SQLITE_BUSY at once instead of waiting for busy_timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # can fail with SQLITE_BUSY at once instead of waiting for busy_timeout. A read
+        # (`reading`) needs no lock: in WAL mode readers and the writer never wait for
+        # each other.
+        read = conn.get_execution_options().get(_READ)
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+
+_READ = "mailflow_read"  # an execution option: this transaction only reads
+
+
+def reading(session: Session) -> None:
+    """Begin the session's next transaction as a read only: on SQLite it then does not take
+    the one write lock, which receivers wait for. Writing in it is an error on SQLite
+    (SQLITE_BUSY), so end it before the session writes."""
+    session.connection(execution_options={_READ: True})
 
 
 def is_postgres(eng: Engine) -> bool:
