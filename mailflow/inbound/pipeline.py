@@ -54,13 +54,9 @@ def _process(app: App, raw_id: int, now: datetime) -> Outcome | None:
             if raw is None:
                 return None
             parsed = parse(raw.raw)
-            if not session.execute(_TAKE, {"w_id": raw_id, "v_at": now}).rowcount:  # type: ignore[attr-defined]
+            if not take(session, raw, now):
                 session.rollback()
                 return None
-            # The row as the claim left it, without reading it again (a spool row does not
-            # change while it is new).
-            set_committed_value(raw, "state", "done")
-            set_committed_value(raw, "processed_at", now)
             outcome = handle(app, session, raw, parsed, now)
             session.commit()
             return outcome
@@ -69,9 +65,18 @@ def _process(app: App, raw_id: int, now: datetime) -> Outcome | None:
         return quarantine(app, raw_id, now, f"{type(e).__name__}: {e}")
 
 
-# The claim (db.claim's conditional UPDATE), built once with bound parameters: building it
-# for each message cost more than running it. Of two workers that both read the row `new`,
-# the row count says which one won.
+def take(session: Session, raw: models.RawMessage, now: datetime) -> bool:
+    """Claim a `new` spool row in the session's transaction (db.claim's conditional UPDATE:
+    of two workers that both read it `new`, the row count says which one won), and leave
+    the loaded row as the claim left it, without reading it again."""
+    if not session.execute(_TAKE, {"w_id": raw.id, "v_at": now}).rowcount:  # type: ignore[attr-defined]
+        return False
+    set_committed_value(raw, "state", "done")
+    set_committed_value(raw, "processed_at", now)
+    return True
+
+
+# Built once with bound parameters: building it for each message cost more than running it.
 _R = models.RawMessage.__table__  # type: ignore[attr-defined]
 _TAKE = (update(_R).where(_R.c.id == bindparam("w_id"), _R.c.state == "new")
          .values(state="done", processed_at=bindparam("v_at")))
