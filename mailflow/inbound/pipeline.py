@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from mailflow import db, metrics, models
 from mailflow.app import App
@@ -88,14 +88,19 @@ def handle(app: App, session: Session, raw: models.RawMessage, parsed: Parsed,
     its outcome on the row in one UPDATE (inbound/claiming.py claims on PostgreSQL)."""
     directory.warm(session)  # members and services without a query
     outcome = dispatch(app.context, session, raw, parsed, now)
-    done: dict[str, object] = {"disposition": outcome.disposition,
-                               "reason": outcome.reason[:1000]}
+    done: dict[str, object] = {"w_id": raw.id, "v_disposition": outcome.disposition,
+                               "v_reason": outcome.reason[:1000]}
     if outcome.case:
-        done["case_id"] = _case_id(session, outcome.case)
-    session.execute(update(models.RawMessage)
-                    .where(col(models.RawMessage.id) == raw.id).values(**done)
-                    .execution_options(synchronize_session=False))
+        done["v_case_id"] = _case_id(session, outcome.case)
+    session.flush()  # what dispatch wrote, before the row's outcome (a Core UPDATE does not)
+    session.execute(_DONE[outcome.case is not None], done)
     return outcome
+
+
+# The outcome's UPDATE, without and with the case, built once like _TAKE.
+_DONE = {with_case: update(_R).where(_R.c.id == bindparam("w_id")).values(
+    disposition=bindparam("v_disposition"), reason=bindparam("v_reason"),
+    **({"case_id": bindparam("v_case_id")} if with_case else {})) for with_case in (False, True)}
 
 
 def _case_id(session: Session, reference: str) -> int:
