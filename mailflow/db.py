@@ -61,9 +61,10 @@ _READ = "mailflow_read"  # an execution option: this transaction only reads
 
 
 def reading(session: Session) -> None:
-    """Begin the session's next transaction as a read only: on SQLite it then does not take
-    the one write lock, which receivers wait for. Writing in it is an error on SQLite
-    (SQLITE_BUSY), so end it before the session writes."""
+    """Begin the session's next transaction as a read: on SQLite a deferred BEGIN, which
+    does not take the one write lock that receivers wait for (on PostgreSQL nothing
+    changes). End it before the session writes: a write would have to upgrade its lock,
+    which SQLite may refuse at once (SQLITE_BUSY) instead of waiting."""
     session.connection(execution_options={_READ: True})
 
 
