@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, event, inspect, tuple_, update
+from sqlalchemy import ColumnElement, Row, and_, event, inspect, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
@@ -107,8 +107,8 @@ def insert_new(session: Session, model: type, rows: list[dict[str, Any]], keys: 
 
 def upsert(session: Session, model: type, rows: list[dict[str, Any]], keys: list[str]) -> None:
     """Insert rows, one statement for all (executemany); a row whose `keys` (a unique
-    constraint) exist already overwrites that row's other columns instead. Every row names
-    the same columns."""
+    constraint) exist already overwrites that row's other columns instead, when they
+    differ. Every row names the same columns."""
     if rows:
         dialect = session.get_bind().dialect.name
         session.execute(_upsert(dialect, model.__table__, tuple(keys), tuple(rows[0])), rows)  # type: ignore[attr-defined]
@@ -119,8 +119,11 @@ def _upsert(dialect: str, table: Any, keys: tuple[str, ...], columns: tuple[str,
     """Built once and run as executemany: a multi-row VALUES built per call is compiled
     again each time (it misses SQLAlchemy's compiled cache)."""
     ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    changed = [c for c in columns if c not in keys]
+    # A row already as given is left alone: no write (on PostgreSQL no new row version).
     return ins.on_conflict_do_update(
-        index_elements=list(keys), set_={c: ins.excluded[c] for c in columns if c not in keys})
+        index_elements=list(keys), set_={c: ins.excluded[c] for c in changed},
+        where=or_(*(table.c[c].is_distinct_from(ins.excluded[c]) for c in changed)))
 
 
 def increment(session: Session, model: type, key: dict[str, Any], column: str) -> int:
