@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, event, inspect, tuple_, update
+from sqlalchemy import ColumnElement, Row, and_, event, inspect, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
@@ -50,8 +50,22 @@ def _sqlite_pragmas(eng: Engine) -> None:
     @event.listens_for(eng, "begin")
     def _begin(conn) -> None:  # type: ignore[no-untyped-def]
         # IMMEDIATE takes the write lock up front: a deferred transaction that later writes
-        # can fail with SQLITE_BUSY at once instead of waiting for busy_timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # can fail with SQLITE_BUSY at once instead of waiting for busy_timeout. A read
+        # (`reading`) needs no lock: in WAL mode readers and the writer never wait for
+        # each other.
+        read = conn.get_execution_options().get(_READ)
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+
+_READ = "mailflow_read"  # an execution option: this transaction only reads
+
+
+def reading(session: Session) -> None:
+    """Begin the session's next transaction as a read: on SQLite a deferred BEGIN, which
+    does not take the one write lock that receivers wait for (on PostgreSQL nothing
+    changes). End it before the session writes: a write would have to upgrade its lock,
+    which SQLite may refuse at once (SQLITE_BUSY) instead of waiting."""
+    session.connection(execution_options={_READ: True})
 
 
 def is_postgres(eng: Engine) -> bool:
@@ -89,6 +103,27 @@ def insert_new(session: Session, model: type, rows: list[dict[str, Any]], keys: 
     stmt = (_insert(session, model).values(rows).on_conflict_do_nothing(index_elements=keys)
             .returning(*returning))
     return list(session.execute(stmt).all())
+
+
+def upsert(session: Session, model: type, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    """Insert rows, one statement for all (executemany); a row whose `keys` (a unique
+    constraint) exist already overwrites that row's other columns instead, when they
+    differ. Every row names the same columns."""
+    if rows:
+        dialect = session.get_bind().dialect.name
+        session.execute(_upsert(dialect, model.__table__, tuple(keys), tuple(rows[0])), rows)  # type: ignore[attr-defined]
+
+
+@cache
+def _upsert(dialect: str, table: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    """Built once and run as executemany: a multi-row VALUES built per call is compiled
+    again each time (it misses SQLAlchemy's compiled cache)."""
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    changed = [c for c in columns if c not in keys]
+    # A row already as given is left alone: no write (on PostgreSQL no new row version).
+    return ins.on_conflict_do_update(
+        index_elements=list(keys), set_={c: ins.excluded[c] for c in changed},
+        where=or_(*(table.c[c].is_distinct_from(ins.excluded[c]) for c in changed)))
 
 
 def increment(session: Session, model: type, key: dict[str, Any], column: str) -> int:

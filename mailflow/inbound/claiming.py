@@ -21,9 +21,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm.attributes import set_committed_value
 
 from mailflow import models
 from mailflow.app import App
@@ -59,19 +58,16 @@ def process_one(app: App, ids: list[int], now: datetime) -> tuple[int, Outcome] 
     raw_id = None
     with app.session() as session:
         try:
-            raw_id = session.execute(
-                select(_R.c.id).where(_R.c.id.in_(ids), _R.c.state == "new", _FIRST)
+            raw = session.scalars(
+                select(models.RawMessage).where(_R.c.id.in_(ids), _R.c.state == "new", _FIRST)
                 .order_by(_R.c.id).limit(1).with_for_update(of=_R, skip_locked=True)
-            ).scalar()
-            if raw_id is None:
+            ).first()
+            if raw is None:
                 session.rollback()
                 return None
-            raw = session.get(models.RawMessage, raw_id)
-            assert raw is not None
-            session.execute(update(_R).where(_R.c.id == raw_id)
-                            .values(state="done", processed_at=now))
-            set_committed_value(raw, "state", "done")  # as the UPDATE left it, unread
-            set_committed_value(raw, "processed_at", now)
+            raw_id = raw.id
+            taken = pipeline.take(session, raw, now)
+            assert taken  # its row is locked, and it was new
             outcome = pipeline.handle(app, session, raw, parse(raw.raw), now)
             session.commit()
             return raw_id, outcome

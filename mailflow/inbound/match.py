@@ -33,17 +33,18 @@ def by_message_id(session: Session, p: Parsed, first: str | None = None) -> Matc
                               *reversed(p.references)]))
     if not ids:
         return None
+    # The mail we sent with its case and request in one query, without the mail itself.
+    Out, C, R = models.Outbox, models.Case, models.Request
     sent = session.exec(
-        select(models.Outbox).where(col(models.Outbox.message_id).in_(ids))
-        .where(col(models.Outbox.case_id).is_not(None))
+        select(Out.message_id, C, R).join(C, col(C.id) == col(Out.case_id))
+        .outerjoin(R, col(R.id) == col(Out.request_id))
+        .where(col(Out.message_id).in_(ids))
     ).all()
     if not sent:
         return None
-    sent.sort(key=lambda o: ids.index(o.message_id))  # In-Reply-To before older References
-    out = sent[0]
-    case = session.get(models.Case, out.case_id)
-    request = session.get(models.Request, out.request_id) if out.request_id else None
-    return Match(case, request, "in-reply-to", out.message_id) if case else None
+    # In-Reply-To before older References
+    message_id, case, request = min(sent, key=lambda row: ids.index(row[0]))
+    return Match(case, request, "in-reply-to", message_id)
 
 
 def by_token(session: Session, s: Settings, addrs: list[str]) -> tuple[Match | None, str | None]:

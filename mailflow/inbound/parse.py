@@ -13,7 +13,9 @@ from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
 
 from mailflow.inbound.text import body_text
 from mailflow.oneline import one_line
@@ -149,8 +151,34 @@ def _is_utf8(data: bytes) -> bool:
         return False
 
 
+class _ReadOnce(EmailPolicy):
+    """policy.default, except that each header of a message is parsed once. The header
+    registry parses a header again on every access, and a part's Content-Type alone is read
+    about ten times (by the parser itself, the text finder, the classifier, attachments).
+    One instance per parsed message, shared by its parts: the memo lives as long as the
+    message. A parsed header is immutable, and parsing depends only on (name, value)."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**{"header_factory": policy.default.header_factory, **kw})
+        object.__setattr__(self, "_memo", {})  # a policy refuses setattr
+
+    def clone(self, **kw: Any) -> _ReadOnce:
+        new = super().clone(**kw)  # its own memo: a clone may have another header_factory
+        object.__setattr__(new, "_memo", {})
+        return new  # type: ignore[return-value]
+
+    def header_fetch_parse(self, name: str, value: Any) -> Any:
+        if type(value) is not str:  # a header object set on the message: returned as is
+            return super().header_fetch_parse(name, value)
+        key = (name, value)
+        found = self._memo.get(key)
+        if found is None:  # a header that fails to parse raises again on every access
+            found = self._memo[key] = super().header_fetch_parse(name, value)
+        return found
+
+
 def _parse(raw: bytes) -> EmailMessage:
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    msg = BytesParser(policy=_ReadOnce()).parsebytes(raw)
     assert isinstance(msg, EmailMessage)
     return msg
 

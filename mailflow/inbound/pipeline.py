@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from mailflow import db, metrics, models
 from mailflow.app import App
@@ -44,25 +44,19 @@ def process(app: App, raw_id: int, now: datetime) -> Outcome | None:
 
 def _process(app: App, raw_id: int, now: datetime) -> Outcome | None:
     try:
-        # Read and parse outside the write transaction: on SQLite it holds the one write
-        # lock, and senders wait behind it for their 250.
-        with db.session(app.url) as session:
+        with app.session() as session:
+            # Read and parse before the write transaction: on SQLite it holds the one write
+            # lock, and senders wait behind it for their 250. The read takes no lock.
+            db.reading(session)
             raw = session.exec(select(models.RawMessage).where(
                 models.RawMessage.id == raw_id, models.RawMessage.state == "new")).first()
+            session.commit()  # ends the read; the row stays loaded
             if raw is None:
                 return None
-            session.expunge(raw)
-        parsed = parse(raw.raw)
-        with app.session() as session:
-            if not db.claim(session, models.RawMessage, {"id": raw_id, "state": "new"},
-                            {"state": "done", "processed_at": now}):
+            parsed = parse(raw.raw)
+            if not take(session, raw, now):
                 session.rollback()
                 return None
-            # The row as the claim left it, without reading it again (a spool row does not
-            # change while it is new).
-            set_committed_value(raw, "state", "done")
-            set_committed_value(raw, "processed_at", now)
-            raw = session.merge(raw, load=False)
             outcome = handle(app, session, raw, parsed, now)
             session.commit()
             return outcome
@@ -71,20 +65,42 @@ def _process(app: App, raw_id: int, now: datetime) -> Outcome | None:
         return quarantine(app, raw_id, now, f"{type(e).__name__}: {e}")
 
 
+def take(session: Session, raw: models.RawMessage, now: datetime) -> bool:
+    """Claim a `new` spool row in the session's transaction (db.claim's conditional UPDATE:
+    of two workers that both read it `new`, the row count says which one won), and leave
+    the loaded row as the claim left it, without reading it again."""
+    if not session.execute(_TAKE, {"w_id": raw.id, "v_at": now}).rowcount:  # type: ignore[attr-defined]
+        return False
+    set_committed_value(raw, "state", "done")
+    set_committed_value(raw, "processed_at", now)
+    return True
+
+
+# Built once with bound parameters: building it for each message cost more than running it.
+_R = models.RawMessage.__table__  # type: ignore[attr-defined]
+_TAKE = (update(_R).where(_R.c.id == bindparam("w_id"), _R.c.state == "new")
+         .values(state="done", processed_at=bindparam("v_at")))
+
+
 def handle(app: App, session: Session, raw: models.RawMessage, parsed: Parsed,
            now: datetime) -> Outcome:
     """Dispatch a spool row the caller has claimed, in the caller's transaction, and record
     its outcome on the row in one UPDATE (inbound/claiming.py claims on PostgreSQL)."""
     directory.warm(session)  # members and services without a query
     outcome = dispatch(app.context, session, raw, parsed, now)
-    done: dict[str, object] = {"disposition": outcome.disposition,
-                               "reason": outcome.reason[:1000]}
+    done: dict[str, object] = {"w_id": raw.id, "v_disposition": outcome.disposition,
+                               "v_reason": outcome.reason[:1000]}
     if outcome.case:
-        done["case_id"] = _case_id(session, outcome.case)
-    session.execute(update(models.RawMessage)
-                    .where(col(models.RawMessage.id) == raw.id).values(**done)
-                    .execution_options(synchronize_session=False))
+        done["v_case_id"] = _case_id(session, outcome.case)
+    session.flush()  # what dispatch wrote, before the row's outcome (a Core UPDATE does not)
+    session.execute(_DONE[outcome.case is not None], done)
     return outcome
+
+
+# The outcome's UPDATE, without and with the case, built once like _TAKE.
+_DONE = {with_case: update(_R).where(_R.c.id == bindparam("w_id")).values(
+    disposition=bindparam("v_disposition"), reason=bindparam("v_reason"),
+    **({"case_id": bindparam("v_case_id")} if with_case else {})) for with_case in (False, True)}
 
 
 def _case_id(session: Session, reference: str) -> int:

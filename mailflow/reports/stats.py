@@ -8,11 +8,13 @@ anonymising old cases under a retention policy leaves past reports exactly as th
 from __future__ import annotations
 
 from datetime import date
+from functools import cache
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import Row, bindparam, func
 from sqlmodel import Session, col, select
 
-from mailflow import models
+from mailflow import db, models
 from mailflow.casework import directory
 from mailflow.casework.calendar import Calendar
 from mailflow.casework.chasing import ESCALATED
@@ -28,41 +30,44 @@ def record(session: Session, calendar: Calendar, case: models.Case) -> None:
 
 
 def record_all(session: Session, calendar: Calendar, cases: list[models.Case]) -> None:
-    """Bring the statistics of `cases` in step with them: one query each for their requests,
-    escalations and existing statistics, whatever the number of cases (a new case is looked
-    up too: on SQLite a new case may reuse the id of the newest case deleted, whose
-    statistics stay)."""
+    """Bring the statistics of `cases` in step with them, whatever their number: one query
+    for their requests (with each one's escalations), then one upsert of their case
+    statistics and one of their request statistics. An upsert, not a read and an ORM write:
+    it neither reads the rows it rewrites nor builds objects to flush them."""
     session.flush()
     if not cases:
         return
     ids = [c.id for c in cases]
-    requests: dict[int, list[models.Request]] = {i: [] for i in ids}  # type: ignore[misc]
-    for r in session.exec(select(models.Request).where(col(models.Request.case_id).in_(ids))
-                          .order_by(col(models.Request.id))):
+    requests: dict[int, list[Row[Any]]] = {i: [] for i in ids}  # type: ignore[misc]
+    for r in session.execute(_requests(), {"ids": ids}):
         requests[r.case_id].append(r)
-    stats = {s.case_id: s for s in session.exec(
-        select(models.CaseStat).where(col(models.CaseStat.case_id).in_(ids)))}
-    with_requests = [i for i in ids if requests[i]]
-    escalations: dict[int | None, int] = dict(session.exec(  # type: ignore[arg-type]
-        select(models.Event.request_id, func.count())
-        .where(col(models.Event.case_id).in_(with_requests), models.Event.kind == ESCALATED)
-        .group_by(col(models.Event.request_id))
-    ).all()) if with_requests else {}
-    existing = {r.request_id: r for r in session.exec(
-        select(models.RequestStat).where(col(models.RequestStat.case_id).in_(with_requests)))
-    } if with_requests else {}
     services = directory.service_names(session)
+    case_rows, request_rows = [], []
     for case in cases:
-        _record(session, calendar, case, requests[case.id], stats.get(case.id),  # type: ignore[index]
-                escalations, existing, services)
+        common = _common(session, case)
+        case_rows.append(_case_row(calendar, case, requests[case.id], common, services))  # type: ignore[index]
+        request_rows += _request_rows(calendar, case, requests[case.id], common, services)  # type: ignore[index]
+    db.upsert(session, models.CaseStat, case_rows, ["case_id"])
+    db.upsert(session, models.RequestStat, request_rows, ["request_id"])
 
 
-def _record(session: Session, calendar: Calendar, case: models.Case,
-            requests: list[models.Request], stat: models.CaseStat | None,
-            escalations: dict[int | None, int], existing: dict[int, models.RequestStat],
-            services: dict[int, str]) -> None:
+@cache
+def _requests() -> Any:
+    """The requests of cases `ids`, with each one's escalations. Built once: building the
+    statement cost more than running it."""
+    R, E = models.Request, models.Event
+    escalations = (select(func.count()).select_from(E)
+                   .where(col(E.request_id) == col(R.id), E.kind == ESCALATED)
+                   .correlate(R).scalar_subquery())
+    return (select(R.id, R.case_id, R.service_id, R.state, R.due, R.due_from, R.sent_at,
+                   R.answered_at, escalations.label("escalations"))
+            .where(col(R.case_id).in_(bindparam("ids", expanding=True))).order_by(col(R.id)))
+
+
+def _common(session: Session, case: models.Case) -> dict[str, Any]:
+    """What a case's statistics and its requests' share."""
     member = session.get(models.Member, case.member_id)
-    common = {
+    return {
         "case_id": case.id,
         "ward": directory.ward_name(session, case.ward_id),
         "member_id": case.member_id,
@@ -70,39 +75,38 @@ def _record(session: Session, calendar: Calendar, case: models.Case,
         "category": case.category,
         "enquiry_type": case.enquiry_type,
     }
-    stat = stat or models.CaseStat(
-        case_id=case.id, opened_on=date.min, opened_month="")  # type: ignore[arg-type]
+
+
+def _case_row(calendar: Calendar, case: models.Case, requests: list[Row[Any]],
+              common: dict[str, Any], services: dict[int, str]) -> dict[str, Any]:
     opened = calendar.local(case.opened_at).date()
     closed = calendar.local(case.closed_at).date() if case.closed_at else None
-    for k, v in common.items():
-        setattr(stat, k, v)
-    stat.service = services.get(requests[0].service_id) if requests else None
-    stat.opened_on, stat.opened_month = opened, _month(opened)
-    stat.closed_on, stat.closed_month = closed, _month(closed) if closed else None
-    session.add(stat)
+    return {**common,
+            "service": services.get(requests[0].service_id) if requests else None,
+            "opened_on": opened, "opened_month": _month(opened),
+            "closed_on": closed, "closed_month": _month(closed) if closed else None}
+
+
+def _request_rows(calendar: Calendar, case: models.Case, requests: list[Row[Any]],
+                  common: dict[str, Any], services: dict[int, str]) -> list[dict[str, Any]]:
     if not requests:
-        return
+        return []
     received = calendar.received_day(case.received_at)
+    rows = []
     for r in requests:
-        row = existing.get(r.id) or models.RequestStat(  # type: ignore[call-arg, arg-type]
-            request_id=r.id, sent_on=date.min, sent_month="", due=r.due)
-        for k, v in common.items():
-            setattr(row, k, v)
         sent = calendar.local(r.sent_at).date()
-        row.service = services.get(r.service_id)
-        row.state, row.due = r.state, r.due
-        row.sent_on, row.sent_month = sent, _month(sent)
-        row.escalations = escalations.get(r.id, 0)
+        row = {**common, "request_id": r.id, "service": services.get(r.service_id),
+               "state": r.state, "due": r.due, "sent_on": sent, "sent_month": _month(sent),
+               "escalations": r.escalations,
+               "answered_on": None, "working_days": None, "on_time": None}
         if r.answered_at is not None:
             answered = calendar.local(r.answered_at).date()
-            row.answered_on = answered
             # From where this request's due date counts (a later request: the day it was sent).
             start = calendar.received_day(r.due_from) if r.due_from else received
-            row.working_days = max(calendar.working_days_between(start, answered), 0)
-            row.on_time = answered <= r.due
-        else:
-            row.answered_on = row.working_days = row.on_time = None
-        session.add(row)
+            row.update(answered_on=answered, on_time=answered <= r.due,
+                       working_days=max(calendar.working_days_between(start, answered), 0))
+        rows.append(row)
+    return rows
 
 
 def backfill(session: Session, calendar: Calendar) -> int:
