@@ -29,5 +29,10 @@ def pin(moment: datetime | None) -> None:
     _pinned = to_utc(moment) if moment else None
 
 
+def pinned() -> datetime | None:
+    """The pinned moment, if any (serve hands it to its worker processes)."""
+    return _pinned
+
+
 def now() -> datetime:
     return _pinned or datetime.now(UTC)

@@ -26,17 +26,34 @@ def normalise_url(url: str) -> str:
     return url
 
 
+_early = False  # this process's commits need not wait for the disk (`early_commits`)
+
+
+def early_commits() -> None:
+    """Commits of this process's engines return before the disk has them (SQLite
+    `synchronous=NORMAL` in WAL mode; PostgreSQL `synchronous_commit=off`): for serve's
+    pipeline workers, before any engine is made. A power cut may then undo the last
+    commits, whole and in order, never half of one. Safe for the pipeline because its work
+    is redone from the spool, which the receivers commit durably before their 250: an undone
+    message is `new` again. What it caused reaches no one first: a mail leaves only after
+    the outbox commits its claim durably, and that commit makes everything before it in the
+    log durable too; so do a person's actions."""
+    global _early
+    _early = True
+
+
 @cache
 def engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-        _sqlite_pragmas(eng)
+        _sqlite_pragmas(eng, "NORMAL" if _early else "FULL")
         return eng
-    return create_engine(url, pool_pre_ping=True)
+    early = {"options": "-c synchronous_commit=off"} if _early else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=early)
 
 
-def _sqlite_pragmas(eng: Engine) -> None:
+def _sqlite_pragmas(eng: Engine, synchronous: str) -> None:
     @event.listens_for(eng, "connect")
     def _connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
@@ -44,7 +61,8 @@ def _sqlite_pragmas(eng: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=FULL")  # 250 means on disk, even after a power cut
+        # FULL: a 250 means on disk, even after a power cut (early_commits: NORMAL)
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.close()
 
     @event.listens_for(eng, "begin")

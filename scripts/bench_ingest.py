@@ -362,14 +362,15 @@ def _round(tmp: Path, rng: random.Random, n: int, clients: int, url: str | None,
             wait_listening(port, proc)
             threading.Thread(target=lambda p=proc, out=lines: out.extend(
                 ln.decode(errors="replace") for ln in p.stdout), daemon=True).start()
-        if db_url.startswith("postgresql"):  # the worker processes up, not only the port
-            deadline = time.monotonic() + 120
-            while sum("pipeline worker" in ln and "started" in ln for out in logs
-                      for ln in list(out)) < pipeline_workers * workers:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the pipeline workers did not start:\n"
-                                     + "".join(logs[0][-20:]))
-                time.sleep(0.05)
+        # The worker processes up, not only the port (SQLite: one a node).
+        per_node = pipeline_workers if db_url.startswith("postgresql") else 1
+        deadline = time.monotonic() + 120
+        while sum("pipeline worker" in ln and "started" in ln for out in logs
+                  for ln in list(out)) < per_node * workers:
+            if time.monotonic() > deadline:
+                raise SystemExit("the pipeline workers did not start:\n"
+                                 + "".join(logs[0][-20:]))
+            time.sleep(0.05)
         cpu0 = sum(cpu_seconds(proc.pid) for _, proc, _ in nodes)
         start = time.perf_counter()
         accept_s, lat = send_all([p for p, _, _ in nodes], messages, clients)

@@ -78,8 +78,24 @@ def test_sqlite_runs_one_pipeline_whatever_is_configured(
     app = App(settings.load(path))
     assert app.settings.pipeline.workers == 4
     with caplog.at_level(logging.WARNING):
-        assert pipeline_workers(app) == 0  # the thread in serve's own process
+        assert pipeline_workers(app) == 1  # one worker process: SQLite has one writer
     assert "workers = 4" in caplog.text and "SQLite" in caplog.text
+
+
+def test_only_pipeline_workers_commit_before_the_disk_has_it(app: App) -> None:
+    """A worker's commits may be undone by a power cut (redone from the spool); the
+    receivers' and everyone else's wait for the disk (db.early_commits)."""
+    probe = ("SHOW synchronous_commit" if db.is_postgres(db.engine(app.url))
+             else "PRAGMA synchronous")
+    script = ("import sys; from sqlalchemy import text; from mailflow import db\n"
+              "if sys.argv[2] == 'worker': db.early_commits()\n"
+              "with db.engine(sys.argv[1]).connect() as c:\n"
+              f"    print(c.execute(text({probe!r})).scalar())")
+    seen = {who: subprocess.run([sys.executable, "-c", script, app.url, who], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout.strip()
+            for who in ("worker", "receiver")}
+    assert seen == ({"worker": "off", "receiver": "on"}
+                    if db.is_postgres(db.engine(app.url)) else {"worker": "1", "receiver": "2"})
 
 
 # -- PostgreSQL only from here -------------------------------------------------------------
