@@ -6,6 +6,7 @@ the field, so a clerk editing the council directory can fix them in one pass.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import tomllib
@@ -741,6 +742,7 @@ def _redact(url: str) -> str:
     return url
 
 
+@functools.lru_cache(maxsize=64)  # asked twice a message: resolve() is system calls
 def _resolve_sqlite(url: str, base: Path) -> str:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url.removeprefix("sqlite:///")
