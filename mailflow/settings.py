@@ -742,13 +742,19 @@ def _redact(url: str) -> str:
     return url
 
 
-@functools.lru_cache(maxsize=64)  # asked twice a message: resolve() is system calls
 def _resolve_sqlite(url: str, base: Path) -> str:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url.removeprefix("sqlite:///")
         if rel and rel != ":memory:":
-            return "sqlite:///" + str((base / rel).resolve())
+            # Asked twice a message, and resolve() is system calls; a relative base
+            # depends on the working directory, so it is not kept.
+            return _resolved(base, rel) if base.is_absolute() else _resolved.__wrapped__(base, rel)
     return url
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(base: Path, rel: str) -> str:
+    return "sqlite:///" + str((base / rel).resolve())
 
 
 def config_path(explicit: str | None = None) -> Path:
