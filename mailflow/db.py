@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, and_, event, inspect, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 from mailflow import resources
@@ -49,8 +49,12 @@ def engine(url: str) -> Engine:
         eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_pragmas(eng, "NORMAL" if _early else "FULL")
         return eng
-    early = {"options": "-c synchronous_commit=off"} if _early else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=early)
+    args = {}
+    if _early:  # beside any options the URL gives (a search_path, say)
+        given = make_url(url).query.get("options", "")
+        args["options"] = " ".join([*([given] if isinstance(given, str) else given),
+                                    "-c synchronous_commit=off"]).strip()
+    return create_engine(url, pool_pre_ping=True, connect_args=args)
 
 
 def _sqlite_pragmas(eng: Engine, synchronous: str) -> None:

@@ -17,7 +17,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlmodel import Session, select
 
 from mailflow import clock, db, models, settings
@@ -85,8 +85,10 @@ def test_sqlite_runs_one_pipeline_whatever_is_configured(
 def test_only_pipeline_workers_commit_before_the_disk_has_it(app: App) -> None:
     """A worker's commits may be undone by a power cut (redone from the spool); the
     receivers' and everyone else's wait for the disk (db.early_commits)."""
-    probe = ("SHOW synchronous_commit" if db.is_postgres(db.engine(app.url))
-             else "PRAGMA synchronous")
+    pg = db.is_postgres(db.engine(app.url))
+    # On PostgreSQL also the schema: the setting must not replace the URL's own options.
+    probe = "SELECT current_setting('synchronous_commit') || ' ' || current_schema()" if pg \
+        else "PRAGMA synchronous"
     script = ("import sys; from sqlalchemy import text; from mailflow import db\n"
               "if sys.argv[2] == 'worker': db.early_commits()\n"
               "with db.engine(sys.argv[1]).connect() as c:\n"
@@ -94,8 +96,12 @@ def test_only_pipeline_workers_commit_before_the_disk_has_it(app: App) -> None:
     seen = {who: subprocess.run([sys.executable, "-c", script, app.url, who], cwd=ROOT,
                                 capture_output=True, text=True, check=True).stdout.strip()
             for who in ("worker", "receiver")}
-    assert seen == ({"worker": "off", "receiver": "on"}
-                    if db.is_postgres(db.engine(app.url)) else {"worker": "1", "receiver": "2"})
+    if pg:
+        with app.session() as s:
+            schema = s.execute(text("SELECT current_schema()")).scalar()
+        assert seen == {"worker": f"off {schema}", "receiver": f"on {schema}"}
+    else:
+        assert seen == {"worker": "1", "receiver": "2"}
 
 
 # -- PostgreSQL only from here -------------------------------------------------------------
