@@ -19,7 +19,7 @@ from email.message import EmailMessage, Message
 
 from mailflow.inbound import forward_tables as tables
 from mailflow.inbound.forward_dates import parse_date
-from mailflow.inbound.parse import plain_header, read_from
+from mailflow.inbound.parse import read_from
 from mailflow.inbound.text import body_text, content_type
 
 
@@ -540,9 +540,7 @@ def _safe(is_internal: Callable[[str], bool], original: Original) -> bool:
 def _inline_forward(msg: Message, is_internal: Callable[[str], bool]) -> Forward | None:
     text = body_text(msg)
     lines = _split_lines(text)
-    subject = plain_header(msg, "Subject")
-    if subject is None:
-        subject = str(msg.get("Subject", "") or "")
+    subject = str(msg.get("Subject", "") or "")
     blocks = _find_blocks(lines, lenient=bool(_FORWARD_PREFIX.match(subject)))
     if not blocks:
         return None

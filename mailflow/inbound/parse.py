@@ -10,9 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
-from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
-from email.message import EmailMessage, Message
+from email.headerregistry import (
+    BaseHeader,
+    ContentDispositionHeader,
+    ContentTransferEncodingHeader,
+    ContentTypeHeader,
+    HeaderRegistry,
+    UnstructuredHeader,
+)
+from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
@@ -169,6 +175,77 @@ class _Registry(HeaderRegistry):
         return built
 
 
+    def __reduce__(self) -> str:
+        return "_REGISTRY"  # pickled as the one registry, not as the classes it built
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        text = _known_text(self.registry.get(name.lower(), self.default_class), value)
+        if text is None:
+            return super().__call__(name, value)
+        built = self[name]
+        lazy = self._built.get(built)  # keyed by the built class: no kind is built twice
+        if lazy is None:
+            lazy = self._built[built] = type("_Lazy" + built.__name__, (_Lazy, built),
+                                             {"_kind": built})
+        return lazy(name, value, text)  # type: ignore[call-arg]
+
+
+class _Lazy:
+    """A header whose text is known without the registry's parse (`_known_text`): parsed, by
+    its own class, only when something asks more of it than its text (its defects, its
+    parameters, its parse tree). The parser and the readers here ask only for the text."""
+
+    _kind: type[BaseHeader]
+
+    def __new__(cls, name: str, value: str, text: str) -> _Lazy:
+        self = str.__new__(cls, text)  # type: ignore[call-overload]
+        self.__dict__["_source"] = (name, value)
+        return self  # type: ignore[no-any-return]
+
+    def __getattr__(self, attr: str) -> Any:  # only for what is not set: the parse's
+        if attr.startswith("__") or "_parsed" in self.__dict__:
+            raise AttributeError(attr)
+        self.__dict__.update(self._kind(*self.__dict__["_source"]).__dict__, _parsed=True)
+        return getattr(self, attr)
+
+    def __reduce__(self) -> Any:  # a copy is the header as the registry makes it
+        return self._kind(*self.__dict__["_source"]).__reduce__()
+
+
+# The text policy.default gives a header, where it follows from the value without a parse.
+# Content-Type and -Disposition are given back normalised: parameters after "; ", quoted.
+_MIME_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
+_PARAM = re.compile(r';[ \t]*([A-Za-z0-9_.-]+)=(?:([A-Za-z0-9_.+-]+)|"([!#-\[\]-~]+)")')
+_MIME_HEAD = {ContentTypeHeader: re.compile(_MIME_TOKEN + "/" + _MIME_TOKEN),
+              ContentDispositionHeader: re.compile(_MIME_TOKEN)}
+_TOKEN = re.compile(r"[A-Za-z0-9-]+")
+
+
+def _known_text(kind: type, value: str) -> str | None:
+    if not value.isascii() or "=?" in value:
+        return None  # 8-bit text to sanitise, or encoded words to decode: the registry's work
+    if issubclass(kind, UnstructuredHeader):
+        return value
+    if kind is ContentTransferEncodingHeader:
+        return value if _TOKEN.fullmatch(value) else None
+    head = _MIME_HEAD.get(kind)
+    m = head.match(value) if head else None
+    if m is None:
+        return None
+    params, at = [], m.end()
+    while at < len(value):
+        p = _PARAM.match(value, at)
+        if p is None:
+            return None
+        params.append((p.group(1), p.group(2) or p.group(3)))
+        at = p.end()
+    if len({n.lower() for n, _ in params}) < len(params):
+        return None  # a repeated parameter: the registry's rules for it
+    if not params:
+        return m.group()
+    return m.group() + "; " + "; ".join(f'{n}="{v}"' for n, v in params)
+
+
 _REGISTRY = _Registry()
 
 
@@ -286,9 +363,6 @@ def _head_only(raw: bytes) -> bytes:
 
 def header(msg: EmailMessage, name: str) -> str:
     """A header as text; a header too broken to decode comes back as its raw characters."""
-    plain = plain_header(msg, name)
-    if plain is not None:
-        return plain
     try:
         value = msg.get(name)
     except Exception:  # noqa: BLE001 - policy.default raises on some malformed headers
@@ -296,32 +370,7 @@ def header(msg: EmailMessage, name: str) -> str:
     return str(value) if value is not None else ""
 
 
-_UNSTRUCTURED = frozenset(n for n, c in _REGISTRY.registry.items()
-                          if issubclass(c, UnstructuredHeader))
 _LINESEP = re.compile(r"\n|\r")  # what the policy removes from a value before parsing it
-_TOKEN = re.compile(r"[A-Za-z0-9-]+")
-
-
-def plain_header(msg: Message, name: str) -> str | None:
-    """The text policy.default would give for the first `name` header, without the header
-    registry, where it is plainly the value itself: "" for a missing header; an unstructured
-    header (Subject, In-Reply-To, X-…) in ASCII with no encoded word (`=?`); a
-    Content-Transfer-Encoding that is one token. None: ask the registry. (The registry
-    builds a class and a parse tree for each header: about 0.1 ms for a subject.)"""
-    if type(msg.policy) not in (EmailPolicy, _ReadOnce) \
-            or msg.policy.header_factory not in (_REGISTRY, policy.default.header_factory):
-        return None  # another policy reads headers its own way (compat32 does not unfold)
-    key = name.lower()
-    for k, v in msg.raw_items():
-        if k.lower() != key:
-            continue
-        if type(v) is not str or not v.isascii():
-            return None  # a header object, or 8-bit text to sanitise: the registry's work
-        v = "".join(_LINESEP.split(v))
-        if (key not in _REGISTRY.registry or key in _UNSTRUCTURED) and "=?" not in v:
-            return v
-        return v if key == "content-transfer-encoding" and _TOKEN.fullmatch(v) else None
-    return ""
 
 
 def addresses(msg: EmailMessage, name: str) -> list[str]:

@@ -186,7 +186,7 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 def part_text(part: Message) -> str:
     """The decoded text of one non-multipart part; "" when it cannot be had."""
     try:
-        cte = _cte(part)
+        cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
         if cte not in ("base64", "quoted-printable"):
             # The email package decodes 8bit text with the declared charset; trust it unless
             # it had to substitute characters (unknown or lying charset).
@@ -199,14 +199,6 @@ def part_text(part: Message) -> str:
         return decode_bytes(data, part.get_content_charset())
     except Exception:  # a broken part must not break the pipeline
         return ""
-
-
-def _cte(part: Message) -> str:
-    from mailflow.inbound.parse import plain_header  # parse.py reads bodies with this module
-
-    plain = plain_header(part, "Content-Transfer-Encoding")
-    value = str(part.get("Content-Transfer-Encoding", "")) if plain is None else plain
-    return value.strip().lower()
 
 
 def _text_parts(msg: Message, found: dict[str, list[Message]]) -> None:
