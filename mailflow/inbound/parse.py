@@ -16,6 +16,7 @@ from email.headerregistry import (
     ContentTransferEncodingHeader,
     ContentTypeHeader,
     HeaderRegistry,
+    MessageIDHeader,
     UnstructuredHeader,
 )
 from email.message import EmailMessage
@@ -219,6 +220,7 @@ _PARAM = re.compile(r';[ \t]*([A-Za-z0-9_.-]+)=(?:([A-Za-z0-9_.+-]+)|"([!#-\[\]-
 _MIME_HEAD = {ContentTypeHeader: re.compile(_MIME_TOKEN + "/" + _MIME_TOKEN),
               ContentDispositionHeader: re.compile(_MIME_TOKEN)}
 _TOKEN = re.compile(r"[A-Za-z0-9-]+")
+_PLAIN_MSGID = re.compile(r"<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+>")
 
 
 def _known_text(kind: type, value: str) -> str | None:
@@ -228,6 +230,8 @@ def _known_text(kind: type, value: str) -> str | None:
         return value
     if kind is ContentTransferEncodingHeader:
         return value if _TOKEN.fullmatch(value) else None
+    if kind is MessageIDHeader:
+        return value if _PLAIN_MSGID.fullmatch(value) else None
     head = _MIME_HEAD.get(kind)
     m = head.match(value) if head else None
     if m is None:
