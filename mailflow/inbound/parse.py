@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email import policy
+from email.headerregistry import (
+    BaseHeader,
+    ContentDispositionHeader,
+    ContentTransferEncodingHeader,
+    ContentTypeHeader,
+    HeaderRegistry,
+    MessageIDHeader,
+    UnstructuredHeader,
+)
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import EmailPolicy
@@ -74,7 +82,7 @@ def parse(raw: bytes) -> Parsed:
         to=addresses(msg, "To"),
         cc=addresses(msg, "Cc"),
         subject=line(header(msg, "Subject")),
-        date=_date(header(msg, "Date")),
+        date=_date_of(msg),
         in_reply_to=_MSGID.findall(clean(header(msg, "In-Reply-To"))),
         references=_MSGID.findall(clean(header(msg, "References")))[-100:],
         text=clean(text),
@@ -151,6 +159,100 @@ def _is_utf8(data: bytes) -> bool:
         return False
 
 
+class _Registry(HeaderRegistry):
+    """The stdlib's header registry, except that it builds the class of each kind of header
+    once: HeaderRegistry builds a new class (`type(...)`) for every header it parses. Keyed
+    by the kind (a few dozen), never by the header's name, which comes from outside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._built: dict[type, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        kind = self.registry.get(name.lower(), self.default_class)
+        built = self._built.get(kind)
+        if built is None:
+            built = self._built[kind] = super().__getitem__(name)
+        return built
+
+
+    def __reduce__(self) -> str:
+        return "_REGISTRY"  # pickled as the one registry, not as the classes it built
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        text = _known_text(self.registry.get(name.lower(), self.default_class), value)
+        if text is None:
+            return super().__call__(name, value)
+        built = self[name]
+        lazy = self._built.get(built)  # keyed by the built class: no kind is built twice
+        if lazy is None:
+            lazy = self._built[built] = type("_Lazy" + built.__name__, (_Lazy, built),
+                                             {"_kind": built})
+        return lazy(name, value, text)  # type: ignore[call-arg]
+
+
+class _Lazy:
+    """A header whose text is known without the registry's parse (`_known_text`): parsed, by
+    its own class, only when something asks more of it than its text (its defects, its
+    parameters, its parse tree). The parser and the readers here ask only for the text."""
+
+    _kind: type[BaseHeader]
+
+    def __new__(cls, name: str, value: str, text: str) -> _Lazy:
+        self = str.__new__(cls, text)  # type: ignore[call-overload]
+        self.__dict__["_source"] = (name, value)
+        return self  # type: ignore[no-any-return]
+
+    def __getattr__(self, attr: str) -> Any:  # only for what is not set: the parse's
+        if attr.startswith("__") or "_parsed" in self.__dict__:
+            raise AttributeError(attr)
+        self.__dict__.update(self._kind(*self.__dict__["_source"]).__dict__, _parsed=True)
+        return getattr(self, attr)
+
+    def __reduce__(self) -> Any:  # a copy is the header as the registry makes it
+        return self._kind(*self.__dict__["_source"]).__reduce__()
+
+
+# The text policy.default gives a header, where it follows from the value without a parse.
+# Content-Type and -Disposition are given back normalised: parameters after "; ", quoted.
+_MIME_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
+_PARAM = re.compile(r';[ \t]*([A-Za-z0-9_.-]+)=(?:([A-Za-z0-9_.+-]+)|"([!#-\[\]-~]+)")')
+_MIME_HEAD = {ContentTypeHeader: re.compile(_MIME_TOKEN + "/" + _MIME_TOKEN),
+              ContentDispositionHeader: re.compile(_MIME_TOKEN)}
+_TOKEN = re.compile(r"[A-Za-z0-9-]+")
+_PLAIN_MSGID = re.compile(r"<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+>")
+
+
+def _known_text(kind: type, value: str) -> str | None:
+    if not value.isascii() or "=?" in value:
+        return None  # 8-bit text to sanitise, or encoded words to decode: the registry's work
+    if issubclass(kind, UnstructuredHeader):
+        return value
+    if kind is ContentTransferEncodingHeader:
+        return value if _TOKEN.fullmatch(value) else None
+    if kind is MessageIDHeader:
+        return value if _PLAIN_MSGID.fullmatch(value) else None
+    head = _MIME_HEAD.get(kind)
+    m = head.match(value) if head else None
+    if m is None:
+        return None
+    params, at = [], m.end()
+    while at < len(value):
+        p = _PARAM.match(value, at)
+        if p is None:
+            return None
+        params.append((p.group(1), p.group(2) or p.group(3)))
+        at = p.end()
+    if len({n.lower() for n, _ in params}) < len(params):
+        return None  # a repeated parameter: the registry's rules for it
+    if not params:
+        return m.group()
+    return m.group() + "; " + "; ".join(f'{n}="{v}"' for n, v in params)
+
+
+_REGISTRY = _Registry()
+
+
 class _ReadOnce(EmailPolicy):
     """policy.default, except that each header of a message is parsed once. The header
     registry parses a header again on every access, and a part's Content-Type alone is read
@@ -159,7 +261,7 @@ class _ReadOnce(EmailPolicy):
     message. A parsed header is immutable, and parsing depends only on (name, value)."""
 
     def __init__(self, **kw: Any) -> None:
-        super().__init__(**{"header_factory": policy.default.header_factory, **kw})
+        super().__init__(**{"header_factory": _REGISTRY, **kw})
         object.__setattr__(self, "_memo", {})  # a policy refuses setattr
 
     def clone(self, **kw: Any) -> _ReadOnce:
@@ -217,6 +319,9 @@ def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> str | None:
     """Why a message is refused for its nesting, or None. Counted over the raw lines in one
     loop, without parsing: the stdlib parser recurses once per level, so a few thousand
     levels would exhaust its stack before any check on the parsed tree could run."""
+    lower = raw.lower()
+    if lower.count(b"multipart/") + lower.count(b"message/") <= limit:
+        return None  # a level is opened only by a Content-Type naming one of these
     stack: list[bytes | None] = []  # the boundary of each open multipart; None: message/*
     in_head, ctype, folding = True, b"", False
     for line in raw.splitlines():
@@ -269,6 +374,9 @@ def header(msg: EmailMessage, name: str) -> str:
     return str(value) if value is not None else ""
 
 
+_LINESEP = re.compile(r"\n|\r")  # what the policy removes from a value before parsing it
+
+
 def addresses(msg: EmailMessage, name: str) -> list[str]:
     values = []
     try:
@@ -283,8 +391,17 @@ def first_msgid(value: str) -> str:
     return m.group(0) if m else (value or "").strip()
 
 
+def _date_of(msg: EmailMessage) -> datetime | None:
+    """The Date header's time. An ASCII value is read as the registry reads it, without the
+    registry's round trip (it formats the time it read, and parses that text again)."""
+    raw = next((v for k, v in msg.raw_items() if k.lower() == "date"), None)
+    if type(raw) is str and raw.isascii() and isinstance(msg.policy, EmailPolicy):
+        return _date("".join(_LINESEP.split(raw)))
+    return _date(header(msg, "Date"))
+
+
 def _date(value: str) -> datetime | None:
     try:
         return parsedate_to_datetime(value) if value else None
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # a year or offset too large
         return None

@@ -28,8 +28,10 @@ from mailflow.inbound.reply_forms import (
 
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _QUOTED_BLANK = re.compile(r"^[ \t>]*$")
-# A line with text that is not quoted: what an answer between quoted lines needs.
-_UNQUOTED_TEXT = re.compile(r"^(?![ \t]*>).*\S", re.MULTILINE)
+# A line with text that is not quoted: what an answer between quoted lines needs. Searched
+# in the lines joined after a newline each: a pattern that starts with a literal lets the
+# regex engine skip to the next line, where `^` with MULTILINE is tried at every character.
+_UNQUOTED_TEXT = re.compile(r"\n(?![ \t]*>)[^\n]*\S")
 
 
 @lru_cache(maxsize=16)  # classification, understanding and reply kinds ask of the same text
@@ -88,7 +90,7 @@ def _answers_below(tail: list[str]) -> list[str]:
         start += 1  # an Outlook header block above quoted lines
     if start == len(tail) or not QUOTED.match(tail[start]):
         return []  # unquoted history (an Outlook block): nothing of ours below
-    if not _UNQUOTED_TEXT.search("\n".join(tail[start:])):
+    if not _UNQUOTED_TEXT.search("\n" + "\n".join(tail[start:])):
         return []  # all quote (one pattern over the text, not a loop over its lines)
     runs: list[tuple[bool, list[str]]] = []  # (quoted, lines)
     for line in tail[start:]:
