@@ -288,3 +288,18 @@ def test_ingest_refuses_a_message_over_the_smtp_limit(app: App, config_file: Pat
     done = run_cli(small, "ingest", "--now", "2026-11-23T10:00:00Z",
                    stdin=outlook_forward().as_bytes())
     assert done.returncode == 0 and "case_opened" in done.stdout, done.stderr
+
+
+def test_a_date_out_of_range_is_no_date_and_the_message_goes_through(app: App) -> None:
+    """A year or offset too large once raised OverflowError and the forward was quarantined
+    as failed; a date we cannot read is no date."""
+    from mailflow.inbound.parse import parse
+
+    raw = re.sub(rb"(?m)^Date: .*$", b"Date: Mon, 01 Jan 99999999999 10:00:00 +0000",
+                 outlook_forward().as_bytes(), count=1)
+    assert b"99999999999" in raw
+    assert parse(raw).date is None
+    pipeline.receive(app, raw, source="ingest", now=clock.parse("2026-11-23T10:00:00Z"))
+    assert pipeline.drain(app, clock.parse("2026-11-23T10:00:00Z")) == 1
+    with app.session() as s:
+        assert s.exec(select(models.RawMessage.disposition)).one() == "case_opened"
