@@ -413,13 +413,21 @@ def acknowledge_constituent(ctx: Context, session: Session, case: models.Case, m
 def record_service_reply(ctx: Context, session: Session, case: models.Case,
                          request: models.Request | None, sender: str, text: str, now: datetime,
                          *, raw_message_id: int | None, message_id: str | None,
-                         evidence: str, **data: Any) -> None:
-    """A service's answer: the request is answered and the member alerted."""
+                         evidence: str, requests: list[models.Request] | None = None,
+                         **data: Any) -> None:
+    """A service's answer: the request is answered and the member alerted. `requests`: all
+    the case's requests, when the caller has them (a matched reply), so none is read again.
+    What it reads it reads before it writes: a read after a change flushes it first, and
+    the pipeline flushes once, at the end."""
     service_name = "the service"
     if request is not None and request.state == "answered":
         # A reply in the thread of an answered request that a follow-up now asks again.
-        request = session.exec(_FOLLOWING, params={"case": case.id, "request": request.id}
-                               ).first() or request
+        request = _following(session, case, request, requests) or request
+    # Who is alerted now, and their mails' rate-limit read (outbound/outbox.py), first.
+    alerted = [m for m in alert_recipients(ctx, session, case)
+               if (prefs := ctx.settings.member(m)) is None or prefs.immediate_updates]
+    if alerted:
+        mail.warm_recent(session, [case.id], now)  # type: ignore[list-item]
     if request is not None:
         service = session.get(models.Service, request.service_id)
         service_name = service.name if service else service_name
@@ -439,8 +447,7 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
           raw_message_id=raw_message_id, request_id=request.id if request else None,
           evidence=evidence, contact=request.contact if request else None, **data)
     # A withdrawn request (closed, then reopened) waits no more.
-    open_requests = session.exec(_WAITING, params={"case": case.id}).all()
-    if not open_requests and case.status in ("open", "triage"):
+    if not _waiting(session, case, requests) and case.status in ("open", "triage"):
         case.status = "answered"
         # Kept open for follow-up; the after-answer job closes it when this day has passed.
         case.open_until = ctx.calendar.add_working_days(
@@ -450,10 +457,7 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
     # The digest shows its first line and, below it, the rest (jobs/digests.py _line).
     notify.member(ctx, session, case, "reply", f"Reply from {service_name}: {text}", now,
                   request=request, email=False)
-    for member_email in alert_recipients(ctx, session, case):
-        prefs = ctx.settings.member(member_email)
-        if prefs is not None and not prefs.immediate_updates:
-            continue  # this member reads replies in their digest
+    for member_email in alerted:  # the others read replies in their digest
         mail.send(ctx, session, "alert",
                   {"service_name": service_name, "replied_by": replied_by,
                    "text": notify.excerpt(text, case.reference)},
@@ -461,6 +465,24 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
                   in_reply_to=message_id)
         event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
     changed(session, case)
+
+
+def _following(session: Session, case: models.Case, request: models.Request,
+               requests: list[models.Request] | None) -> models.Request | None:
+    """The follow-up request (sent after `#reopen`) that asks `request` again, if any."""
+    if requests is None:
+        return session.exec(_FOLLOWING, params={"case": case.id, "request": request.id}
+                            ).first()
+    return next((r for r in requests if r.follow_up_of == request.id and r.state == "sent"),
+                None)
+
+
+def _waiting(session: Session, case: models.Case, requests: list[models.Request] | None
+             ) -> list[models.Request]:
+    """The case's requests still waiting for an answer, as they stand in this session."""
+    if requests is None:
+        return list(session.exec(_WAITING, params={"case": case.id}).all())
+    return [r for r in requests if r.state in ("sent", "undeliverable")]
 
 
 def record_acknowledgement(ctx: Context, session: Session, case: models.Case,

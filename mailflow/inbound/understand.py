@@ -9,6 +9,7 @@ reads the database, and works without one (then nothing matches).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -50,11 +51,21 @@ class Understanding:
     problem: str | None = None  # e.g. a reply address whose token does not verify
     role: str | None = None  # the sender's part in the matched (or guessed) case
     request: models.Request | None = None  # the sender's request, when a contact
-    candidates: list[Candidate] = field(default_factory=list)
     guess: Candidate | None = None  # the one confident guess, when there is exactly one
     digest: str | None = None  # how it shows it replies to one of our digests
     auth: authresults.Verdict = authresults.NONE  # what a trusted MTA says of the From domain
     reply_kind: str | None = None  # replykind.py; None when it is no reply to a request
+    # What finds the candidates (`candidates`); None: there are none to find.
+    find_candidates: Callable[[], list[Candidate]] | None = field(default=None, repr=False)
+    _candidates: list[Candidate] | None = field(default=None, repr=False)
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        """The open cases it might belong to, looked up when first asked: a matched reply
+        that is filed never asks, so it costs no query."""
+        if self._candidates is None:
+            self._candidates = self.find_candidates() if self.find_candidates else []
+        return self._candidates
 
     @property
     def authenticated(self) -> bool:
@@ -138,14 +149,15 @@ def _understand(p: Parsed, s: Settings, session: Session | None, envelope_from: 
     if not u.match:
         u.match = match.by_tag(session, s, p)
     if u.match:
-        u.role, u.request = parties.party_role(session, s, u.match.case, sender)
+        u.role, u.request = parties.party_role(session, s, u.match.case, sender,
+                                               requests=u.match.requests)
     if not (u.match and u.match.evidence in parties.PROOF):  # a case's own thread comes first
         u.digest, problem = match.by_digest(session, s, p, addrs)
         u.problem = u.problem or (None if u.match else problem)
         if u.digest:  # a digest names many cases: none of them is a candidate
             return u
     if c.kind == NORMAL:
-        u.candidates = _candidates(u, s, session)
+        u.find_candidates = lambda: _candidates(u, s, session)
         if not u.match and not u.problem:
             u.guess = _confident(u, s, session)
             if u.guess:
