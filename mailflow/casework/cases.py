@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from mailflow import db, models, tokens
@@ -423,11 +424,8 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
     if request is not None and request.state == "answered":
         # A reply in the thread of an answered request that a follow-up now asks again.
         request = _following(session, case, request, requests) or request
-    # Who is alerted now, and their mails' rate-limit read (outbound/outbox.py), first.
     alerted = [m for m in alert_recipients(ctx, session, case)
                if (prefs := ctx.settings.member(m)) is None or prefs.immediate_updates]
-    if alerted:
-        mail.warm_recent(session, [case.id], now)  # type: ignore[list-item]
     if request is not None:
         service = session.get(models.Service, request.service_id)
         service_name = service.name if service else service_name
@@ -436,35 +434,75 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
                 # The head of service was told it was overdue; tell them it is answered.
                 notify.service(ctx, session, case, request, "escalation_answered", now,
                                to=[service.escalation], answered_by=sender, text=text)
-            request.state = "answered"
-            request.acknowledged_at = request.acknowledged_at or now  # an answer acknowledges
-            request.answered_at = now
-            request.answered_by = sender
-            request.next_step_on = None
-            request.proposed_due = None
-            session.add(request)
-    event(session, case, "service_reply", now, sender=sender, text=text,
-          raw_message_id=raw_message_id, request_id=request.id if request else None,
-          evidence=evidence, contact=request.contact if request else None, **data)
+            _write(session, request, _ANSWER, state="answered",
+                   acknowledged_at=request.acknowledged_at or now,  # an answer acknowledges
+                   answered_at=now, answered_by=sender, next_step_on=None, proposed_due=None)
+    events = [event_values(case, "service_reply", now, sender=sender, text=text,
+                           raw_message_id=raw_message_id,
+                           request_id=request.id if request else None, evidence=evidence,
+                           contact=request.contact if request else None, **data)]
     # A withdrawn request (closed, then reopened) waits no more.
     if not _waiting(session, case, requests) and case.status in ("open", "triage"):
-        case.status = "answered"
         # Kept open for follow-up; the after-answer job closes it when this day has passed.
-        case.open_until = ctx.calendar.add_working_days(
-            ctx.calendar.today(now), ctx.settings.after_answer.keep_open_days)
-        session.add(case)
+        _write(session, case, _ANSWERED, status="answered",
+               open_until=ctx.calendar.add_working_days(
+                   ctx.calendar.today(now), ctx.settings.after_answer.keep_open_days))
     replied_by = sender if request is None or sender != request.contact else None
     # The digest shows its first line and, below it, the rest (jobs/digests.py _line).
-    notify.member(ctx, session, case, "reply", f"Reply from {service_name}: {text}", now,
-                  request=request, email=False)
+    notice = notify.member_values(ctx, session, case, "reply",
+                                  f"Reply from {service_name}: {text}", now, request=request,
+                                  email=False)
     for member_email in alerted:  # the others read replies in their digest
-        mail.send(ctx, session, "alert",
-                  {"service_name": service_name, "replied_by": replied_by,
-                   "text": notify.excerpt(text, case.reference)},
-                  to=[member_email], now=now, case=case, request=request,
-                  in_reply_to=message_id)
-        event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
+        # Its rate-limit read counts the mail this session holds itself: no flush first.
+        with session.no_autoflush:
+            mail.send(ctx, session, "alert",
+                      {"service_name": service_name, "replied_by": replied_by,
+                       "text": notify.excerpt(text, case.reference)},
+                      to=[member_email], now=now, case=case, request=request,
+                      in_reply_to=message_id)
+        events.append(event_values(case, "alert", now,
+                                   text=f"Member alerted ({member_email})."))
+    _insert_rows(session, case, events, [notice])
     changed(session, case)
+
+
+def _write(session: Session, row: models.Request | models.Case, statement: Any,
+           **values: Any) -> None:
+    """Set `values` on a stored row with a prebuilt UPDATE, and on the object as committed
+    values: the ORM has nothing of it left to flush (a flush costs more than the statement)."""
+    if row.id is None:  # not stored yet: the flush writes it
+        for k, v in values.items():
+            setattr(row, k, v)
+        return
+    session.execute(statement, {"w_id": row.id, **{f"v_{k}": v for k, v in values.items()}})
+    for k, v in values.items():
+        set_committed_value(row, k, v)
+
+
+def _update_of(model: Any, *columns: str) -> Any:
+    t = model.__table__
+    return (update(t).where(t.c.id == bindparam("w_id"))
+            .values(**{c: bindparam(f"v_{c}") for c in columns}))
+
+
+# Built once: what a reply writes.
+_ANSWER = _update_of(models.Request, "state", "acknowledged_at", "answered_at", "answered_by",
+                     "next_step_on", "proposed_due")
+_ANSWERED = _update_of(models.Case, "status", "open_until")
+_EVENT_ROWS = insert(models.Event.__table__)  # type: ignore[attr-defined]
+_NOTICE_ROWS = insert(models.Notification.__table__)  # type: ignore[attr-defined]
+
+
+def _insert_rows(session: Session, case: models.Case, events: list[dict[str, Any]],
+                 notices: list[dict[str, Any]]) -> None:
+    """Insert events and notifications with one statement a table instead of flushing ORM
+    objects (a flush costs more than the statements). After what the session still holds
+    of them, so their ids keep the order they were made in."""
+    if case.id is None or any(isinstance(o, models.Event | models.Notification)
+                              for o in session.new):
+        session.flush()
+    session.execute(_EVENT_ROWS, events)
+    session.execute(_NOTICE_ROWS, notices)
 
 
 def _following(session: Session, case: models.Case, request: models.Request,
