@@ -21,6 +21,7 @@ from mailflow.casework import (
     duplicates,
     enquiry,
     notify,
+    parties,
     sharing,
 )
 from mailflow.casework.context import Context
@@ -414,17 +415,19 @@ def acknowledge_constituent(ctx: Context, session: Session, case: models.Case, m
 def record_service_reply(ctx: Context, session: Session, case: models.Case,
                          request: models.Request | None, sender: str, text: str, now: datetime,
                          *, raw_message_id: int | None, message_id: str | None,
-                         evidence: str, requests: list[models.Request] | None = None,
+                         evidence: str, loaded: parties.Loaded | None = None,
                          **data: Any) -> None:
-    """A service's answer: the request is answered and the member alerted. `requests`: all
-    the case's requests, when the caller has them (a matched reply), so none is read again.
+    """A service's answer: the request is answered and the member alerted. `loaded`: what
+    the match read of the case with it (parties.Loaded), so that is not read again.
     What it reads it reads before it writes: a read after a change flushes it first, and
     the pipeline flushes once, at the end."""
     service_name = "the service"
+    requests = loaded.requests if loaded else None
     if request is not None and request.state == "answered":
         # A reply in the thread of an answered request that a follow-up now asks again.
         request = _following(session, case, request, requests) or request
-    alerted = [m for m in alert_recipients(ctx, session, case)
+    merged = loaded.merged_members if loaded else None
+    alerted = [m for m in alert_recipients(ctx, session, case, merged)
                if (prefs := ctx.settings.member(m)) is None or prefs.immediate_updates]
     if request is not None:
         service = session.get(models.Service, request.service_id)
@@ -554,10 +557,14 @@ def record_acknowledgement(ctx: Context, session: Session, case: models.Case,
             f"due {request.due.isoformat()}")
 
 
-def alert_recipients(ctx: Context, session: Session, case: models.Case) -> list[str]:
+def alert_recipients(ctx: Context, session: Session, case: models.Case,
+                     merged: list[int] | None = None) -> list[str]:
     """The case's member, and the members whose own cases were merged into it (they agreed
-    to follow this one): each only while the sharing rule lets them see it."""
-    ids = [case.member_id, *session.exec(_MERGED_MEMBERS, params={"case": case.id})]
+    to follow this one): each only while the sharing rule lets them see it. `merged`: those
+    members, when the caller has read them."""
+    if merged is None:
+        merged = list(session.exec(_MERGED_MEMBERS, params={"case": case.id}))
+    ids = [case.member_id, *merged]
     emails = []
     for member_id in dict.fromkeys(ids):
         m = session.get(models.Member, member_id)

@@ -150,15 +150,16 @@ def hold_unproven(session: Session, msg: Incoming, case: models.Case, evidence: 
 def file_matched(ctx: Context, session: Session, msg: Incoming, case: models.Case,
                  request: models.Request | None, evidence: str, now: datetime, *,
                  automatic: str | None = None, why: str = "",
-                 authenticated: bool = False,
-                 requests: list[models.Request] | None = None) -> Outcome:
+                 authenticated: bool = False, loaded: parties.Loaded | None = None
+                 ) -> Outcome:
     """A message that names its case (our Message-ID, a token or the subject tag). Without
     proof (parties.proven) it changes nothing: an automatic one is only recorded, anything
-    else is held. `requests`: all the case's requests, when the match read them."""
+    else is held. `loaded`: what the match read of the case with it."""
     if not automatic and not parties.proven(evidence, authenticated):
         return hold_unproven(session, msg, case, evidence, now)
     role, own = parties.role_of(session, ctx.settings, case, msg.sender, evidence=evidence,
-                                request=request, requests=requests)
+                                request=request,
+                                requests=loaded.requests if loaded else None)
     if role in (None, "constituent"):
         how = {"tag": "uses the case tag", "token": "uses a reply address",
                "in-reply-to": "replies to our mail"}[evidence]
@@ -172,7 +173,7 @@ def file_matched(ctx: Context, session: Session, msg: Incoming, case: models.Cas
     if automatic or msg.automatic:
         return _automatic(ctx, session, msg, case, request, evidence, now,
                           automatic or msg.automatic, why or msg.why)
-    return _update(ctx, session, msg, case, role, request, evidence, now, requests=requests)
+    return _update(ctx, session, msg, case, role, request, evidence, now, loaded=loaded)
 
 
 def _automatic(ctx: Context, session: Session, msg: Incoming, case: models.Case,
@@ -343,9 +344,9 @@ def mail_failed(session: Session, case: models.Case, request: models.Request | N
 
 def _update(ctx: Context, session: Session, msg: Incoming, case: models.Case, role: str,
             request: models.Request | None, evidence: str, now: datetime, *,
-            requests: list[models.Request] | None = None, **data: Any) -> Outcome:
+            loaded: parties.Loaded | None = None, **data: Any) -> Outcome:
     """A party's message filed on its case: a service's answer, or a member's or staff note.
-    `requests`: all the case's requests, when the caller has them."""
+    `loaded`: what the match read of the case with it."""
     if msg.automatic:  # callers send robots to _automatic; this keeps it so
         return _automatic(ctx, session, msg, case, request, evidence, now, msg.automatic, msg.why)
     text = msg.text
@@ -380,7 +381,7 @@ def _update(ctx: Context, session: Session, msg: Incoming, case: models.Case, ro
     if role in ("contact", "officer"):
         cases.record_service_reply(ctx, session, case, request, msg.sender or "", text, now,
                                    raw_message_id=msg.raw_id, message_id=msg.message_id,
-                                   evidence=evidence, requests=requests, **data)
+                                   evidence=evidence, loaded=loaded, **data)
         return Outcome("update", case.reference, f"reply from {msg.sender} ({role}) {how}")
     cases.event(session, case, f"{role}_update", now, sender=msg.sender, text=text,
                 raw_message_id=msg.raw_id, evidence=evidence, **data)

@@ -20,6 +20,8 @@ or that a trusted MTA authenticated the From domain. A subject tag or a guess pr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
@@ -29,6 +31,16 @@ from mailflow.settings import Settings
 
 PARTIES = ("member", "contact", "staff")
 PROOF = ("in-reply-to", "token")  # evidence that the sender received our mail
+
+
+@dataclass
+class Loaded:
+    """What the match read of its case along with it, so that nothing reads it again: all
+    the case's requests (by id) and, when known, the members whose cases were merged into
+    it (the reply's alert goes to them too)."""
+
+    requests: list[models.Request]
+    merged_members: list[int] | None = None  # None: not read
 
 
 def proven(evidence: str | None, authenticated: bool) -> bool:

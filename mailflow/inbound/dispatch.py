@@ -107,7 +107,7 @@ def _matched(d: Delivery) -> Outcome:
     automatic = u.kind if u.kind != cls.NORMAL else None
     return filing.file_matched(d.ctx, d.session, d.msg, m.case, m.request, m.evidence, d.now,
                                automatic=automatic, why=u.classification.why,
-                               authenticated=u.authenticated, requests=m.requests)
+                               authenticated=u.authenticated, loaded=m.loaded)
 
 
 def _automatic(d: Delivery) -> Outcome:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, exists
 from sqlalchemy import select as core_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from mailflow import models, tokens
@@ -23,9 +24,9 @@ class Match:
     request: models.Request | None
     evidence: str  # in-reply-to | token | tag | guess
     detail: str = ""
-    # All the case's requests, by id, when the match read them (in-reply-to, token): who is
-    # a party and what a reply answers are worked out from them without reading them again.
-    requests: list[models.Request] | None = None
+    # What the match read of the case with it (in-reply-to, token): who is a party, what a
+    # reply answers and whom it alerts are worked out from it without reading it again.
+    loaded: parties.Loaded | None = None
 
 
 def recipients(p: Parsed, envelope_to: list[str] | None) -> list[str]:
@@ -43,16 +44,19 @@ def by_message_id(session: Session, p: Parsed, first: str | None = None) -> Matc
     if not rows:
         return None
     # In-Reply-To before older References
-    message_id, request_id, case, _ = min(rows, key=lambda row: ids.index(row[0]))
-    requests = [r for m, _, _, r in rows if m == message_id and r is not None]
+    message_id, request_id, case, _, merged = min(rows, key=lambda row: ids.index(row[0]))
+    requests = [r for m, _, _, r, _ in rows if m == message_id and r is not None]
     request = next((r for r in requests if r.id == request_id), None)
-    return Match(case, request, "in-reply-to", message_id, requests)
+    return Match(case, request, "in-reply-to", message_id,
+                 parties.Loaded(requests, None if merged else []))
 
 
-# The mail we sent with its case and all the case's requests in one query, without the mail
-# itself; built once.
+# The mail we sent with its case, all the case's requests and whether any case was merged
+# into it, in one query, without the mail itself; built once.
 _Out, _C, _R = models.Outbox, models.Case, models.Request
-_SENT = (core_select(_Out.message_id, _Out.request_id, _C, _R)
+_MERGED = aliased(_C)
+_SENT = (core_select(_Out.message_id, _Out.request_id, _C, _R,
+                     exists().where(col(_MERGED.merged_into_id) == col(_C.id)))
          .join(_C, col(_C.id) == col(_Out.case_id))
          .outerjoin(_R, col(_R.case_id) == col(_C.id))
          .where(col(_Out.message_id).in_(bindparam("ids", expanding=True)))
@@ -75,7 +79,7 @@ def by_token(session: Session, s: Settings, addrs: list[str]) -> tuple[Match | N
         requests = parties.requests_of(session, case)
         for req in requests:
             if tokens.verify(s.secrets, case.reference, req.id, tok):  # type: ignore[arg-type]
-                return Match(case, req, "token", addr, requests), None
+                return Match(case, req, "token", addr, parties.Loaded(requests)), None
         problem = f"reply address for {reference} has a token that does not verify"
     return None, problem
 

@@ -149,8 +149,9 @@ def _understand(p: Parsed, s: Settings, session: Session | None, envelope_from: 
     if not u.match:
         u.match = match.by_tag(session, s, p)
     if u.match:
+        loaded = u.match.loaded
         u.role, u.request = parties.party_role(session, s, u.match.case, sender,
-                                               requests=u.match.requests)
+                                               requests=loaded.requests if loaded else None)
     if not (u.match and u.match.evidence in parties.PROOF):  # a case's own thread comes first
         u.digest, problem = match.by_digest(session, s, p, addrs)
         u.problem = u.problem or (None if u.match else problem)
@@ -159,9 +160,9 @@ def _understand(p: Parsed, s: Settings, session: Session | None, envelope_from: 
     if c.kind == NORMAL:
         u.find_candidates = lambda: _candidates(u, s, session)
         if not u.match and not u.problem:
-            u.guess = _confident(u, s, session)
+            u.guess, role, request = _confident(u, s, session)
             if u.guess:
-                u.role, u.request = parties.party_role(session, s, u.guess.case, sender)
+                u.role, u.request = role, request
     return u
 
 
@@ -195,22 +196,23 @@ def _candidates(u: Understanding, s: Settings, session: Session) -> list[Candida
     return list(found.values())
 
 
-def _confident(u: Understanding, s: Settings, session: Session) -> Candidate | None:
-    """Exactly one candidate, and evidence this sender may use (see README, triage). Only a
-    party's or the constituent's mail is ever a guess: a stranger's waits in the holding pen,
-    whatever thread it replies in."""
+def _confident(u: Understanding, s: Settings, session: Session
+               ) -> tuple[Candidate | None, str | None, models.Request | None]:
+    """Exactly one candidate, and evidence this sender may use (see README, triage), with
+    the sender's role there (parties.party_role). Only a party's or the constituent's mail
+    is ever a guess: a stranger's waits in the holding pen, whatever thread it replies in."""
     if len(u.candidates) != 1 or not u.sender or u.parsed.from_problem:
-        return None
+        return None, None, None
     cand = u.candidates[0]
-    role, _ = parties.party_role(session, s, cand.case, u.sender)
+    role, request = parties.party_role(session, s, cand.case, u.sender)
     if s.member_for(u.sender):
         # A member's mail that names no case opens a new one; only their own case's thread,
         # or a reference in a message of their own (not a forward), files it on an old one.
         if role != "member":
-            return None
-        return cand if "thread" in cand.evidence or (
-            "reference" in cand.evidence and u.forward is None) else None
+            return None, None, None
+        sure = "thread" in cand.evidence or ("reference" in cand.evidence and u.forward is None)
+        return (cand, role, request) if sure else (None, None, None)
     constituent = session.get(models.Constituent, cand.case.constituent_id) \
         if cand.case.constituent_id else None
     is_constituent = bool(constituent and constituent.email == u.sender)
-    return cand if role or is_constituent else None
+    return (cand, role, request) if role or is_constituent else (None, None, None)
