@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from mailflow import db, models, tokens
@@ -20,6 +21,7 @@ from mailflow.casework import (
     duplicates,
     enquiry,
     notify,
+    parties,
     sharing,
 )
 from mailflow.casework.context import Context
@@ -413,13 +415,20 @@ def acknowledge_constituent(ctx: Context, session: Session, case: models.Case, m
 def record_service_reply(ctx: Context, session: Session, case: models.Case,
                          request: models.Request | None, sender: str, text: str, now: datetime,
                          *, raw_message_id: int | None, message_id: str | None,
-                         evidence: str, **data: Any) -> None:
-    """A service's answer: the request is answered and the member alerted."""
+                         evidence: str, loaded: parties.Loaded | None = None,
+                         **data: Any) -> None:
+    """A service's answer: the request is answered and the member alerted. `loaded`: what
+    the match read of the case with it (parties.Loaded), so that is not read again.
+    It reads first and writes with prebuilt statements (`_write`, `_insert_rows`): a read
+    after an ORM change flushes it, and each flush costs more than the statements."""
     service_name = "the service"
+    requests = loaded.requests if loaded else None
     if request is not None and request.state == "answered":
         # A reply in the thread of an answered request that a follow-up now asks again.
-        request = session.exec(_FOLLOWING, params={"case": case.id, "request": request.id}
-                               ).first() or request
+        request = _following(session, case, request, requests) or request
+    merged = loaded.merged_members if loaded else None
+    alerted = [m for m in alert_recipients(ctx, session, case, merged)
+               if (prefs := ctx.settings.member(m)) is None or prefs.immediate_updates]
     if request is not None:
         service = session.get(models.Service, request.service_id)
         service_name = service.name if service else service_name
@@ -428,39 +437,93 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
                 # The head of service was told it was overdue; tell them it is answered.
                 notify.service(ctx, session, case, request, "escalation_answered", now,
                                to=[service.escalation], answered_by=sender, text=text)
-            request.state = "answered"
-            request.acknowledged_at = request.acknowledged_at or now  # an answer acknowledges
-            request.answered_at = now
-            request.answered_by = sender
-            request.next_step_on = None
-            request.proposed_due = None
-            session.add(request)
-    event(session, case, "service_reply", now, sender=sender, text=text,
-          raw_message_id=raw_message_id, request_id=request.id if request else None,
-          evidence=evidence, contact=request.contact if request else None, **data)
+            _write(session, request, _ANSWER, state="answered",
+                   acknowledged_at=request.acknowledged_at or now,  # an answer acknowledges
+                   answered_at=now, answered_by=sender, next_step_on=None, proposed_due=None)
+    events = [event_values(case, "service_reply", now, sender=sender, text=text,
+                           raw_message_id=raw_message_id,
+                           request_id=request.id if request else None, evidence=evidence,
+                           contact=request.contact if request else None, **data)]
     # A withdrawn request (closed, then reopened) waits no more.
-    open_requests = session.exec(_WAITING, params={"case": case.id}).all()
-    if not open_requests and case.status in ("open", "triage"):
-        case.status = "answered"
+    if not _waiting(session, case, requests) and case.status in ("open", "triage"):
         # Kept open for follow-up; the after-answer job closes it when this day has passed.
-        case.open_until = ctx.calendar.add_working_days(
-            ctx.calendar.today(now), ctx.settings.after_answer.keep_open_days)
-        session.add(case)
+        _write(session, case, _ANSWERED, status="answered",
+               open_until=ctx.calendar.add_working_days(
+                   ctx.calendar.today(now), ctx.settings.after_answer.keep_open_days))
     replied_by = sender if request is None or sender != request.contact else None
     # The digest shows its first line and, below it, the rest (jobs/digests.py _line).
-    notify.member(ctx, session, case, "reply", f"Reply from {service_name}: {text}", now,
-                  request=request, email=False)
-    for member_email in alert_recipients(ctx, session, case):
-        prefs = ctx.settings.member(member_email)
-        if prefs is not None and not prefs.immediate_updates:
-            continue  # this member reads replies in their digest
-        mail.send(ctx, session, "alert",
-                  {"service_name": service_name, "replied_by": replied_by,
-                   "text": notify.excerpt(text, case.reference)},
-                  to=[member_email], now=now, case=case, request=request,
-                  in_reply_to=message_id)
-        event(session, case, "alert", now, text=f"Member alerted ({member_email}).")
+    notice = notify.member_values(ctx, session, case, "reply",
+                                  f"Reply from {service_name}: {text}", now, request=request,
+                                  email=False)
+    for member_email in alerted:  # the others read replies in their digest
+        # Its rate-limit read counts the mail this session holds itself: no flush first.
+        with session.no_autoflush:
+            mail.send(ctx, session, "alert",
+                      {"service_name": service_name, "replied_by": replied_by,
+                       "text": notify.excerpt(text, case.reference)},
+                      to=[member_email], now=now, case=case, request=request,
+                      in_reply_to=message_id)
+        events.append(event_values(case, "alert", now,
+                                   text=f"Member alerted ({member_email})."))
+    _insert_rows(session, case, events, [notice])
     changed(session, case)
+
+
+def _write(session: Session, row: models.Request | models.Case, statement: Any,
+           **values: Any) -> None:
+    """Set `values` on a stored row with a prebuilt UPDATE, and on the object as committed
+    values: the ORM has nothing of it left to flush (a flush costs more than the statement)."""
+    if row.id is None:  # not stored yet: the flush writes it
+        for k, v in values.items():
+            setattr(row, k, v)
+        return
+    session.execute(statement, {"w_id": row.id, **{f"v_{k}": v for k, v in values.items()}})
+    for k, v in values.items():
+        set_committed_value(row, k, v)
+
+
+def _update_of(model: Any, *columns: str) -> Any:
+    t = model.__table__
+    return (update(t).where(t.c.id == bindparam("w_id"))
+            .values(**{c: bindparam(f"v_{c}") for c in columns}))
+
+
+# Built once: what a reply writes.
+_ANSWER = _update_of(models.Request, "state", "acknowledged_at", "answered_at", "answered_by",
+                     "next_step_on", "proposed_due")
+_ANSWERED = _update_of(models.Case, "status", "open_until")
+_EVENT_ROWS = insert(models.Event.__table__)  # type: ignore[attr-defined]
+_NOTICE_ROWS = insert(models.Notification.__table__)  # type: ignore[attr-defined]
+
+
+def _insert_rows(session: Session, case: models.Case, events: list[dict[str, Any]],
+                 notices: list[dict[str, Any]]) -> None:
+    """Insert events and notifications with one statement a table instead of flushing ORM
+    objects (a flush costs more than the statements). After what the session still holds
+    of them, so their ids keep the order they were made in."""
+    if case.id is None or any(isinstance(o, models.Event | models.Notification)
+                              for o in session.new):
+        session.flush()
+    session.execute(_EVENT_ROWS, events)
+    session.execute(_NOTICE_ROWS, notices)
+
+
+def _following(session: Session, case: models.Case, request: models.Request,
+               requests: list[models.Request] | None) -> models.Request | None:
+    """The follow-up request (sent after `#reopen`) that asks `request` again, if any."""
+    if requests is None:
+        return session.exec(_FOLLOWING, params={"case": case.id, "request": request.id}
+                            ).first()
+    return next((r for r in requests if r.follow_up_of == request.id and r.state == "sent"),
+                None)
+
+
+def _waiting(session: Session, case: models.Case, requests: list[models.Request] | None
+             ) -> list[models.Request]:
+    """The case's requests still waiting for an answer, as they stand in this session."""
+    if requests is None:
+        return list(session.exec(_WAITING, params={"case": case.id}).all())
+    return [r for r in requests if r.state in ("sent", "undeliverable")]
 
 
 def record_acknowledgement(ctx: Context, session: Session, case: models.Case,
@@ -494,10 +557,14 @@ def record_acknowledgement(ctx: Context, session: Session, case: models.Case,
             f"due {request.due.isoformat()}")
 
 
-def alert_recipients(ctx: Context, session: Session, case: models.Case) -> list[str]:
+def alert_recipients(ctx: Context, session: Session, case: models.Case,
+                     merged: list[int] | None = None) -> list[str]:
     """The case's member, and the members whose own cases were merged into it (they agreed
-    to follow this one): each only while the sharing rule lets them see it."""
-    ids = [case.member_id, *session.exec(_MERGED_MEMBERS, params={"case": case.id})]
+    to follow this one): each only while the sharing rule lets them see it. `merged`: those
+    members, when the caller has read them."""
+    if merged is None:
+        merged = list(session.exec(_MERGED_MEMBERS, params={"case": case.id}))
+    ids = [case.member_id, *merged]
     emails = []
     for member_id in dict.fromkeys(ids):
         m = session.get(models.Member, member_id)

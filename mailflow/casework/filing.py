@@ -11,6 +11,7 @@ else's mail waits in the holding pen with the reason and the cases it might belo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -55,7 +56,9 @@ class Incoming:
     text: str  # the visible text: quoted history and signature folded away
     received_at: datetime | None = None
     files: list[File] = field(default_factory=list)
-    candidates: list[dict[str, Any]] = field(default_factory=list)  # {case, why}
+    # {case, why}; or what finds them, asked only when the message is held (`candidates`)
+    candidates: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]] = field(
+        default_factory=list)
     automatic: str = ""  # auto_reply | bounce | own_mail: recorded, never obeyed
     why: str = ""  # the evidence that it is automatic
     # answer | holding | acknowledgement | automatic (inbound/replykind.py); None: no reply
@@ -77,9 +80,16 @@ def hold(session: Session, msg: Incoming, kind: str, reason: str, now: datetime,
     """The holding pen: kept, with the reason and the candidates, for staff."""
     session.add(models.Holding(raw_message_id=msg.raw_id, case_id=case.id if case else None,
                                kind=kind, reason=reason[:1000], sender=msg.sender,
-                               subject=msg.subject[:500], candidates=msg.candidates or None,
+                               subject=msg.subject[:500], candidates=candidates(msg) or None,
                                created_at=now))
     return Outcome("holding_pen", None, reason)
+
+
+def candidates(msg: Incoming) -> list[dict[str, Any]]:
+    """The cases a message might belong to, found now if they were left to be found."""
+    if callable(msg.candidates):
+        msg.candidates = msg.candidates()
+    return msg.candidates
 
 
 def open_case(ctx: Context, session: Session, msg: Incoming, new: cases.NewCase, how: str,
@@ -127,8 +137,8 @@ def open_case(ctx: Context, session: Session, msg: Incoming, new: cases.NewCase,
 def hold_unproven(session: Session, msg: Incoming, case: models.Case, evidence: str,
                   now: datetime) -> Outcome:
     """A message that names a case but proves nothing of its sender: staff decide."""
-    if not any(c.get("case") == case.reference for c in msg.candidates):
-        msg.candidates.insert(0, {"case": case.reference,
+    if not any(c.get("case") == case.reference for c in candidates(msg)):
+        candidates(msg).insert(0, {"case": case.reference,
                                   "why": [f"{evidence}: names {case.reference}"]})
     how = {"tag": "only by its subject tag", "guess": "only by a guess"}.get(evidence, evidence)
     return hold(session, msg, "not_proven",
@@ -140,14 +150,16 @@ def hold_unproven(session: Session, msg: Incoming, case: models.Case, evidence: 
 def file_matched(ctx: Context, session: Session, msg: Incoming, case: models.Case,
                  request: models.Request | None, evidence: str, now: datetime, *,
                  automatic: str | None = None, why: str = "",
-                 authenticated: bool = False) -> Outcome:
+                 authenticated: bool = False, loaded: parties.Loaded | None = None
+                 ) -> Outcome:
     """A message that names its case (our Message-ID, a token or the subject tag). Without
     proof (parties.proven) it changes nothing: an automatic one is only recorded, anything
-    else is held."""
+    else is held. `loaded`: what the match read of the case with it."""
     if not automatic and not parties.proven(evidence, authenticated):
         return hold_unproven(session, msg, case, evidence, now)
     role, own = parties.role_of(session, ctx.settings, case, msg.sender, evidence=evidence,
-                                request=request)
+                                request=request,
+                                requests=loaded.requests if loaded else None)
     if role in (None, "constituent"):
         how = {"tag": "uses the case tag", "token": "uses a reply address",
                "in-reply-to": "replies to our mail"}[evidence]
@@ -161,7 +173,7 @@ def file_matched(ctx: Context, session: Session, msg: Incoming, case: models.Cas
     if automatic or msg.automatic:
         return _automatic(ctx, session, msg, case, request, evidence, now,
                           automatic or msg.automatic, why or msg.why)
-    return _update(ctx, session, msg, case, role, request, evidence, now)
+    return _update(ctx, session, msg, case, role, request, evidence, now, loaded=loaded)
 
 
 def _automatic(ctx: Context, session: Session, msg: Incoming, case: models.Case,
@@ -331,9 +343,10 @@ def mail_failed(session: Session, case: models.Case, request: models.Request | N
 
 
 def _update(ctx: Context, session: Session, msg: Incoming, case: models.Case, role: str,
-            request: models.Request | None, evidence: str, now: datetime, **data: Any
-            ) -> Outcome:
-    """A party's message filed on its case: a service's answer, or a member's or staff note."""
+            request: models.Request | None, evidence: str, now: datetime, *,
+            loaded: parties.Loaded | None = None, **data: Any) -> Outcome:
+    """A party's message filed on its case: a service's answer, or a member's or staff note.
+    `loaded`: what the match read of the case with it."""
     if msg.automatic:  # callers send robots to _automatic; this keeps it so
         return _automatic(ctx, session, msg, case, request, evidence, now, msg.automatic, msg.why)
     text = msg.text
@@ -368,7 +381,7 @@ def _update(ctx: Context, session: Session, msg: Incoming, case: models.Case, ro
     if role in ("contact", "officer"):
         cases.record_service_reply(ctx, session, case, request, msg.sender or "", text, now,
                                    raw_message_id=msg.raw_id, message_id=msg.message_id,
-                                   evidence=evidence, **data)
+                                   evidence=evidence, loaded=loaded, **data)
         return Outcome("update", case.reference, f"reply from {msg.sender} ({role}) {how}")
     cases.event(session, case, f"{role}_update", now, sender=msg.sender, text=text,
                 raw_message_id=msg.raw_id, evidence=evidence, **data)

@@ -20,6 +20,8 @@ or that a trusted MTA authenticated the From domain. A subject tag or a guess pr
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
@@ -31,21 +33,38 @@ PARTIES = ("member", "contact", "staff")
 PROOF = ("in-reply-to", "token")  # evidence that the sender received our mail
 
 
+@dataclass
+class Loaded:
+    """What the match read of its case along with it, so that nothing reads it again: all
+    the case's requests (by id) and, when known, the members whose cases were merged into
+    it (the reply's alert goes to them too)."""
+
+    requests: list[models.Request]
+    merged_members: list[int] | None = None  # None: not read
+
+
 def proven(evidence: str | None, authenticated: bool) -> bool:
     """May a party's message with this evidence change the case?"""
     return authenticated or evidence in PROOF
 
 
-def party_role(session: Session, s: Settings, case: models.Case, sender: str | None
+def requests_of(session: Session, case: models.Case) -> list[models.Request]:
+    """All the case's requests, by id."""
+    return list(session.exec(_REQUESTS, params={"case": case.id}).all())
+
+
+def party_role(session: Session, s: Settings, case: models.Case, sender: str | None, *,
+               requests: list[models.Request] | None = None
                ) -> tuple[str | None, models.Request | None]:
-    """`member`, `contact` (with their request), `staff`, or (None, None)."""
+    """`member`, `contact` (with their request), `staff`, or (None, None). `requests`: all
+    the case's requests, when the caller has them (read here otherwise)."""
     if not sender:
         return None, None
     member_row = session.get(models.Member, case.member_id)
     member = s.member(member_row.email) if member_row else None
     if member and sender in (member.email, *member.aliases):
         return "member", None
-    for req in session.exec(_REQUESTS, params={"case": case.id}).all():
+    for req in requests_of(session, case) if requests is None else requests:
         service_row = session.get(models.Service, req.service_id)
         service = s.service(service_row.name) if service_row else None
         addresses = {req.contact, *(service and [service.contact, *service.contact_aliases] or [])}
@@ -64,12 +83,14 @@ _REQUESTS = (select(models.Request).where(models.Request.case_id == bindparam("c
 
 
 def role_of(session: Session, s: Settings, case: models.Case, sender: str | None, *,
-            evidence: str | None = None, request: models.Request | None = None
+            evidence: str | None = None, request: models.Request | None = None,
+            requests: list[models.Request] | None = None
             ) -> tuple[str | None, models.Request | None]:
     """The sender's role on this case (see the module doc) and the request it concerns.
-    `evidence`/`request`: how the message was matched and the request it proved receipt of."""
+    `evidence`/`request`: how the message was matched and the request it proved receipt of;
+    `requests`: all the case's requests, when the caller has them."""
     sender = (sender or "").strip().lower() or None
-    role, own = party_role(session, s, case, sender)
+    role, own = party_role(session, s, case, sender, requests=requests)
     if role is not None:
         return role, own
     if not sender:

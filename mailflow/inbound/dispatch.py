@@ -107,7 +107,7 @@ def _matched(d: Delivery) -> Outcome:
     automatic = u.kind if u.kind != cls.NORMAL else None
     return filing.file_matched(d.ctx, d.session, d.msg, m.case, m.request, m.evidence, d.now,
                                automatic=automatic, why=u.classification.why,
-                               authenticated=u.authenticated)
+                               authenticated=u.authenticated, loaded=m.loaded)
 
 
 def _automatic(d: Delivery) -> Outcome:
@@ -234,7 +234,7 @@ def read(ctx: Context, session: Session | None, raw: models.RawMessage, p: Parse
                           message_id=u.parsed.message_id, sender=u.sender,
                           subject=u.parsed.subject, text=clean(u.reply_text), files=u.files,
                           received_at=raw.received_at,
-                          candidates=[c.as_dict() for c in u.candidates],
+                          candidates=lambda: [c.as_dict() for c in u.candidates],
                           automatic="" if u.kind == cls.NORMAL else u.kind,
                           why=u.classification.why, reply_kind=u.reply_kind)
     return u, msg

@@ -7,9 +7,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, exists
+from sqlalchemy import select as core_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from mailflow import models, tokens
+from mailflow.casework import parties
 from mailflow.inbound.parse import Parsed
 from mailflow.settings import Settings
 
@@ -20,6 +24,9 @@ class Match:
     request: models.Request | None
     evidence: str  # in-reply-to | token | tag | guess
     detail: str = ""
+    # What the match read of the case with it (in-reply-to, token): who is a party, what a
+    # reply answers and whom it alerts are worked out from it without reading it again.
+    loaded: parties.Loaded | None = None
 
 
 def recipients(p: Parsed, envelope_to: list[str] | None) -> list[str]:
@@ -33,18 +40,27 @@ def by_message_id(session: Session, p: Parsed, first: str | None = None) -> Matc
                               *reversed(p.references)]))
     if not ids:
         return None
-    # The mail we sent with its case and request in one query, without the mail itself.
-    Out, C, R = models.Outbox, models.Case, models.Request
-    sent = session.exec(
-        select(Out.message_id, C, R).join(C, col(C.id) == col(Out.case_id))
-        .outerjoin(R, col(R.id) == col(Out.request_id))
-        .where(col(Out.message_id).in_(ids))
-    ).all()
-    if not sent:
+    rows = session.execute(_SENT, {"ids": ids}).all()
+    if not rows:
         return None
     # In-Reply-To before older References
-    message_id, case, request = min(sent, key=lambda row: ids.index(row[0]))
-    return Match(case, request, "in-reply-to", message_id)
+    message_id, request_id, case, _, merged = min(rows, key=lambda row: ids.index(row[0]))
+    requests = [r for m, _, _, r, _ in rows if m == message_id and r is not None]
+    request = next((r for r in requests if r.id == request_id), None)
+    return Match(case, request, "in-reply-to", message_id,
+                 parties.Loaded(requests, None if merged else []))
+
+
+# The mail we sent with its case, all the case's requests and whether any case was merged
+# into it, in one query, without the mail itself; built once.
+_Out, _C, _R = models.Outbox, models.Case, models.Request
+_MERGED = aliased(_C)
+_SENT = (core_select(_Out.message_id, _Out.request_id, _C, _R,
+                     exists().where(col(_MERGED.merged_into_id) == col(_C.id)))
+         .join(_C, col(_C.id) == col(_Out.case_id))
+         .outerjoin(_R, col(_R.case_id) == col(_C.id))
+         .where(col(_Out.message_id).in_(bindparam("ids", expanding=True)))
+         .order_by(col(_R.id)))
 
 
 def by_token(session: Session, s: Settings, addrs: list[str]) -> tuple[Match | None, str | None]:
@@ -60,9 +76,10 @@ def by_token(session: Session, s: Settings, addrs: list[str]) -> tuple[Match | N
         if case is None:
             problem = f"reply address names unknown case {reference}"
             continue
-        for req in session.exec(select(models.Request).where(models.Request.case_id == case.id)):
+        requests = parties.requests_of(session, case)
+        for req in requests:
             if tokens.verify(s.secrets, case.reference, req.id, tok):  # type: ignore[arg-type]
-                return Match(case, req, "token", addr), None
+                return Match(case, req, "token", addr, parties.Loaded(requests)), None
         problem = f"reply address for {reference} has a token that does not verify"
     return None, problem
 

@@ -9,6 +9,7 @@ reads the database, and works without one (then nothing matches).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -50,11 +51,21 @@ class Understanding:
     problem: str | None = None  # e.g. a reply address whose token does not verify
     role: str | None = None  # the sender's part in the matched (or guessed) case
     request: models.Request | None = None  # the sender's request, when a contact
-    candidates: list[Candidate] = field(default_factory=list)
     guess: Candidate | None = None  # the one confident guess, when there is exactly one
     digest: str | None = None  # how it shows it replies to one of our digests
     auth: authresults.Verdict = authresults.NONE  # what a trusted MTA says of the From domain
     reply_kind: str | None = None  # replykind.py; None when it is no reply to a request
+    # What finds the candidates (`candidates`); None: there are none to find.
+    find_candidates: Callable[[], list[Candidate]] | None = field(default=None, repr=False)
+    _candidates: list[Candidate] | None = field(default=None, repr=False)
+
+    @property
+    def candidates(self) -> list[Candidate]:
+        """The open cases it might belong to, looked up when first asked: a matched reply
+        that is filed never asks, so it costs no query."""
+        if self._candidates is None:
+            self._candidates = self.find_candidates() if self.find_candidates else []
+        return self._candidates
 
     @property
     def authenticated(self) -> bool:
@@ -138,18 +149,20 @@ def _understand(p: Parsed, s: Settings, session: Session | None, envelope_from: 
     if not u.match:
         u.match = match.by_tag(session, s, p)
     if u.match:
-        u.role, u.request = parties.party_role(session, s, u.match.case, sender)
+        loaded = u.match.loaded
+        u.role, u.request = parties.party_role(session, s, u.match.case, sender,
+                                               requests=loaded.requests if loaded else None)
     if not (u.match and u.match.evidence in parties.PROOF):  # a case's own thread comes first
         u.digest, problem = match.by_digest(session, s, p, addrs)
         u.problem = u.problem or (None if u.match else problem)
         if u.digest:  # a digest names many cases: none of them is a candidate
             return u
     if c.kind == NORMAL:
-        u.candidates = _candidates(u, s, session)
+        u.find_candidates = lambda: _candidates(u, s, session)
         if not u.match and not u.problem:
-            u.guess = _confident(u, s, session)
+            u.guess, role, request = _confident(u, s, session)
             if u.guess:
-                u.role, u.request = parties.party_role(session, s, u.guess.case, sender)
+                u.role, u.request = role, request
     return u
 
 
@@ -183,22 +196,23 @@ def _candidates(u: Understanding, s: Settings, session: Session) -> list[Candida
     return list(found.values())
 
 
-def _confident(u: Understanding, s: Settings, session: Session) -> Candidate | None:
-    """Exactly one candidate, and evidence this sender may use (see README, triage). Only a
-    party's or the constituent's mail is ever a guess: a stranger's waits in the holding pen,
-    whatever thread it replies in."""
+def _confident(u: Understanding, s: Settings, session: Session
+               ) -> tuple[Candidate | None, str | None, models.Request | None]:
+    """Exactly one candidate, and evidence this sender may use (see README, triage), with
+    the sender's role there (parties.party_role). Only a party's or the constituent's mail
+    is ever a guess: a stranger's waits in the holding pen, whatever thread it replies in."""
     if len(u.candidates) != 1 or not u.sender or u.parsed.from_problem:
-        return None
+        return None, None, None
     cand = u.candidates[0]
-    role, _ = parties.party_role(session, s, cand.case, u.sender)
+    role, request = parties.party_role(session, s, cand.case, u.sender)
     if s.member_for(u.sender):
         # A member's mail that names no case opens a new one; only their own case's thread,
         # or a reference in a message of their own (not a forward), files it on an old one.
         if role != "member":
-            return None
-        return cand if "thread" in cand.evidence or (
-            "reference" in cand.evidence and u.forward is None) else None
+            return None, None, None
+        sure = "thread" in cand.evidence or ("reference" in cand.evidence and u.forward is None)
+        return (cand, role, request) if sure else (None, None, None)
     constituent = session.get(models.Constituent, cand.case.constituent_id) \
         if cand.case.constituent_id else None
     is_constituent = bool(constituent and constituent.email == u.sender)
-    return cand if role or is_constituent else None
+    return (cand, role, request) if role or is_constituent else (None, None, None)
