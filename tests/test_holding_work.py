@@ -363,3 +363,21 @@ def test_a_command_naming_no_item_means_the_only_one_waiting(rules_app: App) -> 
     assert out.disposition == "update", out.reason
     assert get_case(app, ref).status == "answered"
     assert [r["resolution"] for r in pen(app, "--all") if r["id"] == only] == ["filed"]
+
+
+def test_filing_a_held_out_of_office_records_it_and_nothing_more(rules_app: App) -> None:
+    """A stranger's automatic reply is held; filed by hand it is recorded on the case like
+    any matched out-of-office (it raised TypeError before)."""
+    app = rules_app
+    ref = open_case(app, now=FRI)
+    ooo = message(STRANGER, CASEWORK, "Automatic reply: Pothole", "I am out of the office.")
+    ooo["Auto-Submitted"] = "auto-replied"
+    out = ingest(app, ooo, MON)
+    assert out.disposition == "holding_pen", out
+    hid = held_id(app)
+    done = cli(app, "holding", "file", str(hid), ref, "--as", STAFF, "--now", iso(TUE),
+               "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["resolution"] == "filed"
+    assert get_case(app, ref).status == "open"  # an out-of-office answers nothing
+    assert pen(app) == []

@@ -278,7 +278,7 @@ def file_held(ctx: Context, session: Session, msg: Incoming, case: models.Case, 
             .where(col(models.Request.state) != "answered").order_by(col(models.Request.id))
         ).first()
     if msg.automatic:
-        return _automatic(session, msg, case, request, "filed", now, msg.automatic, msg.why)
+        return _automatic(ctx, session, msg, case, request, "filed", now, msg.automatic, msg.why)
     if role in (*parties.PARTIES, "officer"):
         return _update(ctx, session, msg, case, role, request, "filed", now,  # type: ignore[arg-type]
                        filed_by=by)
