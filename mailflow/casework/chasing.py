@@ -193,12 +193,8 @@ def _take(ctx: Context, session: Session, b: Batch, rows: Rows, r: models.Reques
 def _write(session: Session, rows: Rows) -> None:
     """The won steps' events and notices, one INSERT each; an escalation's count in its
     statistics row (the only statistic a step changes)."""
-    # executemany of one cached statement: a multi-row VALUES is compiled afresh for each
-    # batch's length (30 compiles cost more than the rows)
-    if rows.events:
-        session.execute(insert(models.Event.__table__), rows.events)  # type: ignore[attr-defined]
-    if rows.notices:
-        session.execute(insert(models.Notification.__table__), rows.notices)  # type: ignore[attr-defined]
+    _insert(session, models.Event.__table__, rows.events)  # type: ignore[attr-defined]
+    _insert(session, models.Notification.__table__, rows.notices)  # type: ignore[attr-defined]
     if rows.escalated:
         E, RS = models.Event, models.RequestStat
         count = (select(func.count()).select_from(E)
@@ -212,6 +208,26 @@ def _write(session: Session, rows: Rows) -> None:
             touched = session.info.setdefault("touched_cases", {})
             for case_id in rows.escalated.values():
                 touched[case_id] = case_id
+
+
+def _insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Rows in one cached statement: on PostgreSQL one INSERT of arrays (unnest), about half
+    the time of a pipelined statement a row; elsewhere an executemany (a multi-row VALUES is
+    compiled afresh for each batch's length, and costs more than the rows)."""
+    if not rows:
+        return
+    if db.is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        names = tuple(rows[0])
+        session.execute(_insert_arrays(table, names), {k: [r[k] for r in rows] for k in names})
+    else:
+        session.execute(insert(table), rows)
+
+
+@functools.cache
+def _insert_arrays(table: Any, names: tuple[str, ...]) -> Any:
+    v = func.unnest(*(bindparam(k, type_=ARRAY(table.c[k].type)) for k in names)) \
+        .table_valued(*names).render_derived("v")
+    return insert(table).from_select(names, select(*(v.c[k] for k in names)))
 
 
 def _load(session: Session, due: Sequence[models.Request]) -> Batch:
