@@ -181,30 +181,36 @@ def page(query: Any, order: Sequence[Any], after: tuple[Any, ...] | None = None,
 
 
 def batches(sessions: Callable[[], AbstractContextManager[Session]], query: Any,
-            order: Sequence[Any], size: int = 50) -> Iterator[tuple[Session, list[Any]]]:
-    """Walk `query` in keyset pages of `size` rows, one transaction each (committed when the
+            order: Sequence[Any], size: int = 50, ahead: int = 20
+            ) -> Iterator[tuple[Session, list[Any]]]:
+    """Walk `query` in batches of up to `size` rows, one transaction each (committed when the
     caller asks for the next batch; rolled back if it stops with an error), so memory and
-    transactions stay small however much is due. The keyset is read before the caller
-    changes the rows. On PostgreSQL each batch is locked with FOR UPDATE SKIP LOCKED, so two
-    nodes share the work instead of queueing behind each other."""
+    transactions stay small however much is due. The keys (`order`, unique; its last column
+    unique alone, an id) are read a keyset page of `ahead` batches at a time, before the
+    caller changes the rows: one sort of what is due per page, not one a batch (rows that
+    tie on the first key, as a tick's due steps all do, are sorted whole each time). Each
+    batch then reads its rows by that id, still matching `query`; on PostgreSQL locked with
+    FOR UPDATE SKIP LOCKED, so two nodes share the work instead of queueing behind each
+    other."""
     after: tuple[Any, ...] | None = None
     while True:
         with sessions() as session:
-            q = page(query, order, after, size)
-            if is_postgres(session.get_bind()):  # type: ignore[arg-type]
-                q = q.with_for_update(skip_locked=True)
-            rows = list(session.exec(q))
-            if not rows:
-                return
-            after = _key(rows[-1], order)
-            yield session, rows
-            session.commit()
-
-
-def _key(row: Any, order: Sequence[Any]) -> tuple[Any, ...]:
-    if isinstance(row, Row):
-        return tuple(row._mapping[c] for c in order)
-    return tuple(getattr(row, c.key) for c in order)
+            keys = [tuple(k) for k in session.execute(
+                page(query.with_only_columns(*order), order, after, size * ahead))]
+        if not keys:
+            return
+        after = keys[-1]
+        for i in range(0, len(keys), size):
+            with sessions() as session:
+                q = query.where(order[-1].in_([k[-1] for k in keys[i:i + size]]))
+                q = q.order_by(*order)
+                if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+                    q = q.with_for_update(skip_locked=True)
+                rows = list(session.exec(q))
+                if not rows:
+                    continue  # taken since the keys were read
+                yield session, rows
+                session.commit()
 
 
 def upgrade(url: str) -> None:
