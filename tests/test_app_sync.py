@@ -51,3 +51,38 @@ def test_reading_commands_do_not_sync(config_file: Path) -> None:
     with app.session() as s:
         assert s.exec(select(func.count()).select_from(models.Ward)).one() == 2
     db.engine(app.url).dispose()
+
+
+def test_a_lazy_directory_merges_only_the_rows_a_message_uses(app: App) -> None:
+    """The pipeline's session takes a member or service from the process's copy when first
+    asked (directory.warm lazy): a council of a hundred rows costs a message none of them
+    up front, and `directory.get` by id costs no query."""
+    from sqlalchemy import event
+
+    from mailflow.casework import directory
+
+    with app.session() as s:
+        directory.warm(s)  # the process's copy, read once
+    statements: list[str] = []
+    listen = (db.engine(app.url), "before_cursor_execute",
+              lambda *a: statements.append(a[2]))
+    event.listen(*listen)
+    try:
+        with app.session() as s:
+            directory.warm(s, lazy=True)
+            in_session = [o for o in s.identity_map.values()
+                          if isinstance(o, models.Member | models.Service)]
+            assert in_session == []
+            jane = directory.member_row(s, "jane.smith@council.example")
+            assert directory.get(s, models.Member, jane.id) is jane
+            assert s.get(models.Member, jane.id) is jane  # in the identity map now
+            roads = next(iter(directory.service_names(s).items()))
+            assert directory.get(s, models.Service, roads[0]).name == roads[1]
+            assert directory.get(s, models.Member, 10**6) is None  # not a member: asked
+        with app.session() as s:
+            directory.warm(s)  # eager: every row, as the batch jobs want
+            assert {o.email for o in s.identity_map.values() if isinstance(o, models.Member)}
+    finally:
+        event.remove(*listen)
+    queries = [q for q in statements if not q.startswith("BEGIN")]
+    assert len(queries) == 1 and "FROM member" in queries[0], queries  # the unknown id

@@ -23,6 +23,7 @@ from mailflow.casework import (
     authz,
     cases,
     closing,
+    directory,
     endterm,
     extensions,
     followups,
@@ -172,7 +173,7 @@ def enquiry_type(call: Call, cmd: Command) -> str:
     moved = []
     for r in session.exec(select(models.Request).where(models.Request.case_id == case.id)
                           .where(models.Request.state == "sent")):
-        svc_row = session.get(models.Service, r.service_id)
+        svc_row = directory.get(session, models.Service, r.service_id)
         svc = ctx.settings.service(svc_row.name if svc_row else None)
         if svc is None:
             continue
@@ -193,7 +194,7 @@ def _sharing_now(session: Session, case: models.Case) -> str:
         return "the case is private: only you and member services see it"
     if share == "ward":
         return "ward colleagues can now see the case"
-    owner = session.get(models.Member, case.member_id)
+    owner = directory.get(session, models.Member, case.member_id)
     return f"ward colleagues of your party ({owner.party if owner else '?'}) can now see the case"
 
 
@@ -201,7 +202,7 @@ def _sharing_now(session: Session, case: models.Case) -> str:
 def share(call: Call, cmd: Command) -> str:
     session, case = call.session, call.case
     how = _choose(cmd.args, sharing.SHARES, "sharing")
-    owner = session.get(models.Member, case.member_id)
+    owner = directory.get(session, models.Member, case.member_id)
     if how == "party" and not (owner and owner.party):
         raise CommandError("you have no party in the council directory, so #share party "
                            "cannot work; ask member services, or use #share ward")
@@ -324,8 +325,8 @@ def _merge(call: Call, other: models.Case) -> tuple[models.Case, models.Case]:
 
 
 def _ask_to_agree(call: Call, other: models.Case) -> None:
-    owner = call.session.get(models.Member, other.member_id)
-    proposer = call.session.get(models.Member, call.case.member_id)
+    owner = directory.get(call.session, models.Member, other.member_id)
+    proposer = directory.get(call.session, models.Member, call.case.member_id)
     if owner is None:
         return
     mail.send(call.ctx, call.session, "merge_proposal",
@@ -351,7 +352,7 @@ def redirect(call: Call, cmd: Command) -> str:
         raise CommandError("your request is already answered")
     if new == request.contact:
         raise CommandError(f"{new} already has this request")
-    svc_row = session.get(models.Service, request.service_id)
+    svc_row = directory.get(session, models.Service, request.service_id)
     svc = settings.service(svc_row.name if svc_row else None)
     if svc is None:
         raise CommandError("this request's service is no longer in the council directory")
@@ -497,7 +498,7 @@ def send(call: Call, cmd: Command) -> str:
     """Relay the service's latest answer to the constituent from the casework address, with
     the member's own text above it. Never sent unless the council and the member allow it."""
     session, case, s = call.session, call.case, call.ctx.settings
-    owner = session.get(models.Member, case.member_id)
+    owner = directory.get(session, models.Member, case.member_id)
     member = s.member(owner.email) if owner else None
     if member is None:
         raise CommandError("the case's member is no longer in the council directory")
@@ -517,7 +518,7 @@ def send(call: Call, cmd: Command) -> str:
     if answer is None:
         raise CommandError("no service has answered yet, so there is nothing to send")
     request = session.get(models.Request, answer.request_id) if answer.request_id else None
-    svc = session.get(models.Service, request.service_id) if request else None
+    svc = directory.get(session, models.Service, request.service_id) if request else None
     service_name = svc.name if svc else "the council"
     mail.send(call.ctx, session, "constituent_update",
               {"member": member, "member_text": cmd.text, "answer": answer.text,

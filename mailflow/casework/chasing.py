@@ -268,7 +268,7 @@ def _step(ctx: Context, session: Session, b: Batch, rows: Rows, r: models.Reques
     cal = ctx.calendar
     today = cal.today(now)
     case = b.cases[r.case_id]
-    service = session.get(models.Service, r.service_id)
+    service = directory.get(session, models.Service, r.service_id)
     assert service is not None
     overdue = cal.working_days_between(r.due, today)
     about = {"due_text": notify.date_text(r.due), "overdue": overdue}

@@ -9,7 +9,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from mailflow import db, models
-from mailflow.casework import deadlines, notify
+from mailflow.casework import deadlines, directory, notify
 from mailflow.casework.cases import event
 from mailflow.casework.context import Context
 
@@ -26,7 +26,7 @@ def reject(ctx: Context, session: Session, case: models.Case, request: models.Re
            reason: str, now: datetime, raw_message_id: int | None = None) -> str:
     """Send an answered request back to its service with a new due date."""
     cal, s = ctx.calendar, ctx.settings
-    service = session.get(models.Service, request.service_id)
+    service = directory.get(session, models.Service, request.service_id)
     name = service.name if service else ""
     days, why = deadlines.target(s, name, case.category, case.enquiry_type)
     request.state, request.answered_at, request.answered_by = "sent", None, None

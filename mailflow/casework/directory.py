@@ -9,6 +9,10 @@ members and services without a query; `sync` drops the copy (App.start calls it)
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator, Mapping
+from typing import Any
+
 from sqlmodel import Session, select
 
 from mailflow import models
@@ -43,10 +47,14 @@ def ward_name(session: Session, ward_id: int | None) -> str | None:
     return names.get(ward_id)
 
 
-def warm(session: Session) -> None:
+def warm(session: Session, lazy: bool = False) -> None:
     """Put the directory into this session without a query (after the first in the process):
     `session.get` of a member or service, and `member_row` / `service_row`, then cost none.
-    The session holds them, so they are not dropped from its identity map between uses."""
+    The session holds them, so they are not dropped from its identity map between uses.
+
+    `lazy` (the pipeline: one message uses a row or three of a council's hundred): a row is
+    merged into the session when first asked for by `member_row`, `service_row` or `get`,
+    not all of them up front; a plain `session.get` of one not asked for yet is a query."""
     if "directory" in session.info:
         return
     url = str(session.get_bind().url)
@@ -57,9 +65,50 @@ def warm(session: Session) -> None:
             session.expunge(row)
         _CACHE[url] = (members, services)
     members, services = _CACHE[url]
-    session.info["directory"] = (
-        {m.email: session.merge(m, load=False) for m in members},
-        {sv.name: session.merge(sv, load=False) for sv in services})
+    merged = (_Merged(session, {m.email: m for m in members}),
+              _Merged(session, {sv.name: sv for sv in services}))
+    if not lazy:
+        for rows in merged:
+            for key in rows:
+                rows[key]
+    session.info["directory"] = merged
+
+
+class _Merged(Mapping[Any, Any]):
+    """Key -> the process's row merged into this session, on first use."""
+
+    def __init__(self, session: Session, by_key: dict[Any, Any]):
+        # A weak reference: the session's info holds this, and this must not keep it alive.
+        self.session, self.by_key, self.done = weakref.ref(session), by_key, {}
+        self.key_of_id = {row.id: key for key, row in by_key.items()}
+
+    def __getitem__(self, key: Any) -> Any:
+        if (row := self.done.get(key)) is None:
+            session = self.session()
+            assert session is not None, "the session this directory was warmed for is gone"
+            row = self.done[key] = session.merge(self.by_key[key], load=False)
+        return row
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.by_key
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.by_key)
+
+    def __len__(self) -> int:
+        return len(self.by_key)
+
+
+def get(session: Session, model: type[models.Member] | type[models.Service],
+        row_id: int | None) -> Any:
+    """`session.get` of a member or service, from the session's directory when warm."""
+    if row_id is None:
+        return None
+    if warm_rows := session.info.get("directory"):
+        rows = warm_rows[0] if model is models.Member else warm_rows[1]
+        if (key := rows.key_of_id.get(row_id)) is not None:
+            return rows[key]
+    return session.get(model, row_id)
 
 
 def sync(session: Session, settings: Settings) -> None:
@@ -106,6 +155,6 @@ def service_row(session: Session, name: str) -> models.Service:
 
 def service_names(session: Session) -> dict[int, str]:
     """Service id -> name, from the session's directory when it has one."""
-    if warm_rows := session.info.get("directory"):
-        return {sv.id: sv.name for sv in warm_rows[1].values()}  # type: ignore[misc]
+    if warm_rows := session.info.get("directory"):  # the process's rows: nothing merged
+        return {sv.id: sv.name for sv in warm_rows[1].by_key.values()}
     return {sv.id: sv.name for sv in session.exec(select(models.Service))}  # type: ignore[misc]

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from sqlmodel import Session, col, select
 
 from mailflow import models
-from mailflow.casework import deadlines, notify
+from mailflow.casework import deadlines, directory, notify
 from mailflow.casework.cases import event
 from mailflow.casework.context import Context
 
@@ -20,7 +20,7 @@ def propose(ctx: Context, session: Session, case: models.Case, request: models.R
                   raw_message_id: int | None = None, how: str = "#holding") -> str:
     cal, s = ctx.calendar, ctx.settings
     today = cal.today(now)
-    service = session.get(models.Service, request.service_id)
+    service = directory.get(session, models.Service, request.service_id)
     name = service.name if service else "The service"
     if request.state != "sent":
         event(session, case, "holding_reply", now, sender=sender, text=reason,

@@ -25,7 +25,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from mailflow import db, models, tokens
-from mailflow.casework import audit, cases, filing
+from mailflow.casework import audit, cases, directory, filing
 from mailflow.casework.context import Context
 from mailflow.casework.filing import Incoming, Outcome
 from mailflow.outbound import mail
@@ -82,7 +82,7 @@ def case_by_reference(session: Session, s: Settings, ref: str) -> models.Case:
 
 
 def _member_of(session: Session, case: models.Case) -> str | None:
-    row = session.get(models.Member, case.member_id)
+    row = directory.get(session, models.Member, case.member_id)
     return row.email if row else None
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import Session
 
 from mailflow import models
+from mailflow.casework import directory
 from mailflow.casework.context import Context
 from mailflow.outbound import mail
 
@@ -34,7 +35,7 @@ def shown(text: str, reference: str) -> str:
 
 
 def member_of(session: Session, case: models.Case) -> models.Member:
-    m = session.get(models.Member, case.member_id)
+    m = directory.get(session, models.Member, case.member_id)
     assert m is not None
     return m
 
@@ -89,7 +90,8 @@ def service(ctx: Context, session: Session, case: models.Case, request: models.R
             kind: str | None = None, **context: Any) -> None:
     """Mail to a service about one request: threaded, and a reply to it finds the request."""
     mail.send(ctx, session, template,
-              {"request": request, "service": session.get(models.Service, request.service_id),
+              {"request": request,
+               "service": directory.get(session, models.Service, request.service_id),
                "member": member_of(session, case), **context},
               to=to, cc=cc, now=now, kind=kind, case=case, request=request, signed=True,
               thread=True)

@@ -26,7 +26,7 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from mailflow import models
-from mailflow.casework import sharing
+from mailflow.casework import directory, sharing
 from mailflow.settings import Settings
 
 PARTIES = ("member", "contact", "staff")
@@ -60,12 +60,12 @@ def party_role(session: Session, s: Settings, case: models.Case, sender: str | N
     the case's requests, when the caller has them (read here otherwise)."""
     if not sender:
         return None, None
-    member_row = session.get(models.Member, case.member_id)
+    member_row = directory.get(session, models.Member, case.member_id)
     member = s.member(member_row.email) if member_row else None
     if member and sender in (member.email, *member.aliases):
         return "member", None
     for req in requests_of(session, case) if requests is None else requests:
-        service_row = session.get(models.Service, req.service_id)
+        service_row = directory.get(session, models.Service, req.service_id)
         service = s.service(service_row.name) if service_row else None
         addresses = {req.contact, *(service and [service.contact, *service.contact_aliases] or [])}
         if service and service.escalation:

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from mailflow import models
-from mailflow.casework import cases, deadlines, names
+from mailflow.casework import cases, deadlines, directory, names
 from mailflow.casework.commands import CommandError
 from mailflow.casework.context import Context
 
@@ -45,7 +45,7 @@ def pick(session: Session, case: models.Case, service: str, *, waiting_too: bool
         return found
     by_name = {}
     for r in found:
-        row = session.get(models.Service, r.service_id)
+        row = directory.get(session, models.Service, r.service_id)
         by_name.setdefault(row.name if row else "?", []).append(r)
     name, why = names.match(service, list(by_name), "service")
     if name is None:
@@ -58,7 +58,7 @@ def send_again(ctx: Context, session: Session, case: models.Case, r: models.Requ
                raw_message_id: int | None = None) -> str:
     """Send the request again (to `contact` when given): same request, new due date."""
     s, cal = ctx.settings, ctx.calendar
-    row = session.get(models.Service, r.service_id)
+    row = directory.get(session, models.Service, r.service_id)
     svc = s.service(row.name if row else None)
     if svc is None:
         raise CommandError("this request's service is no longer in the council directory")

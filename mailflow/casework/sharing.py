@@ -20,6 +20,7 @@ from sqlalchemy import and_, false, or_, true
 from sqlmodel import Session, col, select
 
 from mailflow import models
+from mailflow.casework import directory
 from mailflow.settings import Settings
 
 SHARES = ("private", "ward", "party")
@@ -57,7 +58,7 @@ def can_see(session: Session, settings: Settings, case: models.Case, viewer: str
         return False
     if share == "ward":
         return True
-    owner = session.get(models.Member, case.member_id)
+    owner = directory.get(session, models.Member, case.member_id)
     return bool(owner and owner.party and owner.party == me.party)
 
 

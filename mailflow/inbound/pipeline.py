@@ -86,7 +86,7 @@ def handle(app: App, session: Session, raw: models.RawMessage, parsed: Parsed,
            now: datetime) -> Outcome:
     """Dispatch a spool row the caller has claimed, in the caller's transaction, and record
     its outcome on the row in one UPDATE (inbound/claiming.py claims on PostgreSQL)."""
-    directory.warm(session)  # members and services without a query
+    directory.warm(session, lazy=True)  # members and services without a query
     outcome = dispatch(app.context, session, raw, parsed, now)
     done: dict[str, object] = {"w_id": raw.id, "v_disposition": outcome.disposition,
                                "v_reason": outcome.reason[:1000]}

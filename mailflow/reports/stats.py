@@ -66,7 +66,7 @@ def _requests() -> Any:
 
 def _common(session: Session, case: models.Case) -> dict[str, Any]:
     """What a case's statistics and its requests' share."""
-    member = session.get(models.Member, case.member_id)
+    member = directory.get(session, models.Member, case.member_id)
     return {
         "case_id": case.id,
         "ward": directory.ward_name(session, case.ward_id),
