@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_
+from sqlalchemy import bindparam, insert, or_
 from sqlmodel import Session, col, select
 
 from mailflow import db, metrics
@@ -58,10 +58,30 @@ def queue(
         state="held" if held else "queued",
         held_reason=held,
     )
-    session.add(row)
+    batch = session.info.get(BATCH)
+    _transaction(session)[2].append((row, batch is not None))
+    if batch is not None:
+        batch.append(row)  # written by the batch's owner (`write_batch`), in one statement
+    else:
+        session.add(row)
     if held:
         log.warning("outbox: held %s to %s: %s", kind, recipients, held)
     return row
+
+
+# session.info key: while it holds a list, `queue` puts its rows there instead of in the
+# session, and the caller writes them with `write_batch` (casework/cases.py opening a case).
+BATCH = "outbox_batch"
+_INSERT = insert(Outbox.__table__)  # type: ignore[attr-defined]
+
+
+def write_batch(session: Session, rows: list[Outbox]) -> None:
+    """INSERT the batch's rows in one statement (executemany), in the order queued."""
+    if rows:
+        table = Outbox.__table__  # type: ignore[attr-defined]
+        session.connection().execute(_INSERT, [
+            {c.name: getattr(r, c.name) for c in table.columns if c.name != "id"}
+            for r in rows])
 
 
 def _hold_reason(session: Session, automatic: bool, recipients: list[str],
@@ -83,14 +103,23 @@ def _hold_reason(session: Session, automatic: bool, recipients: list[str],
     return None
 
 
-def _cache(session: Session) -> dict[tuple[int | None, datetime], dict[int, list[str]]]:
+_Recent = dict[tuple[int | None, datetime], dict[int, list[str]]]
+
+
+def _transaction(session: Session) -> tuple[Any, _Recent, list[tuple[Outbox, bool]]]:
     """Per transaction: (case, now) -> id -> recipients of its stored mail not held in the
-    hour before `now`, read once (a new case's three mails cost one query, not three)."""
+    hour before `now`, read once (a new case's three mails cost one query, not three); and
+    the mail queued in it (and whether by a batch), so the rate limit reads those without
+    walking every object of the session (a digest batch queues hundreds)."""
     tx = session.get_transaction()
     kept = session.info.get("outbox_recent")
     if kept is None or kept[0] is not tx:
-        kept = session.info["outbox_recent"] = (tx, {})
-    return kept[1]
+        kept = session.info["outbox_recent"] = (tx, {}, [])
+    return kept  # type: ignore[no-any-return]
+
+
+def _cache(session: Session) -> _Recent:
+    return _transaction(session)[1]
 
 
 def warm_recent(session: Session, case_ids: Iterable[int], now: datetime) -> None:
@@ -139,9 +168,12 @@ def _recent(session: Session, case_id: int | None, now: datetime) -> list[list[s
                          else (_RECENT, {"case": case_id, "since": since}))
         cache[(case_id, now)] = {i: list(r) for i, r in session.exec(query, params=params)}
     stored = cache[(case_id, now)]
-    ours = [o.recipients for o in (*session.new, *session.identity_map.values())
-            if isinstance(o, Outbox) and o.case_id == case_id and o.state != "held"
-            and (o.id is None or o.id not in stored) and _utc(o.created_at) > since]
+    # Written by a batch (never in the session), or still in the session: a savepoint rolled
+    # back expunges the mail queued in it.
+    ours = [o.recipients for o, batched in _transaction(session)[2]
+            if o.case_id == case_id and o.state != "held"
+            and (o.id is None or o.id not in stored) and _utc(o.created_at) > since
+            and (batched or o in session)]
     return [*stored.values(), *ours]
 
 
