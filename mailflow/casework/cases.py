@@ -74,7 +74,7 @@ def _numbers(session: Session, prefix: str, year: int, *, request: bool
                                            params).one()
             own.commit()
     else:
-        _flush_pending(session, models.Request)  # SQLite's next id counts them
+        _flush_pending(session)  # SQLite's next request id counts a pending one
         row = session.connection().execute(_numbers_statement(bind.dialect.name, request),
                                            params).one()
     return tokens.format_reference(prefix, year, row[0]), row[1] if request else None
@@ -84,13 +84,15 @@ def next_request_id(session: Session) -> int:
     """The id a new request will have, taken before it is written (its token signs it): on
     PostgreSQL the id sequence's next value, on SQLite the next rowid, which is what SQLite
     would give it (the message's write transaction holds the database)."""
-    _flush_pending(session, models.Request)
+    _flush_pending(session)
     return int(session.connection().execute(
         select(_request_id(session.get_bind().dialect.name))).scalar_one())
 
 
-def _flush_pending(session: Session, model: type[SQLModel]) -> None:
-    if any(isinstance(o, model) for o in session.new):
+def _flush_pending(session: Session) -> None:
+    """Rows added and not yet written go first: a request written now may refer to them (its
+    case), and SQLite's next request id counts them."""
+    if session.new:
         session.flush()
 
 
