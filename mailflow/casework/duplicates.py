@@ -129,8 +129,11 @@ def index(session: Session, case: models.Case) -> None:
     me = session.get(models.Constituent, case.constituent_id) if case.constituent_id else None
     rows = [{"case_id": case.id, "ward_id": case.ward_id, "key": key,
              "opened_at": case.opened_at} for key in hashed(keys(me, case.subject, case.issue))]
-    if rows:  # one statement for all of them
-        session.execute(insert(models.CaseKey), rows)
+    if rows:  # one statement for all of them, on the connection: it needs no flush first
+        session.connection().execute(_INSERT_KEYS, rows)
+
+
+_INSERT_KEYS = insert(models.CaseKey.__table__)  # type: ignore[attr-defined]
 
 
 def candidates(session: Session, settings: Settings, case: models.Case, now: datetime

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, or_
+from sqlalchemy import bindparam, insert, or_
 from sqlmodel import Session, col, select
 
 from mailflow import db, metrics
@@ -58,10 +59,36 @@ def queue(
         state="held" if held else "queued",
         held_reason=held,
     )
-    session.add(row)
+    batch = session.info.get(BATCH)
+    _transaction(session).queued.append([row, None if batch is None else 0])
+    if batch is not None:
+        batch.append(row)  # written by the batch's owner (`write_batch`), in one statement
+    else:
+        session.add(row)
     if held:
         log.warning("outbox: held %s to %s: %s", kind, recipients, held)
     return row
+
+
+# session.info key: while it holds a list, `queue` puts its rows there instead of in the
+# session, and the caller writes them with `write_batch` (casework/cases.py opening a case).
+BATCH = "outbox_batch"
+_INSERT = insert(Outbox.__table__)  # type: ignore[attr-defined]
+
+
+def write_batch(session: Session, rows: list[Outbox]) -> None:
+    """INSERT the batch's rows in one statement (executemany), in the order queued."""
+    if not rows:
+        return
+    table = Outbox.__table__  # type: ignore[attr-defined]
+    session.connection().execute(_INSERT, [
+        {c.name: getattr(r, c.name) for c in table.columns if c.name != "id"} for r in rows])
+    tx = _transaction(session)
+    tx.writes += 1
+    written = {id(r) for r in rows}
+    for entry in tx.queued:
+        if id(entry[0]) in written:
+            entry[1] = tx.writes
 
 
 def _hold_reason(session: Session, automatic: bool, recipients: list[str],
@@ -83,37 +110,58 @@ def _hold_reason(session: Session, automatic: bool, recipients: list[str],
     return None
 
 
-def _cache(session: Session) -> dict[tuple[int | None, datetime], dict[int, list[str]]]:
-    """Per transaction: (case, now) -> id -> recipients of its stored mail not held in the
-    hour before `now`, read once (a new case's three mails cost one query, not three)."""
+@dataclass
+class _Transaction:
+    """What the rate limit keeps for one transaction (`_transaction`)."""
+
+    tx: Any
+    # (case, now) -> id -> recipients of its stored mail not held in the hour before `now`,
+    # read once (a new case's three mails cost one query, not three) ...
+    stored: dict[tuple[int | None, datetime], dict[int, list[str]]] = field(
+        default_factory=dict)
+    # ... and how many batches had been written when it was read.
+    read_at: dict[tuple[int | None, datetime], int] = field(default_factory=dict)
+    # The mail queued in it: [row, None] in the session, [row, 0] in a batch not written
+    # yet, [row, n] written by the n-th batch. The rate limit reads these instead of walking
+    # every object of the session (a digest batch queues hundreds).
+    queued: list[list[Any]] = field(default_factory=list)
+    writes: int = 0
+
+    def read(self, key: tuple[int | None, datetime], rows: dict[int, list[str]]) -> None:
+        self.stored[key], self.read_at[key] = rows, self.writes
+
+
+def _transaction(session: Session) -> _Transaction:
     tx = session.get_transaction()
     kept = session.info.get("outbox_recent")
-    if kept is None or kept[0] is not tx:
-        kept = session.info["outbox_recent"] = (tx, {})
-    return kept[1]
+    if kept is None or kept.tx is not tx:
+        kept = session.info["outbox_recent"] = _Transaction(tx)
+    return kept  # type: ignore[no-any-return]
 
 
 def warm_recent(session: Session, case_ids: Iterable[int], now: datetime) -> None:
     """The rate limit's read (`_recent`) for a batch of cases in one query instead of one a
     case: what the chase job's batch will ask about."""
-    cache = _cache(session)
-    wanted = [c for c in set(case_ids) if (c, now) not in cache]
+    tx = _transaction(session)
+    wanted = [c for c in set(case_ids) if (c, now) not in tx.stored]
     if not wanted:
         return
     for c in wanted:
-        cache[(c, now)] = {}
+        tx.read((c, now), {})
     for i, case_id, recipients in session.exec(
             select(Outbox.id, Outbox.case_id, Outbox.recipients)
             .where(col(Outbox.case_id).in_(wanted))
             .where(col(Outbox.created_at) > now - timedelta(hours=1))
             .where(col(Outbox.state) != "held")):
-        cache[(case_id, now)][i] = list(recipients)
+        tx.stored[(case_id, now)][i] = list(recipients)
 
 
 def none_stored(session: Session, case_id: int, now: datetime) -> None:
     """A case opened in this transaction has no stored mail yet (a case's mail is deleted
     with it): its mails' rate-limit read is what the session holds, without a query."""
-    _cache(session).setdefault((case_id, now), {})
+    tx = _transaction(session)
+    if (case_id, now) not in tx.stored:
+        tx.read((case_id, now), {})
 
 
 def _utc(d: datetime) -> datetime:
@@ -133,16 +181,25 @@ def _recent(session: Session, case_id: int | None, now: datetime) -> list[list[s
     transaction first asked, and the mail in the session now (queued since, still not held,
     not rolled back)."""
     since = now - timedelta(hours=1)
-    cache = _cache(session)
-    if (case_id, now) not in cache:
+    tx, key = _transaction(session), (case_id, now)
+    if key not in tx.stored:
         query, params = ((_RECENT_NO_CASE, {"since": since}) if case_id is None
                          else (_RECENT, {"case": case_id, "since": since}))
-        cache[(case_id, now)] = {i: list(r) for i, r in session.exec(query, params=params)}
-    stored = cache[(case_id, now)]
-    ours = [o.recipients for o in (*session.new, *session.identity_map.values())
-            if isinstance(o, Outbox) and o.case_id == case_id and o.state != "held"
-            and (o.id is None or o.id not in stored) and _utc(o.created_at) > since]
+        tx.read(key, {i: list(r) for i, r in session.exec(query, params=params)})
+    stored, read_at = tx.stored[key], tx.read_at[key]
+    ours = [o.recipients for o, batch in tx.queued
+            if o.case_id == case_id and o.state != "held" and _utc(o.created_at) > since
+            and _unread(session, o, batch, stored, read_at)]
     return [*stored.values(), *ours]
+
+
+def _unread(session: Session, row: Outbox, batch: int | None, stored: dict[int, list[str]],
+            read_at: int) -> bool:
+    """Queued mail the stored read did not see: in the session and not stored (a savepoint
+    rolled back expunges the mail queued in it), or in a batch written after the read."""
+    if batch is None:
+        return row in session and (row.id is None or row.id not in stored)
+    return batch == 0 or batch > read_at
 
 
 def backoff(attempts: int) -> timedelta:
