@@ -311,7 +311,7 @@ def _similar(session: Session, settings: Settings, other: models.Case, viewer: s
     """What a member may be told about a similar case: its member and reference only when
     that case is shared with them (casework/sharing.py)."""
     revealed = sharing.can_see(session, settings, other, viewer)
-    owner = session.get(models.Member, other.member_id)
+    owner = directory.get(session, models.Member, other.member_id)
     return {"revealed": revealed, "reference": other.reference if revealed else None,
             "member": owner.name if revealed and owner else None,
             "reason": reason if revealed else None}
@@ -327,7 +327,7 @@ def _tell_other_members(ctx: Context, session: Session, new_case: models.Case,
     for d in found:
         by_member.setdefault(d.case.member_id, []).append(d)
     for member_id, theirs in by_member.items():
-        owner = session.get(models.Member, member_id)
+        owner = directory.get(session, models.Member, member_id)
         if owner is None:
             continue
         newest = theirs[0]  # found is newest first
@@ -486,7 +486,7 @@ def previous_answer(session: Session, request: models.Request) -> models.Event |
 
 
 def _member_email(session: Session, case: models.Case) -> str:
-    m = session.get(models.Member, case.member_id)
+    m = directory.get(session, models.Member, case.member_id)
     assert m is not None
     return m.email
 
@@ -529,7 +529,7 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
                          **data: Any) -> None:
     """A service's answer: the request is answered and the member alerted. `loaded`: what
     the match read of the case with it (parties.Loaded), so that is not read again.
-    It reads first and writes with prebuilt statements (`_write`, `_insert_rows`): a read
+    It reads first and writes with prebuilt statements (`_set`, `_insert_rows`): a read
     after an ORM change flushes it, and each flush costs more than the statements."""
     service_name = "the service"
     requests = loaded.requests if loaded else None
@@ -540,14 +540,14 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
     alerted = [m for m in alert_recipients(ctx, session, case, merged)
                if (prefs := ctx.settings.member(m)) is None or prefs.immediate_updates]
     if request is not None:
-        service = session.get(models.Service, request.service_id)
+        service = directory.get(session, models.Service, request.service_id)
         service_name = service.name if service else service_name
         if request.state != "answered":
             if request.chase_step == "escalated" and service and service.escalation:
                 # The head of service was told it was overdue; tell them it is answered.
                 notify.service(ctx, session, case, request, "escalation_answered", now,
                                to=[service.escalation], answered_by=sender, text=text)
-            _write(session, request, _ANSWER, state="answered",
+            _set(session, request, _ANSWER, state="answered",
                    acknowledged_at=request.acknowledged_at or now,  # an answer acknowledges
                    answered_at=now, answered_by=sender, next_step_on=None, proposed_due=None)
     events = [event_values(case, "service_reply", now, sender=sender, text=text,
@@ -557,7 +557,7 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
     # A withdrawn request (closed, then reopened) waits no more.
     if not _waiting(session, case, requests) and case.status in ("open", "triage"):
         # Kept open for follow-up; the after-answer job closes it when this day has passed.
-        _write(session, case, _ANSWERED, status="answered",
+        _set(session, case, _ANSWERED, status="answered",
                open_until=ctx.calendar.add_working_days(
                    ctx.calendar.today(now), ctx.settings.after_answer.keep_open_days))
     replied_by = sender if request is None or sender != request.contact else None
@@ -579,8 +579,8 @@ def record_service_reply(ctx: Context, session: Session, case: models.Case,
     changed(session, case)
 
 
-def _write(session: Session, row: models.Request | models.Case, statement: Any,
-           **values: Any) -> None:
+def _set(session: Session, row: models.Request | models.Case, statement: Any,
+         **values: Any) -> None:
     """Set `values` on a stored row with a prebuilt UPDATE, and on the object as committed
     values: the ORM has nothing of it left to flush (a flush costs more than the statement)."""
     if row.id is None:  # not stored yet: the flush writes it
@@ -650,7 +650,7 @@ def record_acknowledgement(ctx: Context, session: Session, case: models.Case,
         session.add(request)
     day = ctx.calendar.today(now)
     on_time = request.ack_due is None or day <= request.ack_due
-    service = session.get(models.Service, request.service_id)
+    service = directory.get(session, models.Service, request.service_id)
     name = service.name if service else "The service"
     event(session, case, "acknowledged", now, sender=sender, text=text,
           raw_message_id=raw_message_id, request_id=request.id, by="service", how=how,
@@ -677,7 +677,7 @@ def alert_recipients(ctx: Context, session: Session, case: models.Case,
     ids = [case.member_id, *merged]
     emails = []
     for member_id in dict.fromkeys(ids):
-        m = session.get(models.Member, member_id)
+        m = directory.get(session, models.Member, member_id)
         if m and sharing.can_see(session, ctx.settings, case, m.email):
             emails.append(m.email)
     return emails
