@@ -27,7 +27,7 @@ from mailflow.casework import (
     sharing,
 )
 from mailflow.casework.context import Context
-from mailflow.outbound import mail, outbox
+from mailflow.outbound import mail
 from mailflow.settings import Member, Service, Settings
 
 
@@ -213,16 +213,16 @@ def open_case(ctx: Context, session: Session, new: NewCase, now: datetime) -> mo
     read flushes them on the way (no_autoflush)."""
     events: list[models.Event] = []
     mails: list[models.Outbox] = []
-    session.info[_EVENTS], session.info[outbox.BATCH] = events, mails
+    session.info[_EVENTS], session.info[mail.BATCH] = events, mails
     try:
         with session.no_autoflush:
             case = _open_case(ctx, session, new, now)
     finally:
-        del session.info[_EVENTS], session.info[outbox.BATCH]
+        del session.info[_EVENTS], session.info[mail.BATCH]
     if events:
         session.connection().execute(_INSERT_EVENTS, [
             {k: getattr(e, k) for k in _EVENT_COLUMNS} for e in events])
-    outbox.write_batch(session, mails)
+    mail.write_batch(session, mails)
     return case
 
 

@@ -83,6 +83,9 @@ class Pool:
         for slot in self.slots:
             if slot is not None:
                 slot.send(STOP)
+                # SIGTERM too: a worker still starting (its imports) cannot read the pipe
+                # yet, and dies of it at once; a running one finishes the message in hand.
+                slot.process.terminate()
         self.halt.set()
         self.thread.join(timeout=timeout + 5)
 

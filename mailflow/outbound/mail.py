@@ -16,9 +16,11 @@ from sqlmodel import Session, col, select
 
 from mailflow import models, tokens
 from mailflow.outbound import outbox
-from mailflow.outbound.outbox import (  # noqa: F401 - the door's: rate-limit reads
+from mailflow.outbound.outbox import (  # noqa: F401 - the door's: rate-limit reads, batches
+    BATCH,
     none_stored,
     warm_recent,
+    write_batch,
 )
 from mailflow.outbound.render import Attachment, header_text, is_address, new_message_id, render
 
