@@ -1,25 +1,27 @@
 """`mailflow serve`: the SMTP (or LMTP) receiver, the IMAP receiver (with `[imap]`), the
-spool writer and the scheduled jobs in one process, and the pipeline in worker processes
-beside it (inbound/workers.py: `[pipeline] workers` on PostgreSQL, one on SQLite). Stops
-cleanly on SIGTERM or Ctrl-C: the receivers first, then the writer commits what it holds,
-then each worker finishes the message it holds (the rest stay in the spool for the next
-start)."""
+spool writer, the pipeline worker and the scheduled jobs in one process (on PostgreSQL the
+pipeline is `[pipeline] workers` child processes instead, inbound/workers.py). Stops cleanly on
+SIGTERM or Ctrl-C: the receivers first, then the writer commits what it holds, then the
+worker finishes the message it holds (the rest stay in the spool for the next start)."""
 
 from __future__ import annotations
 
 import errno
 import logging
+import queue
 import signal
 import threading
+import time
+from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from mailflow import clock, db, metrics, settings
 from mailflow.app import App
-from mailflow.inbound import workers
+from mailflow.inbound import pipeline, workers
 from mailflow.inbound.imap import Receiver
 from mailflow.inbound.smtp import Handler, Listener
-from mailflow.inbound.writer import SpoolWriter, Turns
+from mailflow.inbound.writer import SpoolWriter
 from mailflow.jobs import tick
 from mailflow.ops import systemd
 from mailflow.web import health
@@ -27,21 +29,70 @@ from mailflow.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
+WRITER_SHARE = 3  # on SQLite: the spool writer's turn, in multiples of a pipeline message
+
 
 class CannotListen(Exception):
     """The receiver's port is taken (or not ours to take): nothing was started."""
 
 
+class Worker(threading.Thread):
+    """Takes stored messages through the pipeline, so SMTP answers at disk speed."""
+
+    def __init__(self, app: App, writer: SpoolWriter):
+        super().__init__(name="pipeline", daemon=True)
+        self.app = app
+        self.writer = writer
+        self.todo: queue.Queue[int | None] = queue.Queue()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self.sweep(self.app, clock.now())
+        except Exception:  # noqa: BLE001 - the database may not be up yet; the job sweeps again
+            log.exception("could not read the spool at start")
+        took = 0.0
+        while (raw_id := self.todo.get()) is not None and not self.stopping.is_set():
+            # Senders waiting for their 250 come first, for up to three times what the
+            # last message took: about 3/4 of the lock for them, 1/4 at least for us.
+            self.writer.wait_turn(WRITER_SHARE * took)
+            start = time.monotonic()
+            try:
+                pipeline.process(self.app, raw_id, clock.now())
+            except Exception:  # noqa: BLE001 - it stays in the spool; the sweep job retries
+                log.exception("pipeline failed on message %s", raw_id)
+            took = time.monotonic() - start
+
+    def sweep(self, app: App, now: datetime) -> dict[str, int]:
+        """serve's spool job: what another process stored (or a crash left) joins this
+        worker's queue rather than being processed in the scheduler's thread, so it too
+        takes turns with the spool writer."""
+        if not self.todo.empty() or self.stopping.is_set():
+            return {"queued": 0}
+        ids = pipeline.pending(app)
+        for raw_id in ids:
+            self.todo.put(raw_id)
+        return {"queued": len(ids)}
+
+    def stop(self) -> None:
+        """Finish the message in hand and stop; what is still queued stays `new` in the
+        spool, and the next start's sweep takes it (a None behind a long queue would have
+        kept the process busy with all of it after SIGTERM)."""
+        self.stopping.set()
+        self.todo.put(None)
+        self.join(timeout=30)
+
+
 def pipeline_workers(app: App) -> int:
     """How many pipeline worker processes this node runs: `[pipeline] workers` on
-    PostgreSQL; one on SQLite, which has one writer."""
+    PostgreSQL; 0 on SQLite, where one thread of this process is the pipeline."""
     n = app.settings.pipeline.workers
     if db.is_postgres(db.engine(app.url)):
         return n
     if n > 1:
         log.warning("[pipeline] workers = %s in %s: SQLite has one writer, so serve runs one "
                     "pipeline worker; more are for PostgreSQL", n, app.settings.path)
-    return 1
+    return 0
 
 
 def serve(app: App, host: str | None = None, port: int | None = None,
@@ -50,11 +101,11 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     protocol = protocol or s.smtp.protocol
     stop = threading.Event()
     n = pipeline_workers(app)
-    # Worker processes claim stored mail in the database (inbound/claiming.py); on SQLite
-    # the one worker takes turns at the write lock with the spool writer (writer.Turns).
-    turns = None if db.is_postgres(db.engine(app.url)) else Turns()
-    pool = workers.Pool(s, n, turns)
-    writer = SpoolWriter(app, pool.wake, turns)
+    # On PostgreSQL worker processes claim stored mail in the database (inbound/claiming.py);
+    # on SQLite a thread here takes it in turns with the spool writer.
+    pool = workers.Pool(s, n) if n else None
+    writer = SpoolWriter(app, pool.wake if pool else lambda raw_id: worker.todo.put(raw_id))
+    worker = Worker(app, writer)
     controller = Listener(
         Handler(writer, protocol, s.is_ours, s.smtp.allows), protocol, hostname=host or s.smtp.host,
         port=port or s.smtp.port, data_size_limit=s.smtp.max_message_size,
@@ -67,12 +118,12 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     # the design on a busy machine, not a fault, so it is not logged as one.
     logging.getLogger("apscheduler.scheduler").addFilter(
         lambda r: "maximum number of running instances" not in r.getMessage())
-    imap = Receiver(app, pool.wake) if s.imap.host else None
+    imap = Receiver(app, pool.wake if pool else worker.todo.put) if s.imap.host else None
     scheduler = BackgroundScheduler(timezone="UTC")
     every = s.scheduler.outbox_seconds
-    # The workers look at the spool themselves; the job only wakes them.
-    jobs: dict[str, tick.Job] = {**tick.JOBS,
-                                 "process_spool": lambda _app, _now: pool.wake() or {}}
+    jobs: dict[str, tick.Job] = {**tick.JOBS, "process_spool": worker.sweep}
+    if pool:  # the workers look at the spool themselves; the job only wakes them
+        jobs["process_spool"] = lambda _app, _now: pool.wake() or {}
     for name, job in jobs.items():
         scheduler.add_job(_run, "interval", seconds=every, args=[app, name, job], id=name,
                           name=name, max_instances=1, coalesce=True)
@@ -84,7 +135,10 @@ def serve(app: App, host: str | None = None, port: int | None = None,
         where = f"{controller.hostname}:{controller.port}"
         why = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or e)
         raise CannotListen(f"cannot listen on {where}: {why}") from None
-    pool.start()
+    if pool:
+        pool.start()
+    else:
+        worker.start()
     writer.start()  # a sender accepted meanwhile waits for its 250 until the writer runs
     if imap:
         imap.start()
@@ -93,7 +147,7 @@ def serve(app: App, host: str | None = None, port: int | None = None,
     def receivers() -> dict[str, bool]:
         thread = getattr(controller, "_thread", None)
         running = {"smtp": bool(thread and thread.is_alive()),
-                   "pipeline": pool.alive()}
+                   "pipeline": pool.alive() if pool else worker.is_alive()}
         if imap:
             running["imap"] = bool(imap.thread and imap.thread.is_alive())
         return running
@@ -106,15 +160,18 @@ def serve(app: App, host: str | None = None, port: int | None = None,
           f"database {settings._redact(app.url)}, outbound {s.outbound.transport}"
           + (f", IMAP {imap.where}" if imap else "")
           + (f", web {web.address}" if web else "")
-          + f", {n} pipeline worker process(es)", flush=True)
+          + (f", {n} pipeline worker process(es)" if pool else ""), flush=True)
     systemd.notify("READY=1")
-    systemd.notify(f"STATUS=taking mail; {n} pipeline worker process(es): pids "
-                   + " ".join(map(str, pool.pids())))
+    if pool:
+        systemd.notify(f"STATUS=taking mail; {n} pipeline worker process(es): pids "
+                       + " ".join(map(str, pool.pids())))
     try:
         stop.wait()
     finally:
         systemd.notify("STOPPING=1")
-        pool.stopping.set()  # no restarts from here on
+        worker.stopping.set()  # at once: the scheduler below may wait for a running job
+        if pool:
+            pool.stopping.set()  # no restarts from here on
         controller.stop()
         if web:
             web.stop()
@@ -122,7 +179,10 @@ def serve(app: App, host: str | None = None, port: int | None = None,
         if imap:
             imap.stop()
         scheduler.shutdown(wait=True)
-        pool.stop()
+        if pool:
+            pool.stop()
+        else:
+            worker.stop()
         log.info("mailflow stopped")
 
 

@@ -362,8 +362,8 @@ def _round(tmp: Path, rng: random.Random, n: int, clients: int, url: str | None,
             wait_listening(port, proc)
             threading.Thread(target=lambda p=proc, out=lines: out.extend(
                 ln.decode(errors="replace") for ln in p.stdout), daemon=True).start()
-        # The worker processes up, not only the port (SQLite: one a node).
-        per_node = pipeline_workers if db_url.startswith("postgresql") else 1
+        # The worker processes up, not only the port (SQLite: a thread of serve, none).
+        per_node = pipeline_workers if db_url.startswith("postgresql") else 0
         deadline = time.monotonic() + 120
         while sum("pipeline worker" in ln and "started" in ln for out in logs
                   for ln in list(out)) < per_node * workers:

@@ -78,7 +78,7 @@ def test_sqlite_runs_one_pipeline_whatever_is_configured(
     app = App(settings.load(path))
     assert app.settings.pipeline.workers == 4
     with caplog.at_level(logging.WARNING):
-        assert pipeline_workers(app) == 1  # one worker process: SQLite has one writer
+        assert pipeline_workers(app) == 0  # the thread in serve's own process
     assert "workers = 4" in caplog.text and "SQLite" in caplog.text
 
 

@@ -11,8 +11,8 @@ from the spool, with no leader and no broker.
   If the worker dies (`kill -9`), PostgreSQL rolls the transaction back and the row is `new`
   again for the next worker: no lease, no timeout, nothing half done.
 
-SQLite has one writer anyway: serve runs one pipeline worker process there, which takes
-the spool in order (`batch`), each message in its own `BEGIN IMMEDIATE` (pipeline.process)."""
+SQLite has one writer anyway: serve runs one pipeline thread there (serve.py), in spool
+order."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from datetime import datetime
 from sqlalchemy import exists, select
 from sqlalchemy.exc import OperationalError
 
-from mailflow import db, models
+from mailflow import models
 from mailflow.app import App
 from mailflow.inbound import pipeline
 from mailflow.inbound.dispatch import Outcome
@@ -85,13 +85,10 @@ def process_one(app: App, ids: list[int], now: datetime) -> tuple[int, Outcome] 
 
 def batch(app: App, now: Callable[[], datetime],
           took: Callable[[float], None] = lambda _s: None,
-          stopping: Callable[[], bool] = lambda: False,
-          turn: Callable[[float], None] = lambda _s: None) -> int:
+          stopping: Callable[[], bool] = lambda: False) -> int:
     """One batch of candidates, each message processed as it is taken, until `stopping()`;
     the number processed. `took` is told each message's seconds (the worker relays them to
-    the parent's metrics). On SQLite `turn` is called before each message (`in_order`)."""
-    if not db.is_postgres(db.engine(app.url)):
-        return in_order(app, now, took, stopping, turn)
+    the parent's metrics)."""
     ids = candidates(app)
     done = 0
     while ids and not stopping():
@@ -102,22 +99,6 @@ def batch(app: App, now: Callable[[], datetime],
         took(time.perf_counter() - start)
         ids.remove(taken[0])
         done += 1
-    return done
-
-
-def in_order(app: App, now: Callable[[], datetime], took: Callable[[float], None],
-             stopping: Callable[[], bool], turn: Callable[[float], None] = lambda _s: None
-             ) -> int:
-    """SQLite's batch: the oldest `new` messages in spool order, by the one worker. Before
-    each, `turn(seconds the last one took)` (serve: the spool writer's turn at the lock)."""
-    done, last = 0, 0.0
-    for raw_id in pipeline.pending(app, BATCH):
-        if stopping():
-            break
-        turn(last)
-        start = time.perf_counter()
-        done += pipeline.process(app, raw_id, now()) is not None
-        took(last := time.perf_counter() - start)
     return done
 
 

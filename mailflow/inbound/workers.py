@@ -1,7 +1,6 @@
-"""`serve`'s pipeline worker processes (`[pipeline] workers` on PostgreSQL; one on SQLite):
-each its own interpreter (multiprocessing spawn, so a second core helps: the receivers and
-the pipeline no longer share one interpreter's lock) and its own engine, claiming stored
-messages in the database (inbound/claiming.py). The parent keeps the receivers, the spool
+"""`serve`'s pipeline worker processes on PostgreSQL (`[pipeline] workers`): each its own
+interpreter (multiprocessing spawn, so a second core helps) and its own engine, claiming
+stored messages in the database (inbound/claiming.py). The parent keeps the receivers, the spool
 writer, the web server and the scheduler, and supervises:
 
 - it wakes the workers when it has stored mail (a byte down each worker's control pipe);
@@ -12,8 +11,6 @@ writer, the web server and the scheduler, and supervises:
   `kill -9` of the parent leaves no orphan (the message in hand rolls back);
 - each message's pipeline time comes back up a report pipe into the parent's
   `mailflow_pipeline_seconds`, so a node's /metrics counts its workers' messages;
-- on SQLite the worker takes turns at the one write lock with the spool writer
-  (writer.Turns, in shared memory);
 - a clock pinned in the parent (`serve --now`) is pinned in the workers too."""
 
 from __future__ import annotations
@@ -32,24 +29,19 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from mailflow import clock, metrics
-from mailflow.inbound.writer import Turns
 from mailflow.settings import Settings
 
 log = logging.getLogger(__name__)
 
 POLL = 1.0  # seconds an idle worker waits before looking at the spool again
-# On SQLite: senders waiting for their 250 come first, for up to this many times what the
-# worker's last message took: about 3/4 of the lock for them, 1/4 at least for the pipeline.
-WRITER_SHARE = 3
 WAKE, STOP = b"w", b"s"
 _SPAWN = multiprocessing.get_context("spawn")
 
 
 class Pool:
-    def __init__(self, settings: Settings, n: int, turns: Turns | None = None):
+    def __init__(self, settings: Settings, n: int):
         self.settings = settings
         self.n = n
-        self.turns = turns  # SQLite: the spool writer's turns at the write lock
         self.slots: list[_Slot | None] = [None] * n
         self.stopping = threading.Event()  # no more restarts
         self.halt = threading.Event()  # the supervisor stops the workers and ends
@@ -93,7 +85,7 @@ class Pool:
     def _supervise(self) -> None:
         try:
             for i in range(self.n):
-                self.slots[i] = _Slot.start(self.settings, i + 1, self.turns)
+                self.slots[i] = _Slot.start(self.settings, i + 1)
         finally:
             self.started.set()
         due: dict[int, tuple[float, int]] = {}  # slot -> (when to start it again, deaths)
@@ -118,7 +110,7 @@ class Pool:
             for i, (at, deaths) in list(due.items()):
                 if time.monotonic() >= at and not self.stopping.is_set():
                     del due[i]
-                    self.slots[i] = _Slot.start(self.settings, i + 1, self.turns, deaths)
+                    self.slots[i] = _Slot.start(self.settings, i + 1, deaths)
                     self.restarts += 1
         self._stop_all()
 
@@ -147,14 +139,13 @@ class _Slot:
         self.born = time.monotonic()
 
     @classmethod
-    def start(cls, settings: Settings, number: int, turns: Turns | None, deaths: int = 0
-              ) -> _Slot:
+    def start(cls, settings: Settings, number: int, deaths: int = 0) -> _Slot:
         control_r, control_w = _SPAWN.Pipe(duplex=False)
         reports_r, reports_w = _SPAWN.Pipe(duplex=False)
         # daemonic: should serve's interpreter end without stopping them, multiprocessing
         # terminates them instead of waiting for them
         p = _SPAWN.Process(target=main, args=(settings, number, os.getpid(), control_r,
-                                              reports_w, turns, clock.pinned()),
+                                              reports_w, clock.pinned()),
                            name=f"mailflow-pipeline-{number}", daemon=True)
         p.start()
         control_r.close()  # the child's ends: when the child goes, the parent sees EOF
@@ -205,7 +196,7 @@ def die_with_parent(parent: int) -> None:
 
 
 def main(settings: Settings, number: int, parent: int, control: Connection,
-         reports: Connection, turns: Turns | None = None, pinned: datetime | None = None
+         reports: Connection, pinned: datetime | None = None
          ) -> None:
     """A worker process: claim and process messages until told to stop or the parent goes."""
     die_with_parent(parent)
@@ -240,8 +231,7 @@ def main(settings: Settings, number: int, parent: int, control: Connection,
 
     while not stop.is_set():
         try:
-            done = claiming.batch(app, clock.now, took.append, stopping,
-                                  lambda last: turns.wait(WRITER_SHARE * last) if turns else None)
+            done = claiming.batch(app, clock.now, took.append, stopping)
             failures = 0
         except Exception as e:  # noqa: BLE001 - the database went away: wait, then again
             failures += 1

@@ -5,7 +5,6 @@ sessions, so acceptance runs at disk speed while the pipeline catches up."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import queue
 import threading
 import time
@@ -22,49 +21,42 @@ BATCH = 200  # messages per commit at most: bounds one transaction's size and wa
 QUIET = 0.01  # seconds without a new message: the senders have their 250s
 
 
-class Turns:
-    """When the spool writer last took mail, and whether it is idle, in memory shared with
-    serve's pipeline process. On SQLite the two share one write lock, and a pipeline
-    transaction makes every sender wait for its 250: the pipeline yields to arriving mail
-    (`wait`), for at most a share of its own time, so neither starves. CLOCK_MONOTONIC is
-    one clock for every process of the machine."""
-
-    def __init__(self) -> None:
-        # [last submit (time.monotonic), idle (1.0) or busy (0.0)]
-        self.state = multiprocessing.get_context("spawn").RawArray("d", [0.0, 1.0])
-
-    def submitted(self) -> None:
-        self.state[0] = time.monotonic()
-        self.state[1] = 0.0
-
-    def idle(self) -> None:
-        self.state[1] = 1.0
-
-    def wait(self, share: float) -> None:
-        """Until the writer is idle and no mail came for QUIET seconds, or `share` seconds
-        have passed (at least 5 ms, at most 2 s)."""
-        give_up = time.monotonic() + min(max(share, 0.005), 2.0)
-        while (now := time.monotonic()) < give_up:
-            if self.state[1] and now - self.state[0] >= QUIET:
-                return
-            time.sleep(min(give_up - now, QUIET / 5))
-
-
 class SpoolWriter(threading.Thread):
-    def __init__(self, app: App, on_stored: Callable[[int], None], turns: Turns | None = None):
+    def __init__(self, app: App, on_stored: Callable[[int], None]):
         super().__init__(name="spool-writer", daemon=True)
         self.app = app
         self.on_stored = on_stored
-        self.turns = turns or Turns()
         self.todo: queue.Queue[tuple[spool.Incoming, Future[tuple[int, bool]]] | None] = (
             queue.Queue())
+        self.idle = threading.Event()  # nothing queued and no commit in hand
+        self.idle.set()
+        # On SQLite one writer at a time: a pipeline transaction makes senders wait. On
+        # PostgreSQL writers do not block each other, so the pipeline never waits.
+        self.shares_lock = db.engine(app.url).dialect.name == "sqlite"
+        self.last_submit = 0.0
 
     def submit(self, item: spool.Incoming) -> Future[tuple[int, bool]]:
         """Future of (spool id, duplicate); raises if the message could not be stored."""
         done: Future[tuple[int, bool]] = Future()
-        self.turns.submitted()
+        self.last_submit = time.monotonic()
+        self.idle.clear()
         self.todo.put((item, done))
         return done
+
+    def wait_turn(self, share: float) -> None:
+        """On SQLite (one writer at a time, and a pipeline transaction makes every sender
+        wait for its 250) the pipeline yields to arriving mail, but for at most `share`
+        seconds (serve passes a multiple of its own last message's time): under a steady
+        stream each gets its share of the write lock, so neither starves. On PostgreSQL
+        writers do not block each other, so the pipeline never waits."""
+        if not self.shares_lock:
+            return
+        give_up = time.monotonic() + min(max(share, 0.005), 2.0)
+        while (left := give_up - time.monotonic()) > 0:
+            if self.idle.is_set() and time.monotonic() - self.last_submit >= QUIET:
+                return
+            self.idle.wait(min(left, QUIET))
+            time.sleep(min(max(left, 0), QUIET / 5))
 
     def run(self) -> None:
         stopping = False
@@ -84,8 +76,8 @@ class SpoolWriter(threading.Thread):
                 batch.append(more)
             self._store(batch)
             if self.todo.empty():
-                self.turns.idle()
-        self.turns.idle()
+                self.idle.set()
+        self.idle.set()
 
     def _store(self, batch: list[tuple[spool.Incoming, Future[tuple[int, bool]]]]) -> None:
         try:
